@@ -1,0 +1,289 @@
+// Package config owns the runtime's configuration: one Config struct, loaded
+// with the precedence flag > environment > .env in the working directory >
+// --config YAML file > default, and validated with errors that name the
+// setting and where its value came from.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the runtime and of the operator commands that read it.
+type Config struct {
+	Addr          string // listen address; from PORT unless --addr is given
+	Port          int
+	MongoURI      string
+	DataDir       string
+	WorkflowsPath string
+	DefaultAppID  string
+	CORSOrigins   []string
+	PublicURL     string
+
+	OpenAIAPIKey    string
+	OpenAIBaseURL   string
+	DefaultLLMModel string
+	LLMProvider     string // openai | echo
+
+	LogFormat string // auto | json | text
+	LogLevel  string // debug | info | warn | error
+
+	AuthEnabled     bool
+	AuthJWTSecret   string
+	AuthIssuer      string
+	AuthAudience    string
+	AuthUserIDClaim string
+
+	ShutdownTimeout time.Duration
+
+	// Sources records where each setting's value came from, by key.
+	Sources map[string]Source
+}
+
+// Source is where a value came from.
+type Source string
+
+const (
+	SourceFlag    Source = "flag"
+	SourceEnv     Source = "environment"
+	SourceDotEnv  Source = ".env"
+	SourceFile    Source = "config file"
+	SourceDefault Source = "default"
+)
+
+// Setting describes one configuration value under its three names.
+type Setting struct {
+	Key     string // YAML key and viper key: mongo_uri
+	Env     string // MONGO_URI
+	Flag    string // mongo-uri ("" when the setting has no flag)
+	Default string
+	Secret  bool
+	Help    string
+}
+
+// Settings lists every setting, in the order they are reported.
+var Settings = []Setting{
+	{Key: "port", Env: "PORT", Flag: "port", Default: "8000", Help: "port to listen on (Cloud Run sets PORT)"},
+	{Key: "addr", Env: "MOZAIKS_ADDR", Flag: "addr", Default: "", Help: "listen address host:port (overrides PORT)"},
+	{Key: "mongo_uri", Env: "MONGO_URI", Flag: "mongo-uri", Secret: true, Help: "MongoDB URI; empty uses the embedded store"},
+	{Key: "data_dir", Env: "MOZAIKS_DATA_DIR", Flag: "data-dir", Default: "./data", Help: "directory of the embedded store"},
+	{Key: "workflows_path", Env: "MOZAIKS_WORKFLOWS_PATH", Flag: "workflows-path", Default: "./workflows", Help: "directory of workflow folders"},
+	{Key: "default_app_id", Env: "DEFAULT_APP_ID", Flag: "app-id", Default: "default", Help: "app_id used when a request names none"},
+	{Key: "cors_origins", Env: "CORS_ORIGINS", Flag: "cors-origins", Default: "http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000", Help: "comma-separated allowed browser origins"},
+	{Key: "public_url", Env: "MOZAIKS_PUBLIC_URL", Flag: "public-url", Help: "public URL of the runtime (through the proxy)"},
+	{Key: "openai_api_key", Env: "OPENAI_API_KEY", Flag: "openai-api-key", Secret: true, Help: "OpenAI (or compatible) API key"},
+	{Key: "openai_base_url", Env: "OPENAI_BASE_URL", Flag: "openai-base-url", Help: "OpenAI-compatible base URL (e.g. http://vllm:8000/v1)"},
+	{Key: "default_llm_model", Env: "DEFAULT_LLM_MODEL", Flag: "model", Default: "gpt-4o-mini", Help: "model used when an agent names none"},
+	{Key: "llm_provider", Env: "LLM_PROVIDER", Flag: "llm-provider", Default: "openai", Help: "openai, or echo (offline stand-in for demos)"},
+	{Key: "log_format", Env: "LOG_FORMAT", Flag: "log-format", Default: "auto", Help: "auto (text on a TTY, else JSON), json or text"},
+	{Key: "log_level", Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
+	{Key: "auth_enabled", Env: "AUTH_ENABLED", Flag: "auth-enabled", Default: "false", Help: "require bearer JWTs"},
+	{Key: "auth_jwt_secret", Env: "AUTH_JWT_SECRET", Secret: true, Help: "HS256 shared secret"},
+	{Key: "auth_issuer", Env: "AUTH_ISSUER", Help: "OIDC issuer URL (discovery + JWKS)"},
+	{Key: "auth_audience", Env: "AUTH_AUDIENCE", Help: "expected JWT audience"},
+	{Key: "auth_user_id_claim", Env: "AUTH_USER_ID_CLAIM", Default: "sub", Help: "claim holding the user id"},
+	{Key: "shutdown_timeout", Env: "MOZAIKS_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "25s", Help: "how long shutdown may drain"},
+}
+
+// SettingByKey finds a setting.
+func SettingByKey(key string) (Setting, bool) {
+	for _, s := range Settings {
+		if s.Key == key {
+			return s, true
+		}
+	}
+	return Setting{}, false
+}
+
+// InvalidError says which setting is wrong and where its value came from.
+type InvalidError struct {
+	Setting Setting
+	Source  Source
+	Value   string
+	Reason  string
+}
+
+func (e *InvalidError) Error() string {
+	v := e.Value
+	if e.Setting.Secret {
+		v = "(redacted)"
+	}
+	return fmt.Sprintf("invalid %s=%q (from %s): %s", e.Setting.Env, v, e.Source, e.Reason)
+}
+
+// fromValues builds and validates a Config from resolved string values.
+func fromValues(vals map[string]string, src map[string]Source) (*Config, error) {
+	bad := func(key, reason string) error {
+		s, _ := SettingByKey(key)
+		return &InvalidError{Setting: s, Source: src[key], Value: vals[key], Reason: reason}
+	}
+	c := &Config{Sources: src}
+	port, err := strconv.Atoi(strings.TrimSpace(vals["port"]))
+	if err != nil || port < 0 || port > 65535 {
+		return nil, bad("port", "want a port number 0-65535")
+	}
+	c.Port = port
+	c.Addr = strings.TrimSpace(vals["addr"])
+	if c.Addr == "" {
+		c.Addr = ":" + strconv.Itoa(port)
+	} else if !strings.Contains(c.Addr, ":") {
+		return nil, bad("addr", "want host:port, e.g. 127.0.0.1:8000 or :8000")
+	}
+
+	c.MongoURI = strings.TrimSpace(vals["mongo_uri"])
+	if c.MongoURI != "" && !strings.HasPrefix(c.MongoURI, "mongodb://") && !strings.HasPrefix(c.MongoURI, "mongodb+srv://") {
+		return nil, bad("mongo_uri", "want a mongodb:// or mongodb+srv:// URI")
+	}
+	c.DataDir = vals["data_dir"]
+	if c.DataDir == "" {
+		return nil, bad("data_dir", "must not be empty")
+	}
+	c.WorkflowsPath = vals["workflows_path"]
+	c.DefaultAppID = vals["default_app_id"]
+	if !ValidID(c.DefaultAppID) {
+		return nil, bad("default_app_id", "want 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+	}
+	origins, err := ParseOrigins(vals["cors_origins"])
+	if err != nil {
+		return nil, bad("cors_origins", err.Error())
+	}
+	c.CORSOrigins = origins
+	c.PublicURL = strings.TrimRight(strings.TrimSpace(vals["public_url"]), "/")
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, bad("public_url", "want an absolute http:// or https:// URL")
+		}
+	}
+
+	c.OpenAIAPIKey = strings.TrimSpace(vals["openai_api_key"])
+	c.OpenAIBaseURL = strings.TrimRight(strings.TrimSpace(vals["openai_base_url"]), "/")
+	if c.OpenAIBaseURL != "" {
+		if u, err := url.Parse(c.OpenAIBaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, bad("openai_base_url", "want an absolute http:// or https:// URL, e.g. https://api.openai.com/v1")
+		}
+	}
+	c.DefaultLLMModel = vals["default_llm_model"]
+	c.LLMProvider = strings.ToLower(vals["llm_provider"])
+	if c.LLMProvider != "openai" && c.LLMProvider != "echo" {
+		return nil, bad("llm_provider", "want openai or echo")
+	}
+	c.LogFormat = strings.ToLower(vals["log_format"])
+	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {
+		return nil, bad("log_format", "want auto, json or text")
+	}
+	c.LogLevel = strings.ToLower(vals["log_level"])
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return nil, bad("log_level", "want debug, info, warn or error")
+	}
+	c.AuthEnabled, err = strconv.ParseBool(vals["auth_enabled"])
+	if err != nil {
+		return nil, bad("auth_enabled", "want true or false")
+	}
+	c.AuthJWTSecret = vals["auth_jwt_secret"]
+	c.AuthIssuer = strings.TrimRight(vals["auth_issuer"], "/")
+	c.AuthAudience = vals["auth_audience"]
+	c.AuthUserIDClaim = vals["auth_user_id_claim"]
+	if c.AuthEnabled && c.AuthJWTSecret == "" && c.AuthIssuer == "" {
+		return nil, bad("auth_enabled", "AUTH_ENABLED=true needs AUTH_JWT_SECRET or AUTH_ISSUER")
+	}
+	c.ShutdownTimeout, err = time.ParseDuration(vals["shutdown_timeout"])
+	if err != nil || c.ShutdownTimeout <= 0 {
+		return nil, bad("shutdown_timeout", "want a positive duration such as 25s")
+	}
+	return c, nil
+}
+
+// ParseOrigins normalises a comma-separated origin list to scheme://host[:port]
+// without a trailing slash. "*" is kept as is (the server never pairs it with credentials).
+func ParseOrigins(s string) ([]string, error) {
+	var out []string
+	for _, o := range strings.Split(s, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		if o == "*" {
+			out = append(out, o)
+			continue
+		}
+		n, err := NormalizeOrigin(o)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// NormalizeOrigin turns "https://Example.com:443/" into "https://example.com".
+func NormalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(strings.TrimSpace(o))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("origin %q is not scheme://host[:port]", o)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("origin %q must not have a path, query or user info", o)
+	}
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if (u.Scheme == "http" && port == "80") || (u.Scheme == "https" && port == "443") {
+		port = ""
+	}
+	if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	if port != "" {
+		host += ":" + port
+	}
+	return u.Scheme + "://" + host, nil
+}
+
+// ValidID reports whether s is a valid app/user/chat id or workflow name:
+// 1-128 characters of [A-Za-z0-9._:@-], and not "." or "..".
+func ValidID(s string) bool {
+	if len(s) == 0 || len(s) > 128 || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '_', c == ':', c == '@', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// DatabaseName is the database named by the URI's path, default MozaiksAI.
+func DatabaseName(mongoURI string) string {
+	u, err := url.Parse(mongoURI)
+	if err != nil {
+		return "MozaiksAI"
+	}
+	name := strings.Trim(u.Path, "/")
+	if name == "" {
+		return "MozaiksAI"
+	}
+	return name
+}
+
+// RedactURI hides the password in a URI for output.
+func RedactURI(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(unparseable URI)"
+	}
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+		}
+	}
+	return u.String()
+}
