@@ -1,0 +1,448 @@
+// Package storetest is the conformance suite every store.Store implementation
+// passes: the same behaviour on MongoDB and on the embedded store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// Opener returns a fresh, empty store for one test.
+type Opener func(t *testing.T) store.Store
+
+// Run runs the whole suite.
+func Run(t *testing.T, open Opener) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s store.Store)
+	}{
+		{"CreateGet", testCreateGet},
+		{"CreateExistingChatID", testCreateExisting},
+		{"ClientRequestIDIdempotent", testIdempotent},
+		{"AppScoping", testAppScoping},
+		{"ListNewestFirstPaging", testListPaging},
+		{"ListFilters", testListFilters},
+		{"ListBadCursor", testListBadCursor},
+		{"UpdateSession", testUpdate},
+		{"FindPending", testFindPending},
+		{"AppendEventsSeq", testAppendSeq},
+		{"AppendConcurrent", testAppendConcurrent},
+		{"AppendUnknownChat", testAppendUnknown},
+		{"ListEventsPaging", testListEvents},
+		{"EventDataRoundTrip", testEventData},
+		{"RecordUsage", testUsage},
+		{"Lease", testLease},
+		{"Ping", func(t *testing.T, s store.Store) {
+			if err := s.Ping(context.Background()); err != nil {
+				t.Fatalf("Ping: %v", err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.fn(t, open(t))
+		})
+	}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func newSession(app, user, chat string) store.Session {
+	return store.Session{ChatID: chat, AppID: app, UserID: user, Workflow: "assistant", Status: store.StatusInProgress}
+}
+
+func mustCreate(t *testing.T, s store.Store, sess store.Session) store.Session {
+	t.Helper()
+	got, created, err := s.CreateSession(ctx(t), sess)
+	if err != nil {
+		t.Fatalf("CreateSession(%s): %v", sess.ChatID, err)
+	}
+	if !created {
+		t.Fatalf("CreateSession(%s): created=false for a new session", sess.ChatID)
+	}
+	return got
+}
+
+func testCreateGet(t *testing.T, s store.Store) {
+	before := store.Now()
+	created := mustCreate(t, s, newSession("a1", "u1", "c1"))
+	if created.CreatedAt.Before(before) || created.UpdatedAt.IsZero() {
+		t.Fatalf("timestamps not set: %+v", created)
+	}
+	got, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatalf("GetSession: %v", err)
+	}
+	if got.ChatID != "c1" || got.AppID != "a1" || got.UserID != "u1" || got.Workflow != "assistant" ||
+		got.Status != store.StatusInProgress || got.LastSeq != 0 || got.MessageCount != 0 {
+		t.Fatalf("GetSession = %+v", got)
+	}
+	if !got.CreatedAt.Equal(created.CreatedAt) {
+		t.Fatalf("CreatedAt %v != %v", got.CreatedAt, created.CreatedAt)
+	}
+	if _, err := s.GetSession(ctx(t), "a1", "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("GetSession(missing) err = %v, want ErrNotFound", err)
+	}
+}
+
+func testCreateExisting(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	other := newSession("a1", "u2", "c1")
+	got, created, err := s.CreateSession(ctx(t), other)
+	if err != nil {
+		t.Fatalf("CreateSession(existing): %v", err)
+	}
+	if created || got.UserID != "u1" {
+		t.Fatalf("existing chat: created=%v owner=%s, want false/u1", created, got.UserID)
+	}
+}
+
+func testIdempotent(t *testing.T, s store.Store) {
+	a := newSession("a1", "u1", "c1")
+	a.ClientRequestID = "req-1"
+	first := mustCreate(t, s, a)
+	b := newSession("a1", "u1", "c2")
+	b.ClientRequestID = "req-1"
+	again, created, err := s.CreateSession(ctx(t), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if created || again.ChatID != first.ChatID {
+		t.Fatalf("same client_request_id: created=%v chat=%s, want false/%s", created, again.ChatID, first.ChatID)
+	}
+	// Another user with the same request id gets their own session.
+	c := newSession("a1", "u2", "c3")
+	c.ClientRequestID = "req-1"
+	mustCreate(t, s, c)
+	// Concurrent double submits produce one session.
+	var wg sync.WaitGroup
+	ids := make([]string, 6)
+	for i := range ids {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			d := newSession("a1", "u3", fmt.Sprintf("race-%d", i))
+			d.ClientRequestID = "req-race"
+			got, _, err := s.CreateSession(context.Background(), d)
+			if err != nil {
+				t.Errorf("concurrent create: %v", err)
+				return
+			}
+			ids[i] = got.ChatID
+		}(i)
+	}
+	wg.Wait()
+	for _, id := range ids {
+		if id != ids[0] {
+			t.Fatalf("concurrent creates with one client_request_id gave %v", ids)
+		}
+	}
+}
+
+func testAppScoping(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	if _, err := s.GetSession(ctx(t), "a2", "c1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other app sees the chat: %v", err)
+	}
+	if _, err := s.AppendEvent(ctx(t), "a2", "c1", store.Event{Type: "chat.text", Data: json.RawMessage(`{}`)}, true); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("other app appends: %v", err)
+	}
+	evs, err := s.ListEvents(ctx(t), "a2", "c1", 0, 10)
+	if err != nil || len(evs) != 0 {
+		t.Fatalf("other app lists events: %v %v", evs, err)
+	}
+	list, _, err := s.ListSessions(ctx(t), store.ListQuery{AppID: "a2", UserID: "u1", Limit: 10})
+	if err != nil || len(list) != 0 {
+		t.Fatalf("other app lists sessions: %v %v", list, err)
+	}
+}
+
+func testListPaging(t *testing.T, s store.Store) {
+	for i := 0; i < 7; i++ {
+		mustCreate(t, s, newSession("a1", "u1", fmt.Sprintf("c%d", i)))
+		time.Sleep(3 * time.Millisecond) // distinct created_at
+	}
+	mustCreate(t, s, newSession("a1", "u2", "other-user"))
+	var seen []string
+	cursor := ""
+	for page := 0; page < 10; page++ {
+		list, next, err := s.ListSessions(ctx(t), store.ListQuery{AppID: "a1", UserID: "u1", Limit: 3, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range list {
+			seen = append(seen, x.ChatID)
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	want := []string{"c6", "c5", "c4", "c3", "c2", "c1", "c0"}
+	if fmt.Sprint(seen) != fmt.Sprint(want) {
+		t.Fatalf("pages = %v, want %v", seen, want)
+	}
+}
+
+func testListFilters(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	x := newSession("a1", "u1", "c2")
+	x.Workflow = "triage"
+	mustCreate(t, s, x)
+	done := store.StatusCompleted
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &done}); err != nil {
+		t.Fatal(err)
+	}
+	list, _, err := s.ListSessions(ctx(t), store.ListQuery{AppID: "a1", UserID: "u1", Status: store.StatusCompleted, Limit: 10})
+	if err != nil || len(list) != 1 || list[0].ChatID != "c1" {
+		t.Fatalf("status filter: %v %v", list, err)
+	}
+	list, _, err = s.ListSessions(ctx(t), store.ListQuery{AppID: "a1", UserID: "u1", Workflow: "triage", Limit: 10})
+	if err != nil || len(list) != 1 || list[0].ChatID != "c2" {
+		t.Fatalf("workflow filter: %v %v", list, err)
+	}
+}
+
+func testListBadCursor(t *testing.T, s store.Store) {
+	_, _, err := s.ListSessions(ctx(t), store.ListQuery{AppID: "a1", UserID: "u1", Limit: 3, Cursor: "!!not-a-cursor"})
+	if !errors.Is(err, store.ErrBadCursor) {
+		t.Fatalf("bad cursor err = %v, want ErrBadCursor", err)
+	}
+}
+
+func testUpdate(t *testing.T, s store.Store) {
+	c := mustCreate(t, s, newSession("a1", "u1", "c1"))
+	time.Sleep(2 * time.Millisecond)
+	st := store.StatusAwaitingInput
+	state := json.RawMessage(`{"current_agent":"Planner","context":{"n":1,"ok":true}}`)
+	art := json.RawMessage(`{"component":"Approve","payload":{"x":[1,2]}}`)
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &st, State: state, LastArtifact: art}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != st || !got.UpdatedAt.After(c.UpdatedAt) {
+		t.Fatalf("after update: status=%s updated=%v (was %v)", got.Status, got.UpdatedAt, c.UpdatedAt)
+	}
+	assertJSONEqual(t, "state", got.State, state)
+	assertJSONEqual(t, "last_artifact", got.LastArtifact, art)
+	// A partial update leaves the rest alone.
+	done := store.StatusCompleted
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &done}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ = s.GetSession(ctx(t), "a1", "c1")
+	assertJSONEqual(t, "state kept", got.State, state)
+	if err := s.UpdateSession(ctx(t), "a1", "missing", store.SessionUpdate{Status: &done}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("update missing: %v", err)
+	}
+}
+
+func testFindPending(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	mustCreate(t, s, newSession("a1", "u1", "c2"))
+	kind, id := "input", "req_123"
+	if err := s.UpdateSession(ctx(t), "a1", "c2", store.SessionUpdate{PendingKind: &kind, PendingID: &id}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.FindPending(ctx(t), "a1", "req_123")
+	if err != nil || got.ChatID != "c2" || got.PendingKind != "input" {
+		t.Fatalf("FindPending = %+v, %v", got, err)
+	}
+	if _, err := s.FindPending(ctx(t), "a2", "req_123"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FindPending other app: %v", err)
+	}
+	empty := ""
+	if err := s.UpdateSession(ctx(t), "a1", "c2", store.SessionUpdate{PendingKind: &empty, PendingID: &empty}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.FindPending(ctx(t), "a1", "req_123"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("FindPending after clear: %v", err)
+	}
+}
+
+func testAppendSeq(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	for i := 1; i <= 5; i++ {
+		ev, err := s.AppendEvent(ctx(t), "a1", "c1", store.Event{Type: "chat.text", Agent: "A", Data: json.RawMessage(fmt.Sprintf(`{"i":%d}`, i))}, i%2 == 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Seq != int64(i) || ev.ChatID != "c1" || ev.Timestamp.IsZero() {
+			t.Fatalf("append %d: %+v", i, ev)
+		}
+	}
+	got, _ := s.GetSession(ctx(t), "a1", "c1")
+	if got.LastSeq != 5 || got.MessageCount != 3 {
+		t.Fatalf("last_seq=%d message_count=%d, want 5/3", got.LastSeq, got.MessageCount)
+	}
+}
+
+func testAppendConcurrent(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	const workers, each = 8, 15
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if _, err := s.AppendEvent(context.Background(), "a1", "c1", store.Event{Type: "chat.text", Data: json.RawMessage(`{}`)}, true); err != nil {
+					t.Errorf("append: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	evs, err := s.ListEvents(ctx(t), "a1", "c1", 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != workers*each {
+		t.Fatalf("%d events, want %d", len(evs), workers*each)
+	}
+	for i, ev := range evs {
+		if ev.Seq != int64(i+1) {
+			t.Fatalf("event %d has seq %d: seqs must be 1..N exactly once", i, ev.Seq)
+		}
+	}
+}
+
+func testAppendUnknown(t *testing.T, s store.Store) {
+	_, err := s.AppendEvent(ctx(t), "a1", "nope", store.Event{Type: "chat.text", Data: json.RawMessage(`{}`)}, true)
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("append to missing chat: %v", err)
+	}
+}
+
+func testListEvents(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	mustCreate(t, s, newSession("a1", "u1", "c2"))
+	for i := 0; i < 10; i++ {
+		if _, err := s.AppendEvent(ctx(t), "a1", "c1", store.Event{Type: "chat.text", Data: json.RawMessage(`{}`)}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.AppendEvent(ctx(t), "a1", "c2", store.Event{Type: "chat.text", Data: json.RawMessage(`{}`)}, true); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ListEvents(ctx(t), "a1", "c1", 4, 3)
+	if err != nil || len(evs) != 3 || evs[0].Seq != 5 || evs[2].Seq != 7 {
+		t.Fatalf("ListEvents(after 4, limit 3) = %v, %v", seqs(evs), err)
+	}
+	evs, _ = s.ListEvents(ctx(t), "a1", "c1", 10, 5)
+	if len(evs) != 0 {
+		t.Fatalf("after last seq: %v", seqs(evs))
+	}
+	evs, _ = s.ListEvents(ctx(t), "a1", "c2", 0, 50)
+	if len(evs) != 1 || evs[0].ChatID != "c2" {
+		t.Fatalf("events of c2 = %+v", evs)
+	}
+}
+
+func testEventData(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	data := json.RawMessage(`{"kind":"text","content":"héllo \"x\" 😀","n":12345678901,"f":1.5,"nested":{"a":[1,"b",null,true]},"empty":{}}`)
+	in := store.Event{Type: "chat.text", Agent: "Planner", Data: data}
+	if _, err := s.AppendEvent(ctx(t), "a1", "c1", in, true); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ListEvents(ctx(t), "a1", "c1", 0, 10)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("ListEvents: %v %v", evs, err)
+	}
+	if evs[0].Type != "chat.text" || evs[0].Agent != "Planner" {
+		t.Fatalf("event = %+v", evs[0])
+	}
+	assertJSONEqual(t, "data", evs[0].Data, data)
+}
+
+func testUsage(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	for i := 0; i < 3; i++ {
+		err := s.RecordUsage(ctx(t), store.UsageRecord{AppID: "a1", UserID: "u1", ChatID: "c1", Workflow: "assistant",
+			Agent: "A", Model: "m", PromptTokens: 10, CompletionTokens: 5, TotalTokens: 15, CostUSD: 0.25, Duration: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _ := s.GetSession(ctx(t), "a1", "c1")
+	want := store.Usage{PromptTokens: 30, CompletionTokens: 15, TotalTokens: 45, CostUSD: 0.75}
+	if got.Usage != want {
+		t.Fatalf("usage = %+v, want %+v", got.Usage, want)
+	}
+	if err := s.RecordUsage(ctx(t), store.UsageRecord{AppID: "a1", ChatID: "missing", TotalTokens: 1}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("usage for missing chat: %v", err)
+	}
+}
+
+func testLease(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	ok, err := s.AcquireLease(ctx(t), "a1", "c1", "r1", time.Minute)
+	if err != nil || !ok {
+		t.Fatalf("first acquire: %v %v", ok, err)
+	}
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "r2", time.Minute); ok {
+		t.Fatal("second owner acquired a held lease")
+	}
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "r1", time.Minute); !ok {
+		t.Fatal("owner could not renew its lease")
+	}
+	if err := s.ReleaseLease(ctx(t), "a1", "c1", "r2"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "r2", time.Minute); ok {
+		t.Fatal("release by a non-owner freed the lease")
+	}
+	if err := s.ReleaseLease(ctx(t), "a1", "c1", "r1"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "r2", 50*time.Millisecond); !ok {
+		t.Fatal("lease not free after release")
+	}
+	time.Sleep(120 * time.Millisecond)
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "r3", time.Minute); !ok {
+		t.Fatal("expired lease not taken over")
+	}
+	if _, err := s.AcquireLease(ctx(t), "a1", "missing", "r1", time.Minute); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("lease on missing chat: %v", err)
+	}
+}
+
+func seqs(evs []store.Event) []int64 {
+	out := make([]int64, len(evs))
+	for i, e := range evs {
+		out[i] = e.Seq
+	}
+	return out
+}
+
+func assertJSONEqual(t *testing.T, what string, got, want json.RawMessage) {
+	t.Helper()
+	var g, w any
+	if err := json.Unmarshal(got, &g); err != nil {
+		t.Fatalf("%s: stored JSON %q does not parse: %v", what, got, err)
+	}
+	if err := json.Unmarshal(want, &w); err != nil {
+		t.Fatal(err)
+	}
+	gb, _ := json.Marshal(g)
+	wb, _ := json.Marshal(w)
+	if string(gb) != string(wb) {
+		t.Fatalf("%s = %s, want %s", what, gb, wb)
+	}
+}
