@@ -22,6 +22,8 @@ var (
 	ErrUnavailable = errors.New("store unavailable")
 	// ErrLocked: the embedded data directory is in use by another process.
 	ErrLocked = errors.New("data directory in use")
+	// ErrConflict: the chat id is taken by a session of another app.
+	ErrConflict = errors.New("chat id taken")
 )
 
 // Session statuses.
@@ -120,7 +122,8 @@ type Store interface {
 	// If s.ClientRequestID is set and the same app/user created a session
 	// with it less than 60 s ago, that session is returned with created=false.
 	// If a session with s.ChatID exists in the app, it is returned with
-	// created=false (whoever owns it: callers check ownership).
+	// created=false (whoever owns it: callers check ownership); if it exists
+	// in another app, ErrConflict.
 	CreateSession(ctx context.Context, s Session) (_ Session, created bool, _ error)
 	// GetSession returns the app's session or ErrNotFound.
 	GetSession(ctx context.Context, appID, chatID string) (Session, error)

@@ -106,6 +106,9 @@ func testCreateExisting(t *testing.T, s store.Store) {
 	if created || got.UserID != "u1" {
 		t.Fatalf("existing chat: created=%v owner=%s, want false/u1", created, got.UserID)
 	}
+	if _, _, err := s.CreateSession(ctx(t), newSession("a2", "u1", "c1")); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("chat id of another app: err = %v, want ErrConflict", err)
+	}
 }
 
 func testIdempotent(t *testing.T, s store.Store) {
