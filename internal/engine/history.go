@@ -1,0 +1,130 @@
+package engine
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/mozaiks/mozaiks/internal/llm"
+)
+
+// HistoryFromTranscript rebuilds the model conversation from a chat's stored
+// events: user and agent texts, and tool calls with their results. The engine
+// builds every request this way, during a run as after a restart, so what the
+// model sees never depends on whether the process stayed up. Data may come
+// straight from Emit (Go values) or back from a store (decoded JSON).
+func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
+	var msgs []llm.Message
+	byMsgID := map[string]int{} // assistant message_id -> index in msgs
+	for _, ev := range transcript {
+		d := ev.Data
+		switch ev.Kind {
+		case KindText:
+			content := str(d, "content")
+			agent := firstNonEmpty(str(d, "agent"), ev.Agent)
+			if agent == "user" || str(d, "role") == "user" {
+				msgs = append(msgs, llm.Message{Role: "user", Content: content})
+				continue
+			}
+			msgs = append(msgs, llm.Message{Role: "assistant", Name: agent, Content: content})
+			if id := str(d, "message_id"); id != "" {
+				byMsgID[id] = len(msgs) - 1
+			}
+		case KindToolCall:
+			tc := llm.ToolCall{ID: str(d, "call_id"), Name: str(d, "name"), Arguments: argumentsText(d["arguments"])}
+			id := str(d, "message_id")
+			if i, ok := byMsgID[id]; ok && id != "" {
+				msgs[i].ToolCalls = append(msgs[i].ToolCalls, tc)
+				continue
+			}
+			msgs = append(msgs, llm.Message{Role: "assistant", Name: firstNonEmpty(str(d, "agent"), ev.Agent), ToolCalls: []llm.ToolCall{tc}})
+			if id != "" {
+				byMsgID[id] = len(msgs) - 1
+			}
+		case KindToolResponse:
+			msgs = append(msgs, llm.Message{Role: "tool", ToolCallID: str(d, "call_id"), Content: resultText(d["result"])})
+		}
+	}
+	return completeToolCalls(msgs)
+}
+
+// completeToolCalls makes the history acceptable to the API, which rejects a
+// tool call without a result: a call interrupted by a crash or cancellation
+// gets a synthetic error result right after the other results of its turn.
+func completeToolCalls(msgs []llm.Message) []llm.Message {
+	answered := map[string]bool{}
+	for _, m := range msgs {
+		if m.Role == "tool" {
+			answered[m.ToolCallID] = true
+		}
+	}
+	var out []llm.Message
+	for i := 0; i < len(msgs); i++ {
+		m := msgs[i]
+		out = append(out, m)
+		if m.Role != "assistant" || len(m.ToolCalls) == 0 {
+			continue
+		}
+		for i+1 < len(msgs) && msgs[i+1].Role == "tool" {
+			i++
+			out = append(out, msgs[i])
+		}
+		for _, tc := range m.ToolCalls {
+			if !answered[tc.ID] {
+				out = append(out, llm.Message{Role: "tool", ToolCallID: tc.ID, Content: `{"error":"the tool call was interrupted and has no result"}`})
+			}
+		}
+	}
+	return out
+}
+
+func argumentsText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "{}"
+	case string:
+		return x
+	case json.RawMessage:
+		return string(x)
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return "{}"
+		}
+		return string(b)
+	}
+}
+
+func resultText(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "null"
+	case string:
+		return x
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return fmt.Sprint(x)
+		}
+		return string(b)
+	}
+}
+
+func str(d map[string]any, k string) string {
+	switch x := d[k].(type) {
+	case string:
+		return x
+	case nil:
+		return ""
+	default:
+		return fmt.Sprint(x)
+	}
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,181 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/mozaiks/mozaiks/internal/llm"
+	"github.com/mozaiks/mozaiks/internal/workflow"
+)
+
+const (
+	maxToolRounds         = 10 // model calls per turn while it keeps calling tools
+	maxStructuredAttempts = 3  // first try plus retries for invalid structured output
+)
+
+// turnOutcome is how an agent's turn ended.
+type turnOutcome struct {
+	lastText  string
+	next      string // forced by a handoff tool; "" routes by handoffs/pattern
+	terminate bool
+	uiPending bool
+	failure   *failure
+}
+
+func (r *run) turn(ctx context.Context, agent *workflow.Agent) (turnOutcome, error) {
+	if err := r.emit(ctx, KindSelectSpeaker, agent.Name, map[string]any{"agent": agent.Name}); err != nil {
+		return turnOutcome{}, err
+	}
+	var out turnOutcome
+	for round := 0; round < maxToolRounds; round++ {
+		msgID := newID("m_")
+		resp, structured, f, err := r.reply(ctx, agent, msgID)
+		if err != nil || f != nil {
+			out.failure = f
+			return out, err
+		}
+		if resp.Content != "" || len(resp.ToolCalls) == 0 {
+			data := map[string]any{"agent": agent.Name, "role": "assistant", "content": resp.Content, "message_id": msgID}
+			if structured != nil {
+				data["structured_output"] = structured
+			}
+			if err := r.emit(ctx, KindText, agent.Name, data); err != nil {
+				return out, err
+			}
+			out.lastText = resp.Content
+			r.applyTextTriggers(agent.Name, resp.Content)
+		}
+		if len(resp.ToolCalls) == 0 {
+			return out, nil
+		}
+		if err := r.runTools(ctx, agent, msgID, resp.ToolCalls, &out); err != nil {
+			return out, err
+		}
+		if out.uiPending || out.terminate || out.next != "" {
+			return out, nil
+		}
+	}
+	return out, nil
+}
+
+// request builds the model request for an agent from the conversation so far.
+func (r *run) request(agent *workflow.Agent) llm.Request {
+	msgs := []llm.Message{{Role: "system", Content: r.systemPrompt(agent)}}
+	o := r.wf.Orchestrator
+	if o.StartupMode == workflow.StartupAgentDriven && o.InitialMessage != "" {
+		msgs = append(msgs, llm.Message{Role: "user", Content: r.render(o.InitialMessage)})
+	}
+	msgs = append(msgs, HistoryFromTranscript(r.events)...)
+	req := llm.Request{
+		Model:       firstNonEmpty(agent.Model, r.e.opts.DefaultModel),
+		Messages:    msgs,
+		Temperature: agent.Temperature,
+		MaxTokens:   agent.MaxTokens,
+	}
+	for _, t := range r.wf.ToolsFor(agent.Name) {
+		req.Tools = append(req.Tools, llm.Tool{Name: t.Name, Description: t.Description, Parameters: t.Schema()})
+	}
+	if schema := r.wf.ResponseSchema(agent.Name); schema != nil {
+		req.ResponseFormat = &llm.ResponseFormat{Name: r.wf.ResponseModel(agent.Name), Schema: schema, Strict: true}
+	}
+	return req
+}
+
+// reply gets one reply from the agent's model, streaming it as print events,
+// and for agents with a structured-output model checks it against the schema,
+// asking again a bounded number of times.
+func (r *run) reply(ctx context.Context, agent *workflow.Agent, msgID string) (*llm.Response, map[string]any, *failure, error) {
+	req := r.request(agent)
+	schema := r.wf.ResponseSchema(agent.Name)
+	var problems []string
+	for attempt := 1; attempt <= maxStructuredAttempts; attempt++ {
+		if attempt > 1 {
+			if err := r.emit(ctx, KindPrint, agent.Name, map[string]any{"agent": agent.Name, "message_id": msgID, "content": "", "restart": true}); err != nil {
+				return nil, nil, nil, err
+			}
+		}
+		resp, err := r.call(ctx, agent.Name, req, msgID)
+		if err != nil {
+			f, err := r.llmFailure(ctx, err)
+			return nil, nil, f, err
+		}
+		if schema == nil || len(resp.ToolCalls) > 0 {
+			return resp, nil, nil, nil
+		}
+		var v any
+		if err := json.Unmarshal([]byte(resp.Content), &v); err != nil {
+			problems = []string{"the reply is not JSON: " + err.Error()}
+		} else if problems = workflow.ValidateJSON(schema, v); len(problems) == 0 {
+			obj, _ := v.(map[string]any)
+			return resp, obj, nil, nil
+		}
+		req.Messages = append(req.Messages,
+			llm.Message{Role: "assistant", Name: agent.Name, Content: resp.Content},
+			llm.Message{Role: "user", Content: "Your reply does not match the required JSON schema: " + strings.Join(problems, "; ") + ". Reply again with only a JSON object that matches it."})
+	}
+	return nil, nil, &failure{
+		code:   CodeStructuredOutputInvalid,
+		msg:    fmt.Sprintf("%s did not produce valid structured output after %d attempts: %s", agent.Name, maxStructuredAttempts, strings.Join(problems, "; ")),
+		reason: ReasonStructuredOutput,
+	}, nil
+}
+
+// llmFailure maps a model error to a run failure; cancellation and sink
+// errors stay errors.
+func (r *run) llmFailure(ctx context.Context, err error) (*failure, error) {
+	var se *errSink
+	if ctx.Err() != nil || errors.As(err, &se) {
+		return nil, err
+	}
+	f := &failure{code: llm.CodeUnavailable, msg: "the model is unavailable", retryable: true, reason: ReasonLLMUnavailable}
+	var le *llm.Error
+	if errors.As(err, &le) {
+		f.code, f.msg, f.retryable = le.Code, le.Msg, le.Retryable
+	}
+	r.e.opts.Logger.Warn("llm call failed", "workflow", r.wf.Name, "chat_id", r.req.ChatID, "err", err)
+	return f, nil
+}
+
+// call runs one streamed completion and reports its usage. msgID "" means
+// not streamed (judging conditions, picking speakers).
+func (r *run) call(ctx context.Context, agent string, req llm.Request, msgID string) (*llm.Response, error) {
+	var onChunk func(llm.Chunk)
+	var sinkErr error
+	callCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if msgID != "" {
+		onChunk = func(c llm.Chunk) {
+			if sinkErr != nil {
+				return
+			}
+			data := map[string]any{"agent": agent, "message_id": msgID, "content": c.Content}
+			if c.Restart {
+				data["restart"] = true
+			}
+			if err := r.emit(ctx, KindPrint, agent, data); err != nil {
+				sinkErr = err
+				cancel()
+			}
+		}
+	}
+	resp, err := r.e.opts.LLM.Stream(callCtx, req, onChunk)
+	if sinkErr != nil {
+		return nil, sinkErr
+	}
+	if err != nil {
+		return nil, err
+	}
+	r.tokens += resp.Usage.TotalTokens
+	if err := r.emit(ctx, KindUsageDelta, agent, map[string]any{
+		"app_id": r.req.AppID, "user_id": r.req.UserID, "chat_id": r.req.ChatID, "workflow_name": r.wf.Name,
+		"agent_name": agent, "model_name": firstNonEmpty(resp.Model, req.Model),
+		"prompt_tokens": resp.Usage.PromptTokens, "completion_tokens": resp.Usage.CompletionTokens,
+		"total_tokens": resp.Usage.TotalTokens, "duration_ms": resp.Duration.Milliseconds(),
+	}); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
