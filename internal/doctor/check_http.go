@@ -1,0 +1,282 @@
+package doctor
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/serve/diag"
+)
+
+func checkRuntime() Check {
+	return Check{Code: "RT01", Name: "runtime health", Needs: []string{"CFG01"}, Timeout: 10 * time.Second, Run: runRuntime}
+}
+
+// probeGet fetches url and returns status, content type and at most 4 KiB of body.
+func probeGet(ctx context.Context, env *Env, url string, hdr http.Header) (int, string, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := env.httpClient(8 * time.Second).Do(req)
+	if err != nil {
+		return 0, "", nil, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, resp.Header.Get("Content-Type"), body, nil
+}
+
+// netCause turns a dial/HTTP error into a short user-safe cause.
+func netCause(err error) string {
+	var dnsErr *net.DNSError
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &dnsErr):
+		return "host name does not resolve (" + dnsErr.Name + ")"
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout"):
+		return "timed out"
+	case strings.Contains(err.Error(), "connection refused"):
+		return "connection refused (nothing listens there)"
+	case strings.Contains(err.Error(), "certificate") || strings.Contains(err.Error(), "x509") || strings.Contains(err.Error(), "tls:"):
+		return "TLS handshake failed (see TLS01)"
+	case errors.As(err, &opErr):
+		return opErr.Op + " failed"
+	default:
+		return "request failed"
+	}
+}
+
+func runRuntime(ctx context.Context, env *Env) Result {
+	d := map[string]any{"url": env.URL}
+	status, _, body, err := probeGet(ctx, env, env.URL+"/api/health", nil)
+	if err != nil {
+		d["error"] = netCause(err)
+		return fail("runtime not reachable at "+env.URL+": "+netCause(err),
+			"start it (mozaiks up, or mozaiks serve) and read its last log lines: mozaiks logs runtime --tail 50 (or docker logs mozaiksai-runtime --tail 50)", d)
+	}
+	d["health_status"] = status
+	d["health"] = safeJSON(body)
+	if status != http.StatusOK {
+		return fail(fmt.Sprintf("/api/health answered %d", status), hintForStatus(status), d)
+	}
+	rs, _, rbody, err := probeGet(ctx, env, env.URL+"/api/ready", nil)
+	if err != nil {
+		return fail("/api/ready not reachable: "+netCause(err), "read the runtime's log: mozaiks logs runtime --tail 50", d)
+	}
+	d["ready_status"] = rs
+	d["ready"] = safeJSON(rbody)
+	switch {
+	case rs == http.StatusOK:
+		return ok("healthy and ready at "+env.URL, d)
+	case rs == http.StatusNotFound:
+		return warn("healthy, but /api/ready is missing (an older runtime or a proxy route?)", "route /api/ to the runtime in the proxy", d)
+	default:
+		return fail(fmt.Sprintf("runtime up but not ready (/api/ready answered %d): degraded", rs),
+			"the ready answer names the failing dependency (see details; MDB01 and LLM01 probe them); last log lines: mozaiks logs runtime --tail 50", d)
+	}
+}
+
+func hintForStatus(s int) string {
+	switch {
+	case s == http.StatusNotFound:
+		return "the URL does not reach the runtime: route /api/ (and /ws/) to it in the proxy"
+	case s == http.StatusBadGateway || s == http.StatusGatewayTimeout || s == http.StatusServiceUnavailable:
+		return "the proxy cannot reach the runtime: is the container up (mozaiks status) and the upstream address right?"
+	case s == http.StatusUnauthorized || s == http.StatusForbidden:
+		return "something in front of the runtime requires auth for /api/health; probes must pass without a token"
+	default:
+		return "read the runtime's log: mozaiks logs runtime --tail 50"
+	}
+}
+
+// safeJSON keeps a small JSON answer as data (health bodies carry only
+// status fields) and anything else as truncated text.
+func safeJSON(b []byte) any {
+	var v any
+	if json.Unmarshal(b, &v) == nil {
+		return v
+	}
+	s := strings.TrimSpace(string(b))
+	if len(s) > 200 {
+		s = s[:200] + "..."
+	}
+	return s
+}
+
+// origins is what CORS01 and the WebSocket checks test: CORS_ORIGINS plus --origin.
+func (e *Env) origins() []string {
+	var out []string
+	if e.Config != nil {
+		for _, o := range e.Config.CORSOrigins {
+			if o != "*" {
+				out = append(out, o)
+			}
+		}
+	}
+	if e.Origin != "" && !slices.Contains(out, e.Origin) {
+		out = append(out, e.Origin)
+	}
+	return out
+}
+
+// pageOrigin is the origin a browser page would send: --origin, else the
+// public URL itself when it is allowed, else the first allowed origin.
+func (e *Env) pageOrigin() string {
+	if e.Origin != "" {
+		return e.Origin
+	}
+	if u, err := e.targetURL(); err == nil {
+		self := u.Scheme + "://" + u.Host
+		if e.Config != nil && (slices.Contains(e.Config.CORSOrigins, self) || slices.Contains(e.Config.CORSOrigins, "*")) {
+			return self
+		}
+	}
+	if o := e.origins(); len(o) > 0 {
+		return o[0]
+	}
+	return ""
+}
+
+// bogusOrigin is an origin nobody may allow (.invalid is reserved, RFC 2606).
+const bogusOrigin = "https://mozaiks-doctor-bogus.invalid"
+
+func checkCORS() Check {
+	return Check{Code: "CORS01", Name: "CORS and socket origins", Needs: []string{"RT01"}, Timeout: 20 * time.Second, Run: runCORS}
+}
+
+func runCORS(ctx context.Context, env *Env) Result {
+	origins := env.origins()
+	d := map[string]any{"origins": origins}
+	if len(origins) == 0 {
+		return fail("no browser origin is allowed (CORS_ORIGINS is empty)", "set CORS_ORIGINS to your front-end origins, e.g. CORS_ORIGINS=https://app.example.com", d)
+	}
+	var refused []string
+	perOrigin := map[string]any{}
+	for _, o := range origins {
+		pre, err := preflight(ctx, env, o)
+		if err != nil {
+			return fail("preflight failed: "+netCause(err), "", d)
+		}
+		ws := wsHandshakeStatus(ctx, env, o)
+		perOrigin[o] = map[string]any{"preflight_allow_origin": pre.allowOrigin, "ws_status": ws}
+		if !pre.allows(o) || ws != http.StatusSwitchingProtocols {
+			refused = append(refused, o)
+		}
+	}
+	d["per_origin"] = perOrigin
+	bogus, err := preflight(ctx, env, bogusOrigin)
+	if err != nil {
+		return fail("preflight failed: "+netCause(err), "", d)
+	}
+	bogusWS := wsHandshakeStatus(ctx, env, bogusOrigin)
+	d["bogus_origin"] = map[string]any{"origin": bogusOrigin, "preflight_allow_origin": bogus.allowOrigin, "allow_credentials": bogus.allowCredentials, "ws_status": bogusWS}
+
+	want := "CORS_ORIGINS=" + strings.Join(origins, ",")
+	var problems []string
+	if len(refused) > 0 {
+		problems = append(problems, "allowed origin refused: "+strings.Join(refused, ", "))
+	}
+	if bogus.allowOrigin == "*" && bogus.allowCredentials {
+		problems = append(problems, "Access-Control-Allow-Origin: * together with credentials")
+	} else if bogus.allows(bogusOrigin) {
+		problems = append(problems, "an unknown origin is allowed by CORS ("+bogus.allowOrigin+")")
+	}
+	if bogusWS == http.StatusSwitchingProtocols {
+		problems = append(problems, "an unknown origin may open WebSockets (cross-site WebSocket hijacking)")
+	}
+	if len(problems) > 0 {
+		return fail(strings.Join(problems, "; "), "set "+want+" on the runtime (exact scheme://host[:port], no trailing slash) and restart it; the proxy must not add its own Access-Control-* headers", d)
+	}
+	return ok(fmt.Sprintf("%d origin(s) allowed over HTTP and WebSocket; an unknown origin is refused", len(origins)), d)
+}
+
+type preflightResult struct {
+	allowOrigin      string
+	allowCredentials bool
+}
+
+func (p preflightResult) allows(o string) bool { return p.allowOrigin == o || p.allowOrigin == "*" }
+
+func preflight(ctx context.Context, env *Env, origin string) (preflightResult, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodOptions, env.URL+diag.PathWhoami, nil)
+	if err != nil {
+		return preflightResult{}, err
+	}
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization,content-type")
+	resp, err := env.httpClient(8 * time.Second).Do(req)
+	if err != nil {
+		return preflightResult{}, err
+	}
+	resp.Body.Close()
+	return preflightResult{
+		allowOrigin:      resp.Header.Get("Access-Control-Allow-Origin"),
+		allowCredentials: resp.Header.Get("Access-Control-Allow-Credentials") == "true",
+	}, nil
+}
+
+func checkStream() Check {
+	return Check{Code: "STR01", Name: "streaming through the proxy", Needs: []string{"RT01"}, Timeout: 15 * time.Second, Run: runStream}
+}
+
+func runStream(ctx context.Context, env *Env) Result {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, env.URL+diag.PathStream, nil)
+	if err != nil {
+		return fail("bad URL", "", nil)
+	}
+	start := env.now()
+	resp, err := env.httpClient(12 * time.Second).Do(req)
+	if err != nil {
+		return fail("stream request failed: "+netCause(err), "", nil)
+	}
+	defer resp.Body.Close()
+	d := map[string]any{"status": resp.StatusCode, "content_type": resp.Header.Get("Content-Type"), "content_encoding": resp.Header.Get("Content-Encoding")}
+	if resp.StatusCode == http.StatusNotFound {
+		return warn("/api/diag/stream not found (a runtime older than this doctor, or the proxy routes it elsewhere)", "upgrade the runtime; route /api/ to it", d)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail(fmt.Sprintf("/api/diag/stream answered %d", resp.StatusCode), hintForStatus(resp.StatusCode), d)
+	}
+	var arrivals []time.Duration
+	var sent []time.Time
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		var c diag.StreamChunk
+		if json.Unmarshal([]byte(strings.TrimPrefix(sc.Text(), "data: ")), &c) != nil {
+			continue
+		}
+		arrivals = append(arrivals, env.now().Sub(start))
+		sent = append(sent, c.SentAt)
+	}
+	if len(arrivals) < 2 {
+		return fail(fmt.Sprintf("stream cut short: %d chunk(s) arrived", len(arrivals)), "the proxy closes or rewrites streamed responses; check its read timeout and buffering", d)
+	}
+	first, last := arrivals[0], arrivals[len(arrivals)-1]
+	sentSpan := sent[len(sent)-1].Sub(sent[0])
+	gotSpan := last - first
+	d["chunks"] = len(arrivals)
+	d["first_byte_ms"] = first.Milliseconds()
+	d["last_byte_ms"] = last.Milliseconds()
+	d["server_span_ms"] = sentSpan.Milliseconds()
+	// The server spread its chunks over sentSpan; if they reached us within a
+	// small fraction of that, something in between held them back.
+	if sentSpan > 0 && gotSpan < sentSpan/4 {
+		return fail(fmt.Sprintf("responses are buffered: the first byte arrived with the last (%d chunks sent over %s arrived within %s)",
+			len(arrivals), sentSpan.Round(time.Millisecond), gotSpan.Round(time.Millisecond)),
+			"turn proxy buffering off for the runtime: nginx `proxy_buffering off;` (and do not ignore X-Accel-Buffering), no gzip on streamed responses", d)
+	}
+	return ok(fmt.Sprintf("%d chunks streamed as sent (first after %s, last after %s)", len(arrivals), first.Round(time.Millisecond), last.Round(time.Millisecond)), d)
+}
