@@ -46,6 +46,7 @@ func NewRootCmd(stdio IO) *cobra.Command {
 		NewCmdServe(stdio, nil),
 		NewCmdVersion(stdio, nil),
 		newCmdCompletion(stdio),
+		NewCmdDoctor(stdio, nil),
 	)
 	return root
 }
