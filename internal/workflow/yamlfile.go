@@ -71,9 +71,10 @@ func loadYAML(fsys fs.FS, dir, shownDir, name, wf string, required bool, out any
 		msg := err.Error()
 		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 			line, _ = strconv.Atoi(m[1])
-			msg = strings.TrimSpace(yamlLineRE.ReplaceAllString(msg, ""))
+			msg = yamlLineRE.ReplaceAllString(msg, "")
 		}
-		*diags = append(*diags, Diagnostic{Workflow: wf, File: f.shown, Line: line, Severity: SevError, Message: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+		msg = strings.TrimSpace(strings.TrimPrefix(msg, "yaml:"))
+		*diags = append(*diags, Diagnostic{Workflow: wf, File: f.shown, Line: line, Severity: SevError, Message: "invalid YAML: " + msg})
 		return f, false
 	}
 	if len(doc.Content) == 0 {
