@@ -309,6 +309,17 @@ func TestCutDropsConnection(t *testing.T) {
 	}
 }
 
+func TestCutClean(t *testing.T) {
+	t.Parallel()
+	srv := New(t)
+	srv.Enqueue(Reply{Text: "one two three four", Cut: true, CutAfter: 3, CutClean: true})
+	resp := post(t, srv.URL(), "", `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	s := readSSE(t, resp.Body)
+	if s.done || s.err != nil || len(s.events) != 4 {
+		t.Errorf("done %v, err %v, %d events", s.done, s.err, len(s.events))
+	}
+}
+
 func TestNonStream(t *testing.T) {
 	t.Parallel()
 	srv := New(t)

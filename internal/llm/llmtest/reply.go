@@ -37,10 +37,15 @@ type Reply struct {
 	// date), with any status.
 	RetryAfter string
 
-	// Cut drops the connection (no terminating chunk, no [DONE]) after
-	// CutAfter pieces of content or tool-call arguments have been sent.
+	// Cut drops the connection (no finish chunk, no [DONE], the HTTP body
+	// left unterminated) after CutAfter pieces: text pieces and tool-call
+	// deltas, not counting the leading role chunk.
 	Cut      bool
 	CutAfter int
+	// CutClean, with Cut, ends the HTTP body properly instead, as a proxy
+	// giving up on a slow upstream does: the client sees a clean end of
+	// stream that still lacks the finish chunk and [DONE].
+	CutClean bool
 
 	// FirstByteDelay waits before the status line; TokenDelay waits before
 	// every piece. Both stop early when the client goes away.

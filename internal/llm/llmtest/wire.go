@@ -143,7 +143,8 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request) {
 	pieces := c.pieces()
 	for i, p := range pieces {
 		if c.rep.Cut && i == c.rep.CutAfter {
-			abort()
+			c.cut()
+			return
 		}
 		if !sleep(r.Context(), c.rep.TokenDelay) {
 			return
@@ -158,7 +159,8 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request) {
 		send(c.chunk([]choiceJSON{{Delta: d}}))
 	}
 	if c.rep.Cut {
-		abort()
+		c.cut()
+		return
 	}
 	fr := c.finishReason()
 	send(c.chunk([]choiceJSON{{Delta: &deltaJSON{}, FinishReason: &fr}}))
@@ -208,6 +210,12 @@ func (c *completion) whole(w http.ResponseWriter, r *http.Request) {
 		Usage             Usage        `json:"usage"`
 	}{c.id, "chat.completion", c.created, c.model, "fp_llmtest",
 		[]choiceJSON{{Message: msg, FinishReason: &fr}}, u})
+}
+
+func (c *completion) cut() {
+	if !c.rep.CutClean {
+		abort()
+	}
 }
 
 // abort drops the connection without finishing the response, the way a
