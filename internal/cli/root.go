@@ -46,6 +46,8 @@ func NewRootCmd(stdio IO) *cobra.Command {
 		NewCmdServe(stdio, nil),
 		NewCmdVersion(stdio, nil),
 		newCmdCompletion(stdio),
+		NewCmdInit(stdio, nil),
+		NewCmdHealthcheck(stdio, nil),
 		NewCmdDoctor(stdio, nil),
 	)
 	return root

@@ -1,0 +1,72 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/mozaiks/mozaiks/internal/uerr"
+)
+
+// HealthcheckOptions are the inputs of `mozaiks healthcheck`, the container's
+// health probe: the image has no shell and no curl.
+type HealthcheckOptions struct {
+	IO      IO
+	URL     string
+	Timeout time.Duration
+	Getenv  func(string) string
+}
+
+// NewCmdHealthcheck builds `mozaiks healthcheck`.
+func NewCmdHealthcheck(stdio IO, runF func(context.Context, *HealthcheckOptions) error) *cobra.Command {
+	opts := &HealthcheckOptions{IO: stdio, Getenv: os.Getenv}
+	cmd := &cobra.Command{
+		Use:   "healthcheck",
+		Short: "Exit 0 if the local runtime is ready (GET /api/ready answers 200)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if runF != nil {
+				return runF(cmd.Context(), opts)
+			}
+			return runHealthcheck(cmd.Context(), opts)
+		},
+	}
+	cmd.Flags().StringVar(&opts.URL, "url", "", "URL to probe (default http://127.0.0.1:$PORT/api/ready, PORT default 8000)")
+	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 3*time.Second, "give up after this long")
+	return cmd
+}
+
+func runHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
+	url := opts.URL
+	if url == "" {
+		port := "8000"
+		if opts.Getenv != nil && opts.Getenv("PORT") != "" {
+			port = opts.Getenv("PORT")
+		}
+		url = "http://127.0.0.1:" + port + "/api/ready"
+	}
+	if opts.Timeout <= 0 {
+		return uerr.Usage("--timeout must be positive")
+	}
+	ctx, cancel := context.WithTimeout(ctx, opts.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return uerr.Usage("invalid --url %q", url)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return uerr.Wrap(err, uerr.ExitFailed, "not ready: "+url+" did not answer within "+opts.Timeout.String(), "")
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode != http.StatusOK {
+		return uerr.New(uerr.ExitFailed, fmt.Sprintf("not ready: %s answered %d", url, resp.StatusCode), "")
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package initwiz
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/pmezard/go-difflib/difflib"
+)
+
+// change is what writing one file would do.
+type change struct {
+	File
+	Old    []byte
+	Exists bool
+}
+
+func (c change) modified() bool { return c.Exists && !bytes.Equal(c.Old, c.Data) }
+func (c change) added() bool    { return !c.Exists }
+
+// plan compares the rendered files with what is on disk.
+func plan(dir string, files []File) ([]change, error) {
+	out := make([]change, 0, len(files))
+	for _, f := range files {
+		old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		switch {
+		case err == nil:
+			out = append(out, change{File: f, Old: old, Exists: true})
+		case errors.Is(err, fs.ErrNotExist):
+			out = append(out, change{File: f})
+		default:
+			return nil, fmt.Errorf("read %s: %w", f.Path, err)
+		}
+	}
+	return out, nil
+}
+
+// redactor hides secret values in both sides of a diff. A secret that stays
+// the same reads <redacted:KEY> on both sides (no diff line); one that changes
+// reads <old KEY> and <new KEY>, so the operator sees that it changes, not to what.
+type redactor struct{ old, new *strings.Replacer }
+
+func newRedactor(oldVals, newVals map[string]string) redactor {
+	var o, n []string
+	keys := make([]string, 0, len(newVals))
+	for k := range newVals {
+		keys = append(keys, k)
+	}
+	for k := range oldVals {
+		if _, ok := newVals[k]; !ok {
+			keys = append(keys, k)
+		}
+	}
+	// Longest values first, so a secret inside a longer one (the Mongo
+	// password inside its URI) never leaves the rest of the longer one bare.
+	sort.Slice(keys, func(i, j int) bool {
+		return max(len(oldVals[keys[i]]), len(newVals[keys[i]])) > max(len(oldVals[keys[j]]), len(newVals[keys[j]]))
+	})
+	for _, k := range keys {
+		ov, nv := oldVals[k], newVals[k]
+		if ov == nv {
+			if ov != "" {
+				o = append(o, ov, "<redacted:"+k+">")
+				n = append(n, nv, "<redacted:"+k+">")
+			}
+			continue
+		}
+		if ov != "" {
+			o = append(o, ov, "<old "+k+">")
+		}
+		if nv != "" {
+			n = append(n, nv, "<new "+k+">")
+		}
+	}
+	return redactor{old: strings.NewReplacer(o...), new: strings.NewReplacer(n...)}
+}
+
+// redactEnvValues hides the value of every .env key that is not known to be
+// harmless: kept keys may hold anyone's secrets.
+func redactEnvValues(text string) string {
+	lines := strings.SplitAfter(text, "\n")
+	for i, l := range lines {
+		t := strings.TrimSpace(l)
+		if t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		k, _, ok := strings.Cut(strings.TrimPrefix(t, "export "), "=")
+		if !ok || (managedKeys[k] && !secretKeys[k]) || strings.Contains(t, "<redacted:") || strings.Contains(t, "<old ") || strings.Contains(t, "<new ") {
+			continue
+		}
+		nl := ""
+		if strings.HasSuffix(l, "\n") {
+			nl = "\n"
+		}
+		lines[i] = k + "=<redacted>" + nl
+	}
+	return strings.Join(lines, "")
+}
+
+// unifiedDiff renders one change with secrets redacted.
+func unifiedDiff(c change, r redactor) string {
+	oldText, newText := r.old.Replace(string(c.Old)), r.new.Replace(string(c.Data))
+	if c.Path == ".env" {
+		oldText, newText = redactEnvValues(oldText), redactEnvValues(newText)
+	}
+	from := "a/" + c.Path
+	if !c.Exists {
+		from = "/dev/null"
+	}
+	d, _ := difflib.GetUnifiedDiffString(difflib.UnifiedDiff{
+		A: splitLines(oldText), B: splitLines(newText),
+		FromFile: from, ToFile: "b/" + c.Path, Context: 3,
+	})
+	return d
+}
+
+// splitLines keeps the line endings, and marks a last line that has none.
+func splitLines(s string) []string {
+	if s == "" {
+		return nil
+	}
+	lines := strings.SplitAfter(s, "\n")
+	if lines[len(lines)-1] == "" {
+		return lines[:len(lines)-1]
+	}
+	lines[len(lines)-1] += "\n\\ No newline at end of file\n"
+	return lines
+}

@@ -1,0 +1,244 @@
+package initwiz
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/uerr"
+)
+
+// Options are the inputs of one init run.
+type Options struct {
+	Dir            string
+	NonInteractive bool
+	Force          bool
+	SkipChecks     bool
+	// Flags holds the answers given as flags, by env name (only flags that were set).
+	Flags   map[string]string
+	Environ []string // KEY=VALUE; nil means none
+
+	In  io.Reader
+	Out io.Writer // the diff
+	Err io.Writer // the form, progress, warnings
+	// Interactive says the form may run (stdin is a terminal, or a test feeds
+	// the accessible mode); NonInteractive overrides it.
+	Interactive bool
+	Accessible  bool
+
+	HTTPClient   *http.Client
+	MongoTimeout time.Duration
+	Rand         io.Reader // secret source; nil means crypto/rand
+	ImageTag     string
+}
+
+// Run is `mozaiks init`. It returns *uerr.Error for everything the operator
+// can act on; nothing is written unless every step before the write succeeded.
+func Run(ctx context.Context, o Options) error {
+	dir, err := filepath.Abs(cmpOr(o.Dir, "."))
+	if err != nil {
+		return uerr.Wrap(err, uerr.ExitUsage, "cannot resolve --dir "+o.Dir, "")
+	}
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return uerr.New(uerr.ExitUsage, "--dir "+dir+" is a file, not a directory", "pass a directory (it is created if missing)")
+	}
+	envPath := filepath.Join(dir, ".env")
+	prevRaw, err := os.ReadFile(envPath)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return uerr.Wrap(err, uerr.ExitFailed, "cannot read "+envPath, "check its permissions")
+	}
+	prev := map[string]string{}
+	if prevRaw != nil {
+		if prev, err = config.ReadDotEnv(envPath); err != nil {
+			return uerr.Wrap(err, uerr.ExitFailed, "cannot parse "+envPath, "fix the line it names, or move the file away to start over")
+		}
+	}
+	environ := envMap(o.Environ)
+	prevAnswers := prev
+	if strings.ToLower(prev[EnvDatabase]) != "external" {
+		// A bundled install's URI is generated, not an answer to carry over.
+		prevAnswers = without(prev, EnvMongoURI)
+	}
+	a := mergeAnswers(prevAnswers, environ, o.Flags)
+
+	p := prompter{in: o.In, out: o.Err, accessible: o.Accessible}
+	interactive := o.Interactive && !o.NonInteractive
+	if interactive {
+		if err := p.askAnswers(ctx, &a); err != nil {
+			return err
+		}
+	} else {
+		a.fillDefaults()
+		if m := a.missing(); len(m) > 0 {
+			return uerr.New(uerr.ExitUsage, "a non-interactive init needs: "+strings.Join(m, "; "),
+				"pass them as flags or environment variables, or run `mozaiks init` in a terminal to be asked")
+		}
+	}
+	a, probs := a.Normalize()
+	if len(probs) > 0 {
+		return uerr.New(uerr.ExitUsage, "invalid answers: "+strings.Join(probs, "; "), "fix them and run `mozaiks init` again")
+	}
+
+	if !o.SkipChecks {
+		if err := runChecks(ctx, o, a); err != nil {
+			return err
+		}
+	}
+
+	secretSrc := map[string]string{}
+	for _, k := range []string{envJWTSecret, envMongoUser, envMongoPass} {
+		if v, ok := environ[k]; ok {
+			secretSrc[k] = v
+		} else if v, ok := prev[k]; ok {
+			secretSrc[k] = v
+		}
+	}
+	s, err := keepOrGenerate(secretSrc, a.Database, cmpOr[io.Reader](o.Rand, rand.Reader))
+	if err != nil {
+		return uerr.Wrap(err, uerr.ExitFailed, "cannot generate secrets", "")
+	}
+	files, err := Render(a, s, unknownKeys(prev, prevRaw), RenderOptions{ImageTag: o.ImageTag})
+	if err != nil {
+		return uerr.Wrap(err, uerr.ExitFailed, "cannot render the deployment files", "this is a bug in mozaiks; please report it")
+	}
+	changes, err := plan(dir, files)
+	if err != nil {
+		return uerr.Wrap(err, uerr.ExitFailed, "cannot read the existing files in "+dir, "check their permissions")
+	}
+	var write []File
+	modified := 0
+	red := newRedactor(secretValues(prev), secretValues(envValues(a, s)))
+	for _, c := range changes {
+		if c.added() || c.modified() {
+			write = append(write, c.File)
+			if c.modified() {
+				modified++
+				fmt.Fprint(o.Out, unifiedDiff(c, red))
+			}
+		}
+	}
+	if len(write) == 0 {
+		fmt.Fprintf(o.Err, "Nothing to change in %s.\n", dir)
+		return nil
+	}
+	if modified > 0 && !o.Force {
+		if !interactive {
+			return uerr.New(uerr.ExitFailed, fmt.Sprintf("%d existing file(s) in %s would change (diff above)", modified, dir),
+				"re-run with --force to write them, or interactively to confirm")
+		}
+		ok, err := p.confirm(ctx, fmt.Sprintf("Overwrite %d existing file(s) in %s?", modified, dir))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return uerr.New(uerr.ExitFailed, "cancelled: nothing was written", "")
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return interrupted(err)
+	}
+	if err := writeAll(dir, write); err != nil {
+		return uerr.Wrap(err, uerr.ExitFailed, "cannot write the deployment files into "+dir+" (nothing was changed)",
+			"pass a writable --dir, or fix the permissions of "+dir)
+	}
+	printSummary(o.Err, dir, a, write)
+	return nil
+}
+
+func runChecks(ctx context.Context, o Options, a Answers) error {
+	if a.Database == "external" {
+		fmt.Fprintf(o.Err, "Checking MongoDB at %s ...\n", config.RedactURI(a.MongoURI))
+		if err := checkMongo(ctx, a.MongoURI, cmpOr(o.MongoTimeout, 5*time.Second)); err != nil {
+			if ctx.Err() != nil {
+				return interrupted(ctx.Err())
+			}
+			return err
+		}
+	}
+	base := cmpOr(a.OpenAIBaseURL, defaultOpenAIBase)
+	fmt.Fprintf(o.Err, "Checking the LLM endpoint %s ...\n", base)
+	client := o.HTTPClient
+	if client == nil {
+		client = &http.Client{Timeout: 15 * time.Second}
+	}
+	return checkLLM(ctx, client, a.OpenAIBaseURL, a.OpenAIAPIKey, a.Model, o.Err)
+}
+
+// envValues are the secret values the new .env holds, by key.
+func envValues(a Answers, s Secrets) map[string]string {
+	m := map[string]string{
+		EnvAPIKey: a.OpenAIAPIKey, envJWTSecret: s.JWTSecret, envMongoPass: s.MongoRootPassword, EnvMongoURI: a.MongoURI,
+	}
+	if a.Database == "bundled" {
+		m[EnvMongoURI] = bundledMongoURI(s)
+	}
+	return m
+}
+
+// secretValues picks the secret values out of a .env's values.
+func secretValues(env map[string]string) map[string]string {
+	out := map[string]string{}
+	for k := range secretKeys {
+		if v := env[k]; v != "" {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func printSummary(w io.Writer, dir string, a Answers, written []File) {
+	fmt.Fprintf(w, "Wrote into %s:\n", dir)
+	for _, f := range written {
+		fmt.Fprintf(w, "  %s\n", f.Path)
+	}
+	fmt.Fprintln(w, "Next:")
+	if a.Deployment == "prod" {
+		fmt.Fprintf(w, "  mozaiks up --dir %s --prod   (or: docker compose -f docker-compose.prod.yml up -d)\n", dir)
+	} else {
+		fmt.Fprintf(w, "  mozaiks up --dir %s   (or: docker compose up -d)\n", dir)
+	}
+	if a.Proxy == "nginx" && endpointOf(a.PublicURL).https {
+		fmt.Fprintf(w, "  put fullchain.pem and privkey.pem for %s into %s\n", endpointOf(a.PublicURL).host, filepath.Join(dir, "nginx", "certs"))
+	}
+	if a.K8s {
+		fmt.Fprintf(w, "  kubectl apply -f %s\n", filepath.Join(dir, "k8s"))
+	}
+	fmt.Fprintln(w, "  mozaiks doctor   (checks the setup end to end)")
+}
+
+func envMap(environ []string) map[string]string {
+	m := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func without(m map[string]string, key string) map[string]string {
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if k != key {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
