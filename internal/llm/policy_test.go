@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"testing"
 	"time"
-
-	openai "github.com/sashabaranov/go-openai"
 )
 
 func TestParseRetryAfter(t *testing.T) {
@@ -96,32 +94,34 @@ func TestRedact(t *testing.T) {
 func TestAccumulatorToolDeltas(t *testing.T) {
 	t.Parallel()
 	idx := func(i int) *int { return &i }
-	call := func(i *int, id, name, args string) openai.ToolCall {
-		return openai.ToolCall{Index: i, ID: id, Function: openai.FunctionCall{Name: name, Arguments: args}}
+	call := func(i *int, id, name, args string) toolDelta {
+		d := toolDelta{Index: i, ID: id}
+		d.Function.Name, d.Function.Arguments = name, args
+		return d
 	}
 	tests := []struct {
 		name   string
-		deltas []openai.ToolCall
+		deltas []toolDelta
 		want   []ToolCall
 	}{
-		{"interleaved, out of order", []openai.ToolCall{
+		{"interleaved, out of order", []toolDelta{
 			call(idx(1), "b", "second", ""), call(idx(0), "a", "first", ""),
 			call(idx(1), "", "", `{"y":`), call(idx(0), "", "", `{"x":1}`), call(idx(1), "", "", `2}`),
 		}, []ToolCall{{"a", "first", `{"x":1}`}, {"b", "second", `{"y":2}`}}},
-		{"no index", []openai.ToolCall{
+		{"no index", []toolDelta{
 			call(nil, "a", "f", `{"a"`), call(nil, "", "", `:1}`), call(nil, "b", "g", `{}`),
 		}, []ToolCall{{"a", "f", `{"a":1}`}, {"b", "g", `{}`}}},
-		{"name repeated in every delta", []openai.ToolCall{
+		{"name repeated in every delta", []toolDelta{
 			call(idx(0), "a", "lookup", `{"q":`), call(idx(0), "a", "lookup", `"x"}`),
 		}, []ToolCall{{"a", "lookup", `{"q":"x"}`}}},
-		{"name streamed in pieces", []openai.ToolCall{
+		{"name streamed in pieces", []toolDelta{
 			call(idx(0), "a", "get_", ""), call(idx(0), "", "weather", `{}`),
 		}, []ToolCall{{"a", "get_weather", `{}`}}},
 	}
 	for _, tt := range tests {
 		var a accumulator
 		for _, d := range tt.deltas {
-			a.add(&openai.ChatCompletionStreamResponse{Choices: []openai.ChatCompletionStreamChoice{{Delta: openai.ChatCompletionStreamChoiceDelta{ToolCalls: []openai.ToolCall{d}}}}})
+			a.addToolDelta(d)
 		}
 		got := a.response().ToolCalls
 		if len(got) != len(tt.want) {
