@@ -1,0 +1,243 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/doctor/doctortest"
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+)
+
+func TestConfigInvalidNamesSettingAndSource(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, map[string]string{"MONGO_URI": "mysql://root:topsecretpw@db"}, "PORT=80x\n")
+	r := runCheck(t, env, checkConfig())
+	// PORT from .env is checked first.
+	wantResult(t, r, Fail, "PORT", "(.env)")
+	env = testEnv(t, map[string]string{"MONGO_URI": "mysql://root:topsecretpw@db"}, "")
+	r = runCheck(t, env, checkConfig())
+	wantResult(t, r, Fail, "MONGO_URI", "(environment)")
+	if strings.Contains(fmt.Sprint(r), "topsecretpw") {
+		t.Fatal("secret in CFG01 output")
+	}
+	env = testEnv(t, map[string]string{"OPENAI_API_KEY": "sk-abcdefgh12345"}, "")
+	r = runCheck(t, env, checkConfig())
+	wantResult(t, r, OK, "valid", "")
+	if got := r.Details["OPENAI_API_KEY"]; got != "(set) [environment]" {
+		t.Fatalf("secret setting described as %q", got)
+	}
+}
+
+func TestSecretsPermissionsPlaceholdersAndFix(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, nil, "OPENAI_API_KEY=sk-real-key-0123456789\nAUTH_JWT_SECRET=short\n")
+	path := filepath.Join(env.Dir, ".env")
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	compose := "services:\n  mongo:\n    image: mongo:7.0\n    environment:\n      MONGO_INITDB_ROOT_PASSWORD: ${MONGO_ROOT_PASSWORD}\n"
+	if err := os.WriteFile(filepath.Join(env.Dir, "docker-compose.yml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCheck(t, env, checkSecrets())
+	wantResult(t, r, Fail, "world-readable", "chmod 600")
+	if !strings.Contains(r.Message, "missing MONGO_ROOT_PASSWORD") {
+		t.Fatalf("missing compose secret not reported: %q", r.Message)
+	}
+
+	rep := Run(context.Background(), env, []Check{checkSecrets()}, RunOptions{Fix: true})
+	r = rep.Checks[0]
+	// The short JWT secret is a warning --fix cannot mend (it never replaces a value).
+	wantResult(t, r, Warn, "AUTH_JWT_SECRET shorter than 32", "")
+	if fixed := fmt.Sprint(r.Details["fixed"]); !strings.Contains(fixed, "chmod 0644 -> 0600") || !strings.Contains(fixed, "MONGO_ROOT_PASSWORD") {
+		t.Fatalf("fix not reported: %q", fixed)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Fatalf(".env mode %o after --fix", st.Mode().Perm())
+	}
+	b, _ := os.ReadFile(path)
+	if !strings.Contains(string(b), "OPENAI_API_KEY=sk-real-key-0123456789\n") || !strings.Contains(string(b), "\nMONGO_ROOT_PASSWORD=") {
+		t.Fatalf(".env after --fix:\n%s", b)
+	}
+
+	env = testEnv(t, nil, "OPENAI_API_KEY=changeme\n")
+	wantResult(t, runCheck(t, env, checkSecrets()), Fail, "OPENAI_API_KEY is empty or a placeholder", "")
+	env = testEnv(t, nil, "")
+	wantResult(t, runCheck(t, env, checkSecrets()), Skipped, "no .env", "")
+}
+
+func TestMongo(t *testing.T) {
+	t.Parallel()
+	closed := doctortest.FreePort(t)
+	uri := doctortest.StartMongo(t)
+	tests := []struct {
+		name, uri string
+		sev       Severity
+		msg, hint string
+	}{
+		{"ferretdb answers", uri + "MozaiksAI", OK, "median ping", ""},
+		{"unreachable", fmt.Sprintf("mongodb://app:s3cretpassword@127.0.0.1:%d/MozaiksAI?serverSelectionTimeoutMS=1000", closed), Fail, "connection refused", "start MongoDB"},
+		{"no such host", "mongodb://app:s3cretpassword@mongo.invalid:27017/?serverSelectionTimeoutMS=1000", Fail, "does not resolve", "service name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testEnv(t, map[string]string{"MONGO_URI": tc.uri}, "")
+			r := runCheck(t, env, checkMongo())
+			wantResult(t, r, tc.sev, tc.msg, tc.hint)
+			if strings.Contains(fmt.Sprint(r), "s3cretpassword") {
+				t.Fatal("password in MDB01 output")
+			}
+		})
+	}
+	env := testEnv(t, nil, "")
+	wantResult(t, runCheck(t, env, checkMongo()), Skipped, "embedded store", "")
+}
+
+func TestLLM(t *testing.T) {
+	t.Parallel()
+	const key = "sk-test-9f8e7d6c5b4a"
+	fake := llmtest.New(t, llmtest.WithAPIKey(key), llmtest.WithModels("gpt-4o-mini", "gpt-4o"))
+	noV1 := strings.TrimSuffix(fake.URL(), "/v1")
+	tests := []struct {
+		name            string
+		base, key, mdl  string
+		inContainer     bool
+		sev             Severity
+		msgHas, hintHas string
+	}{
+		{"ok", fake.URL(), key, "gpt-4o-mini", false, OK, "model gpt-4o-mini listed", ""},
+		{"wrong key", fake.URL(), "sk-wrong-000000000", "gpt-4o-mini", false, Fail, "rejected the API key (401)", "OPENAI_API_KEY"},
+		{"missing /v1", noV1, key, "gpt-4o-mini", false, Fail, "lacks /v1", "OPENAI_BASE_URL=" + noV1 + "/v1"},
+		{"doubled /v1", fake.URL() + "/v1", key, "gpt-4o-mini", false, Fail, "/v1 appears twice", "OPENAI_BASE_URL=" + fake.URL()},
+		{"model absent", fake.URL(), key, "llama-3-70b", false, Fail, `model "llama-3-70b" is not served`, "DEFAULT_LLM_MODEL=gpt-4o-mini"},
+		{"localhost from a container", fake.URL(), key, "gpt-4o-mini", true, Fail, "inside a container is the container itself", "host.docker.internal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			env := testEnv(t, map[string]string{"OPENAI_BASE_URL": tc.base, "OPENAI_API_KEY": tc.key, "DEFAULT_LLM_MODEL": tc.mdl}, "")
+			env.InContainer = tc.inContainer
+			r := runCheck(t, env, checkLLM())
+			wantResult(t, r, tc.sev, tc.msgHas, tc.hintHas)
+			if strings.Contains(fmt.Sprint(r), tc.key) {
+				t.Fatal("API key in LLM01 output")
+			}
+		})
+	}
+	env := testEnv(t, map[string]string{"LLM_PROVIDER": "echo"}, "")
+	wantResult(t, runCheck(t, env, checkLLM()), Skipped, "echo", "")
+}
+
+func TestRuntimeDownAndDegraded(t *testing.T) {
+	t.Parallel()
+	down := fmt.Sprintf("http://127.0.0.1:%d", doctortest.FreePort(t))
+	env := testEnv(t, map[string]string{"_URL": down}, "")
+	rep := Run(context.Background(), env, []Check{checkConfig(), checkRuntime(), checkCORS(), checkWSUpgrade(), checkStream()}, RunOptions{})
+	wantResult(t, rep.Checks[1], Fail, "not reachable", "logs")
+	for _, c := range rep.Checks[2:] {
+		wantResult(t, c, Skipped, "needs RT01, which failed", "")
+	}
+
+	rt := doctortest.StartRuntime(t, doctortest.RuntimeOptions{ReadyStatus: http.StatusServiceUnavailable})
+	env = testEnv(t, map[string]string{"_URL": rt.URL}, "")
+	r := runCheck(t, env, checkRuntime())
+	wantResult(t, r, Fail, "not ready (/api/ready answered 503): degraded", "")
+	if fmt.Sprint(r.Details["ready"]) != "map[checks:map[mongo:unreachable] status:degraded]" {
+		t.Fatalf("ready body not in details: %v", r.Details["ready"])
+	}
+}
+
+func TestCORS(t *testing.T) {
+	t.Parallel()
+	const app = "https://app.example.com"
+	const admin = "https://admin.example.com"
+	tests := []struct {
+		name    string
+		rt      doctortest.RuntimeOptions
+		sev     Severity
+		msgHas  string
+		hintHas string
+	}{
+		{"all allowed, bogus refused", doctortest.RuntimeOptions{Origins: []string{app, admin}}, OK, "2 origin(s) allowed", ""},
+		{"an allowed origin refused", doctortest.RuntimeOptions{Origins: []string{app}}, Fail, "allowed origin refused: " + admin, "CORS_ORIGINS=" + app + "," + admin},
+		{"bogus origin accepted", doctortest.RuntimeOptions{Origins: []string{app, admin}, AllowAnyOrigin: true}, Fail, "an unknown origin is allowed", "CORS_ORIGINS="},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rt := doctortest.StartRuntime(t, tc.rt)
+			env := testEnv(t, map[string]string{"_URL": rt.URL, "CORS_ORIGINS": app + "," + admin}, "")
+			r := runCheck(t, env, checkCORS())
+			wantResult(t, r, tc.sev, tc.msgHas, tc.hintHas)
+			if tc.rt.AllowAnyOrigin && !strings.Contains(r.Message, "may open WebSockets") {
+				t.Fatalf("bogus WebSocket origin not reported: %q", r.Message)
+			}
+		})
+	}
+}
+
+const nginxBuffering = "proxy_buffering on;\nproxy_buffers 8 64k;\nproxy_busy_buffers_size 128k;\n"
+
+func TestNginx(t *testing.T) {
+	t.Parallel()
+	rt := doctortest.StartRuntime(t, doctortest.RuntimeOptions{Origins: []string{"http://app.example.com"}})
+	upstream := strings.TrimPrefix(rt.URL, "http://")
+	vars := func(url string) map[string]string {
+		return map[string]string{"_URL": url, "CORS_ORIGINS": "http://app.example.com"}
+	}
+	t.Run("good config", func(t *testing.T) {
+		t.Parallel()
+		env := testEnv(t, vars(doctortest.StartNginx(t, upstream, doctortest.NginxGood)), "")
+		rep := Run(context.Background(), env, []Check{checkWSUpgrade(), checkWSEcho(), checkStream(), checkCORS()}, RunOptions{})
+		for _, r := range rep.Checks {
+			wantResult(t, r, OK, "", "")
+		}
+	})
+	t.Run("no upgrade headers", func(t *testing.T) {
+		t.Parallel()
+		env := testEnv(t, vars(doctortest.StartNginx(t, upstream, "proxy_http_version 1.1;")), "")
+		r := runCheck(t, env, checkWSUpgrade())
+		wantResult(t, r, Fail, "400: the Upgrade/Connection headers do not reach the runtime", "proxy_set_header Upgrade $http_upgrade")
+	})
+	t.Run("nginx defaults: HTTP/1.0 upstream", func(t *testing.T) {
+		t.Parallel()
+		env := testEnv(t, vars(doctortest.StartNginx(t, upstream, "")), "")
+		r := runCheck(t, env, checkWSUpgrade())
+		wantResult(t, r, Fail, "400: the proxy talks HTTP/1.0 to the runtime", "proxy_http_version 1.1")
+		wantResult(t, runCheck(t, env, checkWSScheme()), Warn, "HTTP/1.0", "proxy_http_version 1.1")
+	})
+	t.Run("buffering", func(t *testing.T) {
+		t.Parallel()
+		// nginx honours the runtime's X-Accel-Buffering: no (next subtest),
+		// so the buffering proxy here also ignores that header, as many CDNs
+		// and other proxies do. nginx passes chunks of an HTTP/1.1 upstream
+		// on as they come even when buffering, so this is the common
+		// config without proxy_http_version, with buffers larger than the
+		// stream.
+		conf := nginxBuffering + "proxy_ignore_headers X-Accel-Buffering;\n"
+		env := testEnv(t, vars(doctortest.StartNginx(t, upstream, conf)), "")
+		r := runCheck(t, env, checkStream())
+		wantResult(t, r, Fail, "first byte arrived with the last", "proxy_buffering off")
+	})
+	t.Run("buffering on, X-Accel-Buffering honoured", func(t *testing.T) {
+		t.Parallel()
+		conf := nginxBuffering
+		env := testEnv(t, vars(doctortest.StartNginx(t, upstream, conf)), "")
+		wantResult(t, runCheck(t, env, checkStream()), OK, "streamed as sent", "")
+	})
+	t.Run("idle timeout", func(t *testing.T) {
+		t.Parallel()
+		env := testEnv(t, vars(doctortest.StartNginx(t, upstream, strings.Replace(doctortest.NginxGood, "3600s", "1s", 1))), "")
+		env.IdleProbe = 2500 * time.Millisecond
+		r := runCheck(t, env, checkWSIdle())
+		wantResult(t, r, Fail, "idle socket was closed after", "proxy_read_timeout")
+	})
+}

@@ -1,0 +1,200 @@
+// Package doctortest starts the real servers the doctor's tests probe: a
+// runtime-like HTTP server (the diag endpoints behind rs/cors, with
+// /api/health and /api/ready), nginx in front of it with a chosen
+// configuration, and FerretDB as a real MongoDB wire-protocol server.
+package doctortest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/rs/cors"
+
+	"github.com/mozaiks/mozaiks/internal/serve/diag"
+	"github.com/mozaiks/mozaiks/internal/testenv"
+)
+
+// RuntimeOptions shape the runtime-like server.
+type RuntimeOptions struct {
+	Origins        []string // allowed origins (HTTP CORS and WebSocket)
+	AllowAnyOrigin bool     // the misconfiguration CORS01 must catch
+	ReadyStatus    int      // /api/ready status (default 200)
+}
+
+// StartRuntime serves the diag endpoints the way the runtime mounts them, on
+// 127.0.0.1, until the test ends. It returns the server's base URL.
+func StartRuntime(t testing.TB, o RuntimeOptions) *httptest.Server {
+	t.Helper()
+	allowed := func(origin string) bool {
+		return o.AllowAnyOrigin || slices.Contains(o.Origins, origin)
+	}
+	mux := http.NewServeMux()
+	diag.Register(mux, diag.Options{CheckOrigin: func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		return origin == "" || allowed(origin)
+	}})
+	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"status":"ok"}`)
+	})
+	ready := o.ReadyStatus
+	if ready == 0 {
+		ready = http.StatusOK
+	}
+	mux.HandleFunc("GET /api/ready", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(ready)
+		if ready == http.StatusOK {
+			fmt.Fprint(w, `{"status":"ready"}`)
+		} else {
+			fmt.Fprint(w, `{"status":"degraded","checks":{"mongo":"unreachable"}}`)
+		}
+	})
+	c := cors.New(cors.Options{
+		AllowOriginFunc:  allowed,
+		AllowCredentials: true,
+		AllowedMethods:   []string{"GET", "POST", "PUT", "DELETE"},
+		AllowedHeaders:   []string{"Authorization", "Content-Type"},
+	})
+	srv := httptest.NewServer(c.Handler(mux))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// FreePort returns a loopback port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// NginxGood is the location block a correct deployment uses.
+const NginxGood = `
+      proxy_http_version 1.1;
+      proxy_set_header Upgrade $http_upgrade;
+      proxy_set_header Connection "upgrade";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_buffering off;
+      proxy_read_timeout 3600s;
+`
+
+// StartNginx runs a real nginx (not daemonised, temp prefix) on a free
+// loopback port, proxying to upstream (host:port) with the given location
+// directives. It returns nginx's base URL; nginx stops when the test ends.
+func StartNginx(t testing.TB, upstream, location string) string {
+	t.Helper()
+	bin := nginxPath(t)
+	dir := t.TempDir()
+	port := FreePort(t)
+	conf := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  server {
+    listen 127.0.0.1:%[2]d;
+    location / {
+      proxy_pass http://%[3]s;
+%[4]s
+    }
+  }
+}
+`, dir, port, upstream, location)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx did not listen on %s: %s", addr, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return "http://" + addr
+}
+
+func nginxPath(t testing.TB) string {
+	t.Helper()
+	// Debian installs nginx in /usr/sbin, which a non-root PATH may lack.
+	if _, err := exec.LookPath("nginx"); err != nil {
+		if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+			return "/usr/sbin/nginx"
+		}
+	}
+	return testenv.NeedCommand(t, "nginx", "apt-get install nginx (.ci/setup.d installs it)")
+}
+
+// ferretMu serialises ferretdb.New, which writes a package-level version record.
+var ferretMu sync.Mutex
+
+// StartMongo runs FerretDB v1 (SQLite files in a temp dir) on a free
+// loopback port and returns its mongodb:// URI (no database in the path).
+func StartMongo(t testing.TB) string {
+	t.Helper()
+	ferretMu.Lock()
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
+		Logger:    slog.New(slog.DiscardHandler),
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + filepath.ToSlash(t.TempDir()) + "/",
+	})
+	ferretMu.Unlock()
+	if err != nil {
+		t.Fatalf("start ferretdb: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return strings.TrimRight(f.MongoDBURI(), "/") + "/"
+}
