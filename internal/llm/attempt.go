@@ -62,7 +62,8 @@ func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRe
 	start := time.Now()
 	fail := func(err error) (*Response, bool, error) {
 		if context.Cause(actx) == errAttemptTimeout && ctx.Err() == nil {
-			err = fmt.Errorf("%w (%s): %w", errAttemptTimeout, c.opts.Timeout, err)
+			// The transport's own error only repeats the cancel cause.
+			err = fmt.Errorf("%w (%s)", errAttemptTimeout, c.opts.Timeout)
 		}
 		return nil, emitted, &attemptError{err: err, info: *ai}
 	}

@@ -255,6 +255,23 @@ func TestBrokenStreamRestarts(t *testing.T) {
 	}
 }
 
+func TestInStreamErrorIsRetried(t *testing.T) {
+	t.Parallel()
+	srv := llmtest.New(t)
+	srv.Enqueue(
+		llmtest.Reply{Text: "first try", Cut: true, CutAfter: 1, ErrorMessage: "The server had an error while processing your request."},
+		llmtest.Reply{Text: "second try"},
+	)
+	var rec recorder
+	res, err := newTestClient(t, srv).Stream(context.Background(), userSays("hi"), rec.on)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rec.texts(), "|"); got != "first |<restart>|second |try" || res.Attempts != 2 {
+		t.Errorf("chunks %q, attempts %d", got, res.Attempts)
+	}
+}
+
 func TestNoRestartWhenNothingWasStreamed(t *testing.T) {
 	t.Parallel()
 	srv := llmtest.New(t)

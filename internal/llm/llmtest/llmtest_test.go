@@ -320,6 +320,17 @@ func TestCutClean(t *testing.T) {
 	}
 }
 
+func TestInStreamError(t *testing.T) {
+	t.Parallel()
+	srv := New(t)
+	srv.Enqueue(Reply{Text: "one two", Cut: true, CutAfter: 1, ErrorMessage: "boom"})
+	resp := post(t, srv.URL(), "", `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	s := readSSE(t, resp.Body)
+	if s.done || s.err != nil || len(s.raw) != 3 || s.raw[2] != `{"error":{"message":"boom","type":"server_error","param":null,"code":null}}` {
+		t.Errorf("done %v, err %v, events:\n%s", s.done, s.err, strings.Join(s.raw, "\n"))
+	}
+}
+
 func TestNonStream(t *testing.T) {
 	t.Parallel()
 	srv := New(t)

@@ -46,6 +46,9 @@ type Reply struct {
 	// giving up on a slow upstream does: the client sees a clean end of
 	// stream that still lacks the finish chunk and [DONE].
 	CutClean bool
+	// With Cut and Status 0, a non-empty ErrorMessage is sent at the cut as
+	// an in-stream error event (data: {"error":{...}}), as OpenAI does when
+	// a reply fails part-way; the body then ends cleanly.
 
 	// FirstByteDelay waits before the status line; TokenDelay waits before
 	// every piece. Both stop early when the client goes away.

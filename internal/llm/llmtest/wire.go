@@ -143,7 +143,7 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request) {
 	pieces := c.pieces()
 	for i, p := range pieces {
 		if c.rep.Cut && i == c.rep.CutAfter {
-			c.cut()
+			c.cut(send)
 			return
 		}
 		if !sleep(r.Context(), c.rep.TokenDelay) {
@@ -159,7 +159,7 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request) {
 		send(c.chunk([]choiceJSON{{Delta: d}}))
 	}
 	if c.rep.Cut {
-		c.cut()
+		c.cut(send)
 		return
 	}
 	fr := c.finishReason()
@@ -212,7 +212,15 @@ func (c *completion) whole(w http.ResponseWriter, r *http.Request) {
 		[]choiceJSON{{Message: msg, FinishReason: &fr}}, u})
 }
 
-func (c *completion) cut() {
+func (c *completion) cut(send func(any)) {
+	if c.rep.ErrorMessage != "" {
+		e := apiError{Message: c.rep.ErrorMessage, Type: c.rep.ErrorType, Code: c.rep.ErrorCode}
+		if e.Type == "" {
+			e.Type = "server_error"
+		}
+		send(errorBody(e))
+		return
+	}
 	if !c.rep.CutClean {
 		abort()
 	}
@@ -264,19 +272,25 @@ func errorFor(rep Reply, model string) apiError {
 
 // writeError writes OpenAI's error body: {"error":{"message","type","param","code"}}.
 func writeError(w http.ResponseWriter, status int, e apiError) {
-	var code *string
-	if e.Code != "" {
-		code = &e.Code
-	}
-	type body struct {
+	writeJSON(w, status, errorBody(e))
+}
+
+type errorJSON struct {
+	Error struct {
 		Message string  `json:"message"`
 		Type    string  `json:"type"`
 		Param   *string `json:"param"`
 		Code    *string `json:"code"`
+	} `json:"error"`
+}
+
+func errorBody(e apiError) errorJSON {
+	var b errorJSON
+	b.Error.Message, b.Error.Type = e.Message, e.Type
+	if e.Code != "" {
+		b.Error.Code = &e.Code
 	}
-	writeJSON(w, status, struct {
-		Error body `json:"error"`
-	}{body{Message: e.Message, Type: e.Type, Code: code}})
+	return b
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
