@@ -1,0 +1,75 @@
+package chat
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// Frame is one outgoing WebSocket frame, encoded once and shared by every
+// socket watching the chat.
+type Frame struct {
+	Seq   int64 // 0 for frames that are not stored (chunks, acks, errors to one socket)
+	Type  string
+	Bytes []byte
+}
+
+// topLevel are the data fields ChatUI reads at the top level of a frame; they
+// are duplicated there (harmless for other clients).
+var topLevel = []string{"agent", "content", "message_id", "role", "request_id", "prompt", "component_type", "payload",
+	"corr", "status", "message", "error_code", "retryable", "call_id", "tool_name", "name", "display",
+	"awaiting_response", "eventId", "ui_tool_id", "run_id", "reason"}
+
+// Encode builds a frame: {"type", "seq"?, "timestamp", "data", ...top-level copies}.
+func Encode(typ string, seq int64, ts time.Time, data map[string]any, replay bool) Frame {
+	m := make(map[string]any, len(data)+6)
+	for _, k := range topLevel {
+		if v, ok := data[k]; ok {
+			m[k] = v
+		}
+	}
+	m["type"] = typ
+	if seq > 0 {
+		m["seq"] = seq
+	}
+	m["timestamp"] = ts.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+	if data == nil {
+		data = map[string]any{}
+	}
+	m["data"] = data
+	if replay {
+		m["replay"] = true
+	}
+	b, err := json.Marshal(m)
+	if err != nil {
+		// Data comes from our own maps; an unencodable value is a bug, but
+		// the client still gets a well-formed frame saying so.
+		b, _ = json.Marshal(map[string]any{"type": "chat.error", "timestamp": m["timestamp"],
+			"data": map[string]any{"kind": "error", "message": "unencodable event", "error_code": "INTERNAL", "retryable": false}})
+	}
+	return Frame{Seq: seq, Type: typ, Bytes: b}
+}
+
+// EncodeStored builds the frame of a stored event.
+func EncodeStored(ev store.Event, replay bool) Frame {
+	var data map[string]any
+	if err := json.Unmarshal(ev.Data, &data); err != nil || data == nil {
+		data = map[string]any{}
+	}
+	return Encode(ev.Type, ev.Seq, ev.Timestamp, data, replay)
+}
+
+// Simple builds an unstored frame of kind k (type "chat.k").
+func Simple(kind string, data map[string]any) Frame {
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["kind"] = kind
+	return Encode("chat."+kind, 0, time.Now(), data, false)
+}
+
+// ErrorFrame is a chat.error for one socket.
+func ErrorFrame(code, msg string, retryable bool) Frame {
+	return Simple("error", map[string]any{"message": msg, "error_code": code, "retryable": retryable})
+}

@@ -1,0 +1,137 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// Subscriber receives a chat's live frames through a bounded buffer. A
+// subscriber that falls behind is dropped (Dropped closes) rather than
+// slowing the chat down; its client resumes from its last seq.
+type Subscriber struct {
+	C       chan Frame
+	Dropped chan struct{}
+	room    *room
+	once    sync.Once
+}
+
+// Subscribe starts delivering the chat's live frames. Subscribe before
+// reading stored events, then skip live frames at or below the last stored
+// seq sent: nothing is missed and nothing is sent twice.
+func (m *Manager) Subscribe(appID, chatID string, buffer int) *Subscriber {
+	if buffer <= 0 {
+		buffer = 256
+	}
+	r := m.room(appID, chatID)
+	s := &Subscriber{C: make(chan Frame, buffer), Dropped: make(chan struct{}), room: r}
+	r.mu.Lock()
+	r.subs[s] = struct{}{}
+	r.mu.Unlock()
+	return s
+}
+
+// Unsubscribe stops delivery.
+func (m *Manager) Unsubscribe(s *Subscriber) {
+	s.room.mu.Lock()
+	delete(s.room.subs, s)
+	s.room.mu.Unlock()
+	m.forget(s.room)
+}
+
+// fanout delivers f to every subscriber without blocking. Callers hold pubMu.
+func (m *Manager) fanout(r *room, f Frame) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for s := range r.subs {
+		select {
+		case s.C <- f:
+		default:
+			delete(r.subs, s)
+			s.once.Do(func() { close(s.Dropped) })
+		}
+	}
+}
+
+// Replay reads the chat's stored events after afterSeq in order and calls fn
+// with each frame (marked replay). textsOnly restricts it to chat.text, as a
+// first connect shows the transcript. It returns the last seq read (even when
+// it was filtered out) and how many frames it sent.
+func (m *Manager) Replay(ctx context.Context, appID, chatID string, afterSeq int64, textsOnly bool, fn func(Frame) error) (int64, int, error) {
+	n := 0
+	var ferr error
+	last, _, err := m.scan(ctx, appID, chatID, afterSeq, func(ev store.Event) {
+		if ferr != nil || (textsOnly && ev.Type != "chat.text") {
+			return
+		}
+		if ferr = fn(EncodeStored(ev, true)); ferr == nil {
+			n++
+		}
+	})
+	if ferr != nil {
+		return last, n, ferr
+	}
+	return last, n, err
+}
+
+// scan calls fn for every stored event after afterSeq, in pages.
+func (m *Manager) scan(ctx context.Context, appID, chatID string, afterSeq int64, fn func(store.Event)) (int64, int, error) {
+	const batch = 500
+	last, n := afterSeq, 0
+	for {
+		evs, err := m.opts.Store.ListEvents(ctx, appID, chatID, last, batch)
+		if err != nil {
+			return last, n, err
+		}
+		for _, ev := range evs {
+			last = ev.Seq
+			fn(ev)
+			n++
+		}
+		if len(evs) < batch {
+			return last, n, nil
+		}
+	}
+}
+
+// Pending returns the stored frame of what the chat waits for (the input
+// request or UI tool call), so a client that replays only texts still sees
+// the question it has to answer. ok is false when nothing is pending.
+func (m *Manager) Pending(ctx context.Context, sess store.Session) (Frame, bool, error) {
+	if sess.PendingID == "" {
+		return Frame{}, false, nil
+	}
+	// The request is among the last events: look there first, then everywhere.
+	var found *store.Event
+	for _, from := range []int64{max(sess.LastSeq-500, 0), 0} {
+		_, _, err := m.scan(ctx, sess.AppID, sess.ChatID, from, func(ev store.Event) {
+			if (ev.Type == "chat.input_request" || ev.Type == "chat.tool_call") && eventHasID(ev, sess.PendingID) {
+				found = &ev
+			}
+		})
+		if err != nil {
+			return Frame{}, false, err
+		}
+		if found != nil || from == 0 {
+			break
+		}
+	}
+	if found == nil {
+		return Frame{}, false, nil
+	}
+	return EncodeStored(*found, true), true, nil
+}
+
+func eventHasID(ev store.Event, id string) bool {
+	var d struct {
+		RequestID string `json:"request_id"`
+		EventID   string `json:"eventId"`
+		Corr      string `json:"corr"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return false
+	}
+	return d.RequestID == id || d.EventID == id || d.Corr == id
+}
