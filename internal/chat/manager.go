@@ -42,8 +42,8 @@ type Observer interface {
 
 type nopObserver struct{}
 
-func (nopObserver) RunStarted()                                  {}
-func (nopObserver) RunFinished(string)                           {}
+func (nopObserver) RunStarted()                                 {}
+func (nopObserver) RunFinished(string)                          {}
 func (nopObserver) LLMCall(string, time.Duration, int64, int64) {}
 
 // Options configure a Manager.

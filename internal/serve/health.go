@@ -46,8 +46,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	d, err := s.ping(r.Context())
 	b := healthBody{Status: "ok", Version: s.version(), UptimeS: int64(time.Since(s.started).Seconds()),
 		MongoDB: mongoHealth{Status: "ok", PingMS: float64(d.Microseconds()) / 1000, Backend: s.store.Backend()},
-		LLM: llmHealth{Provider: s.llm.Provider(), Model: s.cfg.DefaultLLMModel, Configured: s.llm.Configured()},
-		Conns: s.ws.Connections(), Runs: s.chats.ActiveRuns(), Workflows: s.workflows.Names()}
+		LLM:     llmHealth{Provider: s.llm.Provider(), Model: s.cfg.DefaultLLMModel, Configured: s.llm.Configured()},
+		Conns:   s.ws.Connections(), Runs: s.chats.ActiveRuns(), Workflows: s.workflows.Names()}
 	if s.llm.Provider() == "echo" {
 		b.LLM.Model = "echo"
 		b.LLM.Note = "offline echo provider: replies are canned, not from a model"

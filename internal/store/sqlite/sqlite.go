@@ -28,9 +28,9 @@ const FileName = "mozaiks.db"
 
 // Store is the embedded store.
 type Store struct {
-	dir   string
-	w     *sql.DB // one connection: all writes
-	r     *sql.DB // readers
+	dir    string
+	w      *sql.DB // one connection: all writes
+	r      *sql.DB // readers
 	unlock func()
 }
 
