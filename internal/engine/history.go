@@ -47,31 +47,36 @@ func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
 	return completeToolCalls(msgs)
 }
 
-// completeToolCalls makes the history acceptable to the API, which rejects a
-// tool call without a result: a call interrupted by a crash or cancellation
-// gets a synthetic error result right after the other results of its turn.
+// completeToolCalls puts the history in the shape the API accepts: every
+// tool call answered right after the assistant message that made it. A
+// result stored later (the user typed while a UI tool waited) moves up; a
+// call interrupted by a crash or cancellation gets a synthetic error result.
 func completeToolCalls(msgs []llm.Message) []llm.Message {
-	answered := map[string]bool{}
+	results := map[string]llm.Message{}
 	for _, m := range msgs {
 		if m.Role == "tool" {
-			answered[m.ToolCallID] = true
+			if _, dup := results[m.ToolCallID]; !dup {
+				results[m.ToolCallID] = m
+			}
 		}
 	}
-	var out []llm.Message
-	for i := 0; i < len(msgs); i++ {
-		m := msgs[i]
+	placed := map[string]bool{}
+	out := make([]llm.Message, 0, len(msgs))
+	for _, m := range msgs {
+		if m.Role == "tool" {
+			continue // placed with its call
+		}
 		out = append(out, m)
-		if m.Role != "assistant" || len(m.ToolCalls) == 0 {
-			continue
-		}
-		for i+1 < len(msgs) && msgs[i+1].Role == "tool" {
-			i++
-			out = append(out, msgs[i])
-		}
 		for _, tc := range m.ToolCalls {
-			if !answered[tc.ID] {
-				out = append(out, llm.Message{Role: "tool", ToolCallID: tc.ID, Content: `{"error":"the tool call was interrupted and has no result"}`})
+			if placed[tc.ID] {
+				continue
 			}
+			placed[tc.ID] = true
+			r, ok := results[tc.ID]
+			if !ok {
+				r = llm.Message{Role: "tool", ToolCallID: tc.ID, Content: `{"error":"the tool call was interrupted and has no result"}`}
+			}
+			out = append(out, r)
 		}
 	}
 	return out
