@@ -167,42 +167,41 @@ func TestToolCallAssembly(t *testing.T) {
 
 func TestRetryAfterIsHonoured(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name   string
-		header func() (value string, notBefore time.Duration)
-	}{
-		{"seconds", func() (string, time.Duration) { return "1", time.Second }},
-		{"http date", func() (string, time.Duration) {
-			// HTTP dates have whole seconds: the retry may not come before
-			// the truncated instant.
-			at := time.Now().Add(2 * time.Second).UTC()
-			return at.Format(http.TimeFormat), time.Until(at.Truncate(time.Second))
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			srv := llmtest.New(t)
-			value, notBefore := tt.header()
-			notBeforeAt := time.Now().Add(notBefore)
-			srv.Enqueue(llmtest.Reply{Status: 429, RetryAfter: value}, llmtest.Reply{Text: "finally"})
-			res, err := newTestClient(t, srv).Stream(context.Background(), userSays("hi"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reqs := srv.ChatRequests()
-			if res.Attempts != 2 || len(reqs) != 2 || res.Content != "finally" {
-				t.Fatalf("attempts %d, requests %d, content %q", res.Attempts, len(reqs), res.Content)
-			}
-			if tt.name == "seconds" {
-				if gap := reqs[1].ReceivedAt.Sub(reqs[0].ReceivedAt); gap < time.Second {
-					t.Errorf("retried after %s, Retry-After said 1s", gap)
-				}
-			} else if reqs[1].ReceivedAt.Before(notBeforeAt) {
-				t.Errorf("retried at %s, before the Retry-After date %s", reqs[1].ReceivedAt, notBeforeAt)
-			}
-		})
-	}
+	t.Run("seconds", func(t *testing.T) {
+		t.Parallel()
+		srv := llmtest.New(t)
+		srv.Enqueue(llmtest.Reply{Status: 429, RetryAfter: "1"}, llmtest.Reply{Text: "finally"})
+		res, err := newTestClient(t, srv).Stream(context.Background(), userSays("hi"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs := srv.ChatRequests()
+		if res.Attempts != 2 || len(reqs) != 2 || res.Content != "finally" {
+			t.Fatalf("attempts %d, requests %d, content %q", res.Attempts, len(reqs), res.Content)
+		}
+		if gap := reqs[1].ReceivedAt.Sub(reqs[0].ReceivedAt); gap < time.Second {
+			t.Errorf("retried after %s, Retry-After said 1s", gap)
+		}
+	})
+	t.Run("http date", func(t *testing.T) {
+		t.Parallel()
+		// HTTP dates have whole seconds; the retry may not come before that
+		// (wall-clock) instant.
+		at := time.Now().Add(2 * time.Second).UTC().Truncate(time.Second)
+		srv := llmtest.New(t)
+		srv.Enqueue(llmtest.Reply{Status: 503, RetryAfter: at.Format(http.TimeFormat)}, llmtest.Reply{Text: "finally"})
+		res, err := newTestClient(t, srv).Stream(context.Background(), userSays("hi"), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		reqs := srv.ChatRequests()
+		if res.Attempts != 2 || len(reqs) != 2 {
+			t.Fatalf("attempts %d, requests %d", res.Attempts, len(reqs))
+		}
+		if got := reqs[1].ReceivedAt.Round(0); got.Before(at) {
+			t.Errorf("retried at %s, before the Retry-After date %s", got, at)
+		}
+	})
 }
 
 func TestServerErrorsExhaustRetries(t *testing.T) {
