@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"github.com/pmezard/go-difflib/difflib"
 )
@@ -31,7 +32,8 @@ func plan(dir string, files []File) ([]change, error) {
 		switch {
 		case err == nil:
 			out = append(out, change{File: f, Old: old, Exists: true})
-		case errors.Is(err, fs.ErrNotExist):
+		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
+			// ENOTDIR: a file stands where a directory should; the write reports it.
 			out = append(out, change{File: f})
 		default:
 			return nil, fmt.Errorf("read %s: %w", f.Path, err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/config"
@@ -53,7 +54,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	envPath := filepath.Join(dir, ".env")
 	prevRaw, err := os.ReadFile(envPath)
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return uerr.Wrap(err, uerr.ExitFailed, "cannot read "+envPath, "check its permissions")
 	}
 	prev := map[string]string{}

@@ -134,7 +134,6 @@ func TestComposeFilesLoad(t *testing.T) {
 	}
 }
 
-
 func TestInfraComposeLoads(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
