@@ -83,6 +83,11 @@ func TestMongo(t *testing.T) {
 		msg, hint string
 	}{
 		{"ferretdb answers", uri + "MozaiksAI", OK, "median ping", ""},
+		// FerretDB v1's embedded package cannot be told to require auth (its
+		// new-auth switch is internal); it refuses SCRAM, the driver's
+		// default, with an authentication error whatever the password, which
+		// is what a wrong password looks like to the driver.
+		{"wrong credentials", strings.Replace(uri, "mongodb://", "mongodb://app:s3cretpassword@", 1) + "MozaiksAI", Fail, "authentication failed", "authSource=admin"},
 		{"unreachable", fmt.Sprintf("mongodb://app:s3cretpassword@127.0.0.1:%d/MozaiksAI?serverSelectionTimeoutMS=1000", closed), Fail, "connection refused", "start MongoDB"},
 		{"no such host", "mongodb://app:s3cretpassword@mongo.invalid:27017/?serverSelectionTimeoutMS=1000", Fail, "does not resolve", "service name"},
 	}

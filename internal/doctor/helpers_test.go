@@ -58,3 +58,13 @@ func wantResult(t *testing.T, r CheckResult, sev Severity, msgHas, hintHas strin
 		t.Fatalf("%s: hint %q lacks %q", r.Code, r.Hint, hintHas)
 	}
 }
+
+// runChecks runs several checks together, prerequisites honoured.
+func runChecks(t *testing.T, env *Env, checks ...Check) []CheckResult {
+	t.Helper()
+	rep := Run(context.Background(), env, checks, RunOptions{})
+	for _, r := range rep.Checks {
+		t.Logf("%s %s: %s | hint: %s | %v", r.Code, r.Severity, r.Message, r.Hint, r.Details)
+	}
+	return rep.Checks
+}

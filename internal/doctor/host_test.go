@@ -1,0 +1,91 @@
+package doctor
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/mozaiks/mozaiks/internal/doctor/doctortest"
+)
+
+func TestPortsBusyNamesHolderAndFlag(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	env := testEnv(t, map[string]string{"MOZAIKS_ADDR": l.Addr().String()}, "")
+	r := runCheck(t, env, checkPorts())
+	comm, _ := os.ReadFile("/proc/self/comm")
+	holder := fmt.Sprintf("%s (pid %d)", strings.TrimSpace(string(comm)), os.Getpid())
+	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by mozaiks serve) is held by %s", port, holder), fmt.Sprintf("PORT=%d", port+1))
+
+	free := doctortest.FreePort(t)
+	env = testEnv(t, map[string]string{"PORT": strconv.Itoa(free)}, "")
+	wantResult(t, runCheck(t, env, checkPorts()), OK, "free: "+strconv.Itoa(free), "")
+
+	// The running runtime holding its own port is the healthy case.
+	rt := doctortest.StartRuntime(t, doctortest.RuntimeOptions{})
+	env = testEnv(t, map[string]string{"MOZAIKS_ADDR": strings.TrimPrefix(rt.URL, "http://")}, "")
+	wantResult(t, runCheck(t, env, checkPorts()), OK, "in use by this deployment", "")
+}
+
+func TestPortsFromComposeFile(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).Port
+	free := doctortest.FreePort(t)
+	env := testEnv(t, map[string]string{"RUNTIME_PORT": strconv.Itoa(busy)}, "")
+	compose := fmt.Sprintf(`name: mozaiksai
+services:
+  runtime:
+    image: mozaiks/runtime
+    ports:
+      - "127.0.0.1:${RUNTIME_PORT:-8000}:8000"
+  mongo:
+    image: mongo:7.0
+    ports:
+      - target: 27017
+        published: "%d"
+      - "27018"
+`, free)
+	if err := os.WriteFile(filepath.Join(env.Dir, "docker-compose.yml"), []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCheck(t, env, checkPorts())
+	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by service runtime (127.0.0.1:%d:8000)) is held by", busy, busy), `under services.runtime.ports in docker-compose.yml`)
+	if !strings.HasPrefix(fmt.Sprint(r.Details[strconv.Itoa(free)]), "free") {
+		t.Fatalf("long-syntax port %d not checked: %v", free, r.Details)
+	}
+}
+
+func TestDockerAbsent(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, map[string]string{"DOCKER_HOST": "unix:///nonexistent/docker.sock"}, "")
+	rep := runChecks(t, env, checkDocker(), checkContainers())
+	wantResult(t, rep[0], Fail, "Docker engine not reachable: no Docker socket", "start Docker")
+	wantResult(t, rep[1], Skipped, "needs DKR01, which failed", "")
+
+	env = testEnv(t, nil, "")
+	wantResult(t, runCheck(t, env, checkDocker()), Skipped, "not a Docker deployment", "")
+}
+
+func TestHostThresholds(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, nil, "")
+	wantResult(t, runCheck(t, env, checkHost()), OK, "free at", "")
+	env.MinDisk, env.WarnDisk = 1<<62, 1<<62
+	wantResult(t, runCheck(t, env, checkHost()), Fail, "free at", "free at least")
+	env.MinDisk, env.MinMem, env.WarnMem = 1, 1<<62, 1<<62
+	wantResult(t, runCheck(t, env, checkHost()), Fail, "of memory available", "at least")
+}
