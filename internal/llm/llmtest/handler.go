@@ -4,8 +4,20 @@
 // real go-openai client can be tested against it over loopback.
 //
 // Replies come from a FIFO queue (Enqueue) and, when it is empty, from a
-// responder function (WithResponder / SetResponder). Every request is
-// recorded, parsed, for assertions (Requests).
+// responder function (WithResponder / SetResponder; by default EchoResponder).
+// Every request is recorded, parsed, for assertions (Requests, ChatRequests).
+//
+//	srv := llmtest.New(t, llmtest.WithAPIKey("sk-test"))
+//	srv.Enqueue(
+//		llmtest.Reply{Status: 429, RetryAfter: "1"},
+//		llmtest.Reply{Text: "Hello there", ToolCalls: []llmtest.ToolCall{{Name: "lookup", Arguments: `{"q":"x"}`}}},
+//	)
+//	client := llm.NewOpenAI(llm.Options{BaseURL: srv.URL(), APIKey: "sk-test"})
+//	...
+//	got := srv.ChatRequests()[1].Temperature
+//
+// The fake does not import package llm, so it can serve tests of any client
+// and, through NewHandler, run as a standalone process.
 package llmtest
 
 import (
