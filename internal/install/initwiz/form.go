@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
 
 	"github.com/charmbracelet/huh"
 	"github.com/charmbracelet/x/term"
@@ -19,6 +20,14 @@ type prompter struct {
 	in         io.Reader
 	out        io.Writer
 	accessible bool
+}
+
+func newPrompter(ctx context.Context, in io.Reader, out io.Writer, accessible bool) prompter {
+	if accessible && !isTerminal(in) {
+		// One reader for the whole run: its buffer may hold the next answers.
+		in = &lineReader{ctx: ctx, br: bufio.NewReader(in)}
+	}
+	return prompter{in: in, out: out, accessible: accessible}
 }
 
 // page is one screen of questions; hide skips it (e.g. the Mongo URI unless external).
@@ -52,7 +61,7 @@ func (p prompter) askAnswers(ctx context.Context, a *Answers) error {
 		}},
 		{title: "External MongoDB", hide: func() bool { return work.Database != "external" }, fields: []huh.Field{
 			p.secretInput().Title("MongoDB URI").Description("mongodb:// or mongodb+srv://, with user and password if it needs them").
-				Validate(validMongoURI).Value(&work.MongoURI),
+				Validate(p.check(validMongoURI)).Value(&work.MongoURI),
 		}},
 	}
 	if err := p.run(ctx, first); err != nil {
@@ -62,23 +71,23 @@ func (p prompter) askAnswers(ctx context.Context, a *Answers) error {
 	second := []page{
 		{title: "LLM", fields: []huh.Field{
 			huh.NewInput().Title("OpenAI-compatible base URL").Description("leave empty for api.openai.com; e.g. http://vllm:8000/v1").
-				Validate(validBaseURL).Value(&work.OpenAIBaseURL),
+				Validate(p.check(validBaseURL)).Value(&work.OpenAIBaseURL),
 			p.secretInput().Title("API key").
-				Validate(func(s string) error {
+				Validate(p.check(func(s string) error {
 					if strings.TrimSpace(s) == "" && strings.TrimSpace(work.OpenAIBaseURL) == "" {
 						return errors.New("an API key is required for api.openai.com")
 					}
 					return nil
-				}).Value(&work.OpenAIAPIKey),
-			huh.NewInput().Title("Default model").Validate(validModel).Value(&work.Model),
+				})).Value(&work.OpenAIAPIKey),
+			huh.NewInput().Title("Default model").Validate(p.check(validModel)).Value(&work.Model),
 		}},
 		{title: "Network", fields: []huh.Field{
 			huh.NewInput().Title("Public URL").Description("how browsers reach the runtime, e.g. https://agents.example.com").
-				Validate(validPublicURL).Value(&work.PublicURL),
+				Validate(p.check(validPublicURL)).Value(&work.PublicURL),
 			huh.NewInput().Title("CORS origins").Description("comma list of the origins your frontends are served from").
-				Validate(func(s string) error { _, err := normalizeOrigins(s, work.Deployment); return err }).
+				Validate(p.check(func(s string) error { _, err := normalizeOrigins(s, work.Deployment); return err })).
 				Value(&work.CORSOrigins),
-			huh.NewInput().Title("Default app id").Validate(validAppID).Value(&work.AppID),
+			huh.NewInput().Title("Default app id").Validate(p.check(validAppID)).Value(&work.AppID),
 			huh.NewSelect[string]().Title("Reverse proxy (in docker-compose.prod.yml)").
 				Options(huh.NewOption("caddy: automatic TLS", "caddy"),
 					huh.NewOption("nginx: bring your own certificate", "nginx"),
@@ -92,8 +101,23 @@ func (p prompter) askAnswers(ctx context.Context, a *Answers) error {
 	if err := p.run(ctx, second); err != nil {
 		return err
 	}
+	work.fillDefaults() // prod's CORS default follows the public URL just entered
 	*a = work
 	return nil
+}
+
+// check adapts a validator to the mode: in accessible mode an empty line
+// keeps the default (which Normalize checks later), so it must pass.
+func (p prompter) check(v func(string) error) func(string) error {
+	if !p.accessible {
+		return v
+	}
+	return func(s string) error {
+		if strings.TrimSpace(s) == "" {
+			return nil
+		}
+		return v(s)
+	}
 }
 
 // confirm asks before existing files are overwritten.
@@ -109,7 +133,7 @@ func (p prompter) confirm(ctx context.Context, title string) (bool, error) {
 // nothing is echoed anyway, and huh can only read a password from a tty.
 func (p prompter) secretInput() *huh.Input {
 	in := huh.NewInput()
-	if !p.accessible || isTerminal(p.in) {
+	if _, lines := p.in.(*lineReader); !lines {
 		in = in.EchoMode(huh.EchoModePassword)
 	}
 	return in
@@ -143,26 +167,24 @@ func (p prompter) run(ctx context.Context, pages []page) error {
 	// interrupted, so the pages are walked here. The reads block on the
 	// input, so they run on their own goroutine and a cancelled context
 	// returns at once (the form's values are then never read).
+	out := &gatedWriter{w: p.out}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		in := p.in
-		if !isTerminal(in) {
-			in = &lineReader{ctx: ctx, br: bufio.NewReader(in)}
-		}
 		for _, pg := range pages {
 			if pg.hide != nil && pg.hide() {
 				continue
 			}
-			fmt.Fprintf(p.out, "== %s ==\n", pg.title)
+			fmt.Fprintf(out, "== %s ==\n", pg.title)
 			for _, f := range pg.fields {
 				if ctx.Err() != nil {
 					return
 				}
 				f.Init()
 				f.Focus()
-				_ = f.RunAccessible(p.out, in)
-				fmt.Fprintln(p.out)
+				_ = f.RunAccessible(out, in)
+				fmt.Fprintln(out)
 			}
 		}
 	}()
@@ -173,8 +195,31 @@ func (p prompter) run(ctx context.Context, pages []page) error {
 		}
 		return nil
 	case <-ctx.Done():
+		out.close() // the abandoned prompt must not write into a caller's stream
 		return interrupted(ctx.Err())
 	}
+}
+
+// gatedWriter stops passing writes on once closed.
+type gatedWriter struct {
+	mu     sync.Mutex
+	w      io.Writer
+	closed bool
+}
+
+func (g *gatedWriter) Write(b []byte) (int, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return len(b), nil
+	}
+	return g.w.Write(b)
+}
+
+func (g *gatedWriter) close() {
+	g.mu.Lock()
+	g.closed = true
+	g.mu.Unlock()
 }
 
 // lineReader hands out at most one line per Read: huh's accessible prompts

@@ -71,7 +71,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	a := mergeAnswers(prevAnswers, environ, o.Flags)
 
-	p := prompter{in: o.In, out: o.Err, accessible: o.Accessible}
+	p := newPrompter(ctx, o.In, o.Err, o.Accessible)
 	interactive := o.Interactive && !o.NonInteractive
 	if interactive {
 		if err := p.askAnswers(ctx, &a); err != nil {

@@ -176,7 +176,7 @@ func TestRunRejectsBadAnswers(t *testing.T) {
 		{"bad app id", with(EnvAppID, "my app"), "", false, uerr.ExitUsage, "--app-id"},
 		{"k8s without external db", with(EnvK8s, "true"), "", false, uerr.ExitUsage, "--k8s"},
 		{"mongo URI not mongo", with(EnvDatabase, "external", EnvMongoURI, "postgres://u:pw@h/db"), "", false, uerr.ExitUsage, "--mongo-uri"},
-		{"mongo unreachable", with(EnvDatabase, "external", EnvMongoURI, "mongodb://app:hunter2pw@" + closed + "/mz"), "", false, uerr.ExitPrerequisite, "cannot reach MongoDB at mongodb://app:xxxxx@" + closed},
+		{"mongo unreachable", with(EnvDatabase, "external", EnvMongoURI, "mongodb://app:hunter2pw@"+closed+"/mz"), "", false, uerr.ExitPrerequisite, "cannot reach MongoDB at mongodb://app:xxxxx@" + closed},
 		{"llm key rejected", with(EnvBaseURL, reject), "", false, uerr.ExitFailed, "rejected the API key (HTTP 401)"},
 		{"llm wrong path", with(EnvBaseURL, strings.TrimSuffix(base, "/v1")), "", false, uerr.ExitFailed, "/v1"},
 		{"llm unreachable", with(EnvBaseURL, "http://"+closed+"/v1"), "", false, uerr.ExitPrerequisite, "cannot reach the LLM endpoint"},
