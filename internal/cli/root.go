@@ -49,6 +49,7 @@ func NewRootCmd(stdio IO) *cobra.Command {
 		NewCmdInit(stdio, nil),
 		NewCmdHealthcheck(stdio, nil),
 		NewCmdDoctor(stdio, nil),
+		NewCmdWorkflows(stdio, nil, nil),
 	)
 	return root
 }

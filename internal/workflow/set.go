@@ -127,3 +127,18 @@ func (s *Set) Manifest(name string) (Manifest, bool) {
 	sort.SliceStable(m.Tools, func(i, j int) bool { return m.Tools[i].UIToolID < m.Tools[j].UIToolID })
 	return m, true
 }
+
+// IsWorkflowDir reports whether dir looks like one workflow folder rather
+// than a directory of them.
+func IsWorkflowDir(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, "orchestrator.yaml"))
+	return err == nil
+}
+
+// LoadDir loads the single workflow folder dir; the folder name is the
+// workflow name. It returns nil when the folder has errors.
+func LoadDir(dir string) (*Workflow, []Diagnostic) {
+	clean := filepath.Clean(dir)
+	parent, base := filepath.Dir(clean), filepath.Base(clean)
+	return load(os.DirFS(parent), base, filepath.ToSlash(clean), base)
+}
