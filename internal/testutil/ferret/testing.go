@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -86,23 +88,46 @@ var (
 )
 
 // Start returns the URI (no database) of the FerretDB shared by every test
-// of this test binary, starting it on first use. It keeps its databases in
-// memory (nothing left on disk) and lives until the process exits; tests
-// share the server but not their data (see DB).
+// of this test binary, starting it on first use. It lives until the process
+// exits; tests share the server but not their data (see DB). Its data
+// directory outlives the process (nothing runs at exit), so each start
+// removes those left by earlier runs.
+//
+// Not in memory: FerretDB gives an in-memory database a single connection,
+// and its updates deadlock on it.
 func Start(t testing.TB) string {
 	t.Helper()
 	sharedOnce.Do(func() {
-		uri, stop, err := ServeLogger(context.Background(), "127.0.0.1:0", "", testLogger())
+		removeStaleDirs()
+		dir, err := os.MkdirTemp("", sharedDirPrefix)
 		if err != nil {
 			sharedErr = err
 			return
 		}
-		shared = &Server{URI: uri, stop: stop}
+		uri, stop, err := ServeLogger(context.Background(), "127.0.0.1:0", dir, testLogger())
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		shared = &Server{URI: uri, Dir: dir, stop: stop}
 	})
 	if sharedErr != nil {
 		t.Fatalf("ferretdb: %v", sharedErr)
 	}
 	return shared.URI
+}
+
+const sharedDirPrefix = "mozaiks-ferretdb-"
+
+// removeStaleDirs deletes shared data directories untouched for hours: a
+// directory in use gains a file with every new test database.
+func removeStaleDirs() {
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), sharedDirPrefix+"*"))
+	for _, d := range old {
+		if fi, err := os.Stat(d); err == nil && fi.IsDir() && time.Since(fi.ModTime()) > 6*time.Hour {
+			_ = os.RemoveAll(d)
+		}
+	}
 }
 
 // DB returns a URI of the shared FerretDB with a database unique to this

@@ -1,0 +1,121 @@
+package mongo
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// gapGrace is how long ListEvents treats a missing seq as an append still in
+// flight (its seq taken, its insert not yet landed) rather than lost.
+const gapGrace = 5 * time.Second
+
+// AppendEvent implements store.Store: one atomic $inc on the session takes
+// the seq, then the event is inserted under it. If the insert fails the seq
+// stays used (a gap), which readers skip once it is older than gapGrace.
+//
+// The unique (chat_id, seq) index is the final arbiter: FerretDB v1 runs
+// findAndModify as a read and a separate write, so two concurrent $inc can
+// hand out the same seq (and the counter can even step back). The loser's
+// insert fails with a duplicate key and it takes another seq. On MongoDB the
+// $inc is atomic and the retry only heals a counter behind its events.
+func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.Event, message bool) (store.Event, error) {
+	if ev.Timestamp.IsZero() {
+		ev.Timestamp = store.Now()
+	}
+	ev.Timestamp = ev.Timestamp.UTC().Truncate(time.Millisecond)
+	if len(ev.Data) == 0 {
+		ev.Data = json.RawMessage(`{}`)
+	}
+	if err := s.ensureIndexed(ctx); err != nil {
+		return store.Event{}, err
+	}
+	ev.ChatID = chatID
+	for attempt := 1; ; attempt++ {
+		seq, err := s.nextSeq(ctx, appID, chatID, message && attempt == 1, ev.Timestamp)
+		if err != nil {
+			return store.Event{}, err
+		}
+		ev.Seq = seq
+		_, err = s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: ev.Seq, Type: ev.Type,
+			Agent: ev.Agent, Data: string(ev.Data), Timestamp: ev.Timestamp})
+		if err == nil {
+			return ev, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) || attempt == maxSeqAttempts {
+			return store.Event{}, wrap("insert event", err)
+		}
+	}
+}
+
+// maxSeqAttempts bounds AppendEvent's retries on a taken seq; each failure
+// means another append succeeded, so only extreme contention reaches it.
+const maxSeqAttempts = 200
+
+// nextSeq bumps the chat's counter (and message count) and returns it.
+func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool, at time.Time) (int64, error) {
+	var inc int64
+	if message {
+		inc = 1
+	}
+	var d struct {
+		LastSeq int64 `bson:"last_sequence"`
+	}
+	err := s.sessions.FindOneAndUpdate(ctx,
+		bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
+		bson.D{
+			{Key: "$inc", Value: bson.D{{Key: fLastSeq, Value: int64(1)}, {Key: fMessages, Value: inc}}},
+			{Key: "$set", Value: bson.D{{Key: fUpdated, Value: at}}},
+		},
+		// No projection: FerretDB v1 does not implement findAndModify's "fields".
+		options.FindOneAndUpdate().SetReturnDocument(options.After),
+	).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return 0, store.ErrNotFound
+	}
+	if err != nil {
+		return 0, wrap("take event seq", err)
+	}
+	return d.LastSeq, nil
+}
+
+// ListEvents implements store.Store.
+//
+// Concurrent appends may land out of order (seq 5 stored before seq 4). A
+// reader that got 5 and then asked for "after 5" would never see 4, so the
+// page stops before a missing seq while the event after it is recent.
+func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq int64, limit int) ([]store.Event, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	if err := s.ensureIndexed(ctx); err != nil {
+		return nil, err
+	}
+	cur, err := s.events.Find(ctx,
+		bson.D{{Key: "chat_id", Value: chatID}, {Key: fApp, Value: appID}, {Key: "seq", Value: bson.D{{Key: "$gt", Value: afterSeq}}}},
+		options.Find().SetSort(bson.D{{Key: "seq", Value: 1}}).SetLimit(int64(limit)))
+	if err != nil {
+		return nil, wrap("list events", err)
+	}
+	var docs []eventDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("list events", err)
+	}
+	out := make([]store.Event, 0, len(docs))
+	want := afterSeq + 1
+	for _, d := range docs {
+		if d.Seq != want && time.Since(d.Timestamp) < gapGrace {
+			break
+		}
+		out = append(out, d.event())
+		want = d.Seq + 1
+	}
+	return out, nil
+}

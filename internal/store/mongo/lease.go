@@ -1,0 +1,54 @@
+package mongo
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// AcquireLease implements store.Store with one conditional update: the
+// filter admits a free, expired or own lease, so two runners racing for it
+// cannot both match.
+func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	if err := s.ensureIndexed(ctx); err != nil {
+		return false, err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	res, err := s.sessions.UpdateOne(ctx,
+		bson.D{
+			{Key: "_id", Value: chatID}, {Key: fApp, Value: appID},
+			{Key: "$or", Value: bson.A{
+				bson.D{{Key: fLeaseOwn, Value: ""}},
+				bson.D{{Key: fLeaseOwn, Value: owner}},
+				bson.D{{Key: fLeaseTill, Value: bson.D{{Key: "$lt", Value: now}}}},
+			}},
+		},
+		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseOwn, Value: owner}, {Key: fLeaseTill, Value: now.Add(ttl)}}}})
+	if err != nil {
+		return false, wrap("acquire lease", err)
+	}
+	if res.MatchedCount == 1 {
+		return true, nil
+	}
+	err = s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, store.ErrNotFound
+	}
+	return false, wrap("read lease", err)
+}
+
+// ReleaseLease implements store.Store.
+func (s *Store) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
+	if err := s.ensureIndexed(ctx); err != nil {
+		return err
+	}
+	_, err := s.sessions.UpdateOne(ctx,
+		bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}, {Key: fLeaseOwn, Value: owner}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseOwn, Value: ""}, {Key: fLeaseTill, Value: noLease}}}})
+	return wrap("release lease", err)
+}
