@@ -410,6 +410,21 @@ func TestFirstByteTimeoutIsRetried(t *testing.T) {
 	}
 }
 
+func TestStalledStreamIsRetried(t *testing.T) {
+	t.Parallel()
+	srv := llmtest.New(t)
+	// Headers and the role chunk come at once, then nothing.
+	srv.Enqueue(llmtest.Reply{Text: "stuck", TokenDelay: time.Minute}, llmtest.Reply{Text: "flowing"})
+	c := newTestClient(t, srv, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+	res, err := c.Stream(context.Background(), userSays("hi"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Content != "flowing" || res.Attempts != 2 {
+		t.Errorf("content %q attempts %d", res.Content, res.Attempts)
+	}
+}
+
 func TestUnreachableEndpoint(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
