@@ -89,6 +89,7 @@ type room struct {
 
 type job struct {
 	input *engine.Input // nil: start the workflow (AgentDriven) if it has not started
+	seq   int64         // the stored user message this job answers, 0 if none
 }
 
 // NewManager builds a Manager.
@@ -237,7 +238,7 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	if err != nil {
 		return Ack{}, err
 	}
-	m.enqueue(r, job{input: &engine.Input{Kind: engine.InputMessage, Text: in.Text, RequestID: in.InputRequestID, Context: in.Context}})
+	m.enqueue(r, job{seq: ev.Seq, input: &engine.Input{Kind: engine.InputMessage, Text: in.Text, RequestID: in.InputRequestID, Context: in.Context}})
 	return Ack{MessageID: msgID, Seq: ev.Seq, RequestID: in.InputRequestID}, nil
 }
 

@@ -37,11 +37,17 @@ func (m *Manager) runLoop(r *room) {
 		}
 		j := r.queue[0]
 		r.queue = r.queue[1:]
+		later := map[int64]bool{}
+		for _, q := range r.queue {
+			if q.seq > 0 {
+				later[q.seq] = true
+			}
+		}
 		ctx, cancel := context.WithCancel(m.base)
 		r.cancel = cancel
 		r.mu.Unlock()
 
-		m.runOne(ctx, r, j)
+		m.runOne(ctx, r, j, later)
 
 		r.mu.Lock()
 		r.cancel = nil
@@ -52,7 +58,7 @@ func (m *Manager) runLoop(r *room) {
 
 // runOne takes the chat's lease, runs the engine from the stored transcript
 // and state, and stores the state it ends in.
-func (m *Manager) runOne(ctx context.Context, r *room, j job) {
+func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bool) {
 	log := m.log.With("app_id", r.appID, "chat_id", r.chatID)
 	if !m.acquire(ctx, r) {
 		if ctx.Err() == nil {
@@ -94,12 +100,13 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 		log.Error("load transcript for run", "err", err)
 		return
 	}
+	transcript = orderTranscript(transcript, j.seq, later)
 	inProgress := store.StatusInProgress
 	_ = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, store.SessionUpdate{Status: &inProgress})
 
 	m.active.Add(1)
 	m.observer().RunStarted()
-	sink := &roomSink{m: m, r: r, sess: sess}
+	sink := &roomSink{m: m, r: r, sess: sess, inputSeq: j.seq}
 	res, err := m.opts.Runner.Run(ctx, engine.RunRequest{Workflow: sess.Workflow, AppID: r.appID, UserID: sess.UserID,
 		ChatID: r.chatID, Transcript: transcript, State: st, Input: j.input, Sink: sink})
 	m.active.Add(-1)
@@ -192,9 +199,10 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 
 // roomSink persists and fans out what the engine emits.
 type roomSink struct {
-	m    *Manager
-	r    *room
-	sess store.Session
+	m        *Manager
+	r        *room
+	sess     store.Session
+	inputSeq int64 // the user message this run answers; recorded on run_start
 }
 
 func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
@@ -209,6 +217,9 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		}
 	}
 	typ := "chat." + ev.Kind
+	if ev.Kind == engine.KindRunStart && s.inputSeq > 0 {
+		data["input_seq"] = s.inputSeq
+	}
 	if !ev.Stored() {
 		s.m.broadcast(s.r, Encode(typ, 0, time.Now(), data, false))
 		return nil
@@ -259,4 +270,64 @@ func (s *roomSink) recordUsage(ctx context.Context, ev engine.Event, data map[st
 		slog.String("chat_id", u.ChatID), slog.String("workflow", u.Workflow), slog.String("agent", u.Agent),
 		slog.String("model", u.Model), slog.Int64("prompt_tokens", u.PromptTokens), slog.Int64("completion_tokens", u.CompletionTokens),
 		slog.Int64("total_tokens", u.TotalTokens), slog.Int64("duration_ms", u.Duration.Milliseconds()))
+}
+
+// orderTranscript puts user messages where the workflow read them rather
+// than where they were stored. A message sent during a run is stored (and
+// acknowledged) at once, so its seq falls inside the run it interrupted; the
+// run that answers it records input_seq on its run_start. Messages still
+// queued for later runs are left out, and the one this run answers goes last.
+func orderTranscript(evs []engine.StoredEvent, current int64, later map[int64]bool) []engine.StoredEvent {
+	consumed := map[int64]bool{}
+	for _, ev := range evs {
+		if ev.Kind == engine.KindRunStart {
+			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+				consumed[s] = true
+			}
+		}
+	}
+	isUser := func(ev engine.StoredEvent) bool { return ev.Kind == engine.KindText && ev.Agent == "user" }
+	held := map[int64]engine.StoredEvent{}
+	out := make([]engine.StoredEvent, 0, len(evs))
+	var cur *engine.StoredEvent
+	for i := range evs {
+		ev := evs[i]
+		switch {
+		case isUser(ev) && ev.Seq == current:
+			cur = &evs[i]
+			continue
+		case isUser(ev) && later[ev.Seq]:
+			continue
+		case isUser(ev) && consumed[ev.Seq]:
+			held[ev.Seq] = ev
+			continue
+		case ev.Kind == engine.KindRunStart:
+			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+				if u, ok := held[s]; ok {
+					out = append(out, u)
+					delete(held, s)
+				}
+			}
+		}
+		out = append(out, ev)
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}
+
+func seqValue(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case int64:
+		return n
+	case int:
+		return int64(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	}
+	return 0
 }
