@@ -29,10 +29,14 @@ func runMongo(ctx context.Context, env *Env) Result {
 	}
 	uri := env.Config.MongoURI
 	d := map[string]any{"uri": config.RedactURI(uri), "database": config.DatabaseName(uri)}
-	opts := options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(5 * time.Second).
-		SetConnectTimeout(5 * time.Second).
-		SetAppName("mozaiks-doctor")
+	opts := options.Client().ApplyURI(uri).SetAppName("mozaiks-doctor")
+	// Bound the wait, unless the URI chose its own bounds.
+	if !strings.Contains(strings.ToLower(uri), "serverselectiontimeoutms") {
+		opts.SetServerSelectionTimeout(5 * time.Second)
+	}
+	if !strings.Contains(strings.ToLower(uri), "connecttimeoutms") {
+		opts.SetConnectTimeout(5 * time.Second)
+	}
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		// ApplyURI/Connect errors can quote the URI: classify, never echo.

@@ -103,9 +103,15 @@ const NginxGood = `
 // directives. It returns nginx's base URL; nginx stops when the test ends.
 func StartNginx(t testing.TB, upstream, location string) string {
 	t.Helper()
+	return StartNginxOn(t, FreePort(t), upstream, location)
+}
+
+// StartNginxOn is StartNginx on a chosen port, for a runtime that must know
+// nginx's origin before nginx starts.
+func StartNginxOn(t testing.TB, port int, upstream, location string) string {
+	t.Helper()
 	bin := nginxPath(t)
 	dir := t.TempDir()
-	port := FreePort(t)
 	conf := fmt.Sprintf(`daemon off;
 master_process off;
 worker_processes 1;
