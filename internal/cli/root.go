@@ -46,6 +46,7 @@ func NewRootCmd(stdio IO) *cobra.Command {
 		NewCmdServe(stdio, nil),
 		NewCmdVersion(stdio, nil),
 		newCmdCompletion(stdio),
+		NewCmdUp(stdio, nil), NewCmdDown(stdio, nil), NewCmdStatus(stdio, nil), NewCmdLogs(stdio, nil),
 		NewCmdInit(stdio, nil),
 		NewCmdHealthcheck(stdio, nil),
 		NewCmdDoctor(stdio, nil),
