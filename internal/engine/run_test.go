@@ -260,3 +260,66 @@ func TestHistoryFromTranscript(t *testing.T) {
 		t.Errorf("history =\n  %s\nwant\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+func TestStreamRestartIsForwarded(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "max_turns: 3\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: You are A.}\n",
+	})
+	c := newChat(t, set, "w")
+	c.opts.LLM = llm.NewOpenAI(llm.Options{APIKey: "k", BaseURL: c.srv.URL(), MaxRetries: 1, BaseBackoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	c.srv.Enqueue(llmtest.Reply{Text: "one two three four", Cut: true, CutAfter: 2}, llmtest.Reply{Text: "the whole answer"})
+	c.run(nil)
+	var after strings.Builder
+	restarts := 0
+	for _, p := range c.kinds(KindPrint) {
+		if p.Data["restart"] == true {
+			restarts++
+			after.Reset()
+			continue
+		}
+		after.WriteString(p.Data["content"].(string))
+	}
+	text := c.lastOf(KindText).Data
+	if restarts != 1 || after.String() != "the whole answer" || text["content"] != "the whole answer" {
+		t.Errorf("restarts %d, streamed after restart %q, text %v", restarts, after.String(), text)
+	}
+}
+
+func TestConcurrentChats(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, threeAgents("orchestration_pattern: RandomPattern\nhuman_in_the_loop: false\nmax_turns: 6\n", "  []\n"))
+	c := newChat(t, set, "w")
+	c.srv.SetResponder(agentResponder)
+	eng := New(c.opts) // one engine shared by every chat, as the runtime does
+	errs := make(chan error, 8)
+	for range 8 {
+		go func() {
+			rec := &recorder{}
+			res, err := eng.Run(context.Background(), RunRequest{Workflow: "w", Sink: rec})
+			if err == nil && res.Reason != ReasonMaxTurns {
+				err = errors.New("reason " + res.Reason)
+			}
+			errs <- err
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func TestNoModelClient(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "max_turns: 3\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: You are A.}\n",
+	})
+	c := newChat(t, set, "w", func(o *Options) { o.LLM = nil })
+	res := c.run(nil)
+	if res.Reason != ReasonLLMUnavailable || c.lastOf(KindError).Data["error_code"] != llm.CodeNotConfigured {
+		t.Errorf("result %+v events %v", res, c.last)
+	}
+}

@@ -161,6 +161,9 @@ func (r *run) call(ctx context.Context, agent string, req llm.Request, msgID str
 			}
 		}
 	}
+	if r.e.opts.LLM == nil {
+		return nil, &llm.Error{Code: llm.CodeNotConfigured, Msg: "no model client is configured"}
+	}
 	resp, err := r.e.opts.LLM.Stream(callCtx, req, onChunk)
 	if sinkErr != nil {
 		return nil, sinkErr
