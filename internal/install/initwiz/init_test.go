@@ -354,3 +354,43 @@ func TestRunOutputReadsAsDocumented(t *testing.T) {
 		t.Errorf("a first run prints no diff on stdout: %q", r.out)
 	}
 }
+
+func TestRunMalformedEnvIsNotOverwritten(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("OPENAI_API_KEY=sk-old-SECRET\nthis is not a dotenv line\n"), 0o600)
+	before := snapshot(t, dir)
+	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, Force: true, SkipChecks: true, Flags: prodFlags("")})
+	if r.code() != uerr.ExitFailed || !strings.Contains(r.e.Error(), "cannot parse") {
+		t.Fatalf("exit %d: %v", r.code(), r.e)
+	}
+	sameSnapshot(t, before, snapshot(t, dir))
+	noSecrets(t, r, "sk-old-SECRET", testKey)
+}
+
+// The Kubernetes Secret changes with the key; its diff shows that, not the values.
+func TestRunK8sSecretDiffIsRedacted(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	const pw = "mongo-PASSWORD-42"
+	flags := prodFlags("")
+	flags[EnvDatabase], flags[EnvMongoURI], flags[EnvK8s] = "external", "mongodb://app:"+pw+"@db.example.com/mz", "true"
+	if r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, SkipChecks: true, Flags: flags}); r.e != nil {
+		t.Fatal(r.e)
+	}
+	fi, err := os.Stat(filepath.Join(dir, "k8s", "secret.yaml"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("k8s/secret.yaml: %v %v", fi, err)
+	}
+	const newKey = "sk-live-ROTATED-55555"
+	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, SkipChecks: true, Flags: map[string]string{EnvAPIKey: newKey}})
+	if r.code() != uerr.ExitFailed {
+		t.Fatalf("exit %d: %v", r.code(), r.e)
+	}
+	for _, want := range []string{"+++ b/k8s/secret.yaml", `-  openai-api-key: "<old OPENAI_API_KEY>"`, `+  openai-api-key: "<new OPENAI_API_KEY>"`, `mongo-uri: "<redacted:MONGO_URI>"`} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("diff lacks %q:\n%s", want, r.out)
+		}
+	}
+	noSecrets(t, r, testKey, newKey, pw)
+}
