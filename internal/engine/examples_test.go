@@ -16,8 +16,8 @@ func TestExampleAssistant(t *testing.T) {
 	if res.Status != StatusAwaitingInput || len(c.srv.ChatRequests()) != 0 {
 		t.Fatalf("result = %+v", res)
 	}
-	if got := kindList(c.last); !slices.Equal(got, []string{KindText}) || c.last[0].Agent != "Assistant" ||
-		c.last[0].Data["content"] != "Hi! What can I help you with?" {
+	if got := kindList(c.last); !slices.Equal(got, []string{KindText, KindInputRequest}) || c.last[0].Agent != "Assistant" ||
+		c.last[0].Data["content"] != "Hi! What can I help you with?" || res.State.Pending.RequestID != c.last[1].Data["request_id"] {
 		t.Errorf("events = %v", c.last)
 	}
 	if again := c.run(nil); again.Status != StatusAwaitingInput || len(c.last) != 0 {

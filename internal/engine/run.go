@@ -136,14 +136,18 @@ func (r *run) startUserDriven(ctx context.Context) (Result, error) {
 			return r.stop(ctx, err)
 		}
 	}
-	r.st.Pending = &Pending{Kind: "input", RequestID: newID("req_"), Agent: o.InitialAgent, Prompt: o.InitialMessageToUser}
-	return r.awaiting(ReasonInputRequired)
+	return r.askUser(ctx, o.InitialAgent, r.render(o.InitialMessageToUser))
 }
 
 // acceptMessage settles what the chat was waiting for and picks who answers
 // the user's message.
 func (r *run) acceptMessage(ctx context.Context, in *Input) (string, error) {
 	r.mergeInputContext(in.Context)
+	if in.Text != "" && !r.endsWithUserText(in.Text) {
+		// The runtime stores the message before calling Run; should it not
+		// have, the model must still see what the user said.
+		r.events = append(r.events, StoredEvent{Kind: KindText, Agent: "user", Data: map[string]any{"agent": "user", "role": "user", "content": in.Text}})
+	}
 	after := r.st.CurrentAgent
 	if p := r.st.Pending; p != nil {
 		after = p.Agent
@@ -282,4 +286,17 @@ func (r *run) fail(ctx context.Context, f *failure) (Result, error) {
 		return r.stop(ctx, err)
 	}
 	return r.finish(ctx, StatusAwaitingInput, f.reason)
+}
+
+// endsWithUserText reports whether the last text of the transcript is the
+// user's message text.
+func (r *run) endsWithUserText(text string) bool {
+	for i := len(r.events) - 1; i >= 0; i-- {
+		ev := r.events[i]
+		if ev.Kind != KindText {
+			continue
+		}
+		return (str(ev.Data, "role") == "user" || str(ev.Data, "agent") == "user") && str(ev.Data, "content") == text
+	}
+	return false
 }

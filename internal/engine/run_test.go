@@ -323,3 +323,17 @@ func TestNoModelClient(t *testing.T) {
 		t.Errorf("result %+v events %v", res, c.last)
 	}
 }
+
+func TestMessageMissingFromTranscriptStillReachesModel(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "startup_mode: UserDriven\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: You are A.}\n",
+	})
+	c := newChat(t, set, "w")
+	c.run(nil)
+	c.run(&Input{Kind: InputMessage, Text: "not stored"}) // not put in the transcript first
+	if got := c.srv.ChatRequests()[0].LastUserMessage(); got != "not stored" {
+		t.Errorf("model saw %q", got)
+	}
+}
