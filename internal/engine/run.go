@@ -223,7 +223,14 @@ func (r *run) loop(ctx context.Context, speaker string) (Result, error) {
 		if ctx.Err() != nil {
 			return r.stop(ctx, ctx.Err())
 		}
-		agent, _ := r.wf.Agent(speaker)
+		agent, ok := r.wf.Agent(speaker)
+		if !ok {
+			// State from before the workflow was edited may name an agent
+			// that no longer exists: start over at the entry point.
+			r.e.opts.Logger.Warn("unknown agent in chat state", "workflow", r.wf.Name, "agent", speaker)
+			speaker = r.wf.Orchestrator.InitialAgent
+			agent, _ = r.wf.Agent(speaker)
+		}
 		if r.turns >= maxTurns || (agent.MaxConsecutiveAutoReply > 0 && r.st.AutoReplies[speaker] >= agent.MaxConsecutiveAutoReply) {
 			r.st.Done = true
 			return r.finish(ctx, StatusCompleted, ReasonMaxTurns)

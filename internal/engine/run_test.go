@@ -337,3 +337,17 @@ func TestMessageMissingFromTranscriptStillReachesModel(t *testing.T) {
 		t.Errorf("model saw %q", got)
 	}
 }
+
+func TestStateNamingRemovedAgent(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "max_turns: 3\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: You are A.}\n",
+	})
+	c := newChat(t, set, "w")
+	c.stateJSON = []byte(`{"started":true,"current_agent":"Gone","pending":{"kind":"input","request_id":"r1","agent":"Gone"}}`)
+	res := c.say("hi")
+	if res.Status != StatusAwaitingInput || !slices.Equal(c.speakers(), []string{"A"}) {
+		t.Errorf("result %+v speakers %v", res, c.speakers())
+	}
+}
