@@ -70,7 +70,7 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 			return nil, "", uerr.Wrap(err, uerr.ExitPrerequisite, "cannot use MONGO_URI "+config.RedactURI(cfg.MongoURI),
 				"check the URI, or unset MONGO_URI to use the embedded store")
 		}
-		return s, "MongoDB " + config.RedactURI(cfg.MongoURI) + " (database " + config.DatabaseName(cfg.MongoURI) + ")", nil
+		return s, config.RedactURI(cfg.MongoURI) + " (database " + config.DatabaseName(cfg.MongoURI) + ")", nil
 	}
 	s, err := sqlite.Open(ctx, cfg.DataDir)
 	if errors.Is(err, store.ErrLocked) {
@@ -81,7 +81,7 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 		return nil, "", uerr.Wrap(err, uerr.ExitFailed, "cannot open the embedded store in "+cfg.DataDir, "check the directory is writable, or set --data-dir")
 	}
 	abs, _ := filepath.Abs(s.Path())
-	return s, "embedded SQLite " + abs, nil
+	return s, "SQLite " + abs, nil
 }
 
 // LLMClient builds the model client the config asks for.

@@ -78,7 +78,11 @@ type Manager struct {
 type room struct {
 	appID, chatID string
 
-	pubMu sync.Mutex // serialises store append + fan-out, so frames reach sockets in seq order
+	// pubMu serialises this process's writes to the chat: appends with their
+	// fan-out (so frames reach sockets in seq order) and session updates.
+	// MongoDB updates one document atomically anyway; FerretDB v1, which the
+	// tests use, can lose one of two concurrent updates of a document.
+	pubMu sync.Mutex
 
 	mu      sync.Mutex
 	subs    map[*Subscriber]struct{}
@@ -268,7 +272,9 @@ func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID stri
 	r := m.room(appID, sess.ChatID)
 	// Clear the pending id first so a second answer to the same event is refused.
 	empty := ""
-	if err := m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{PendingKind: &empty, PendingID: &empty}); err != nil {
+	if err := r.locked(func() error {
+		return m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{PendingKind: &empty, PendingID: &empty})
+	}); err != nil {
 		return err
 	}
 	m.enqueue(r, job{input: &engine.Input{Kind: engine.InputUIToolResponse, RequestID: eventID, Response: response}})
@@ -332,4 +338,11 @@ func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// locked runs a write to the chat's session under pubMu.
+func (r *room) locked(fn func() error) error {
+	r.pubMu.Lock()
+	defer r.pubMu.Unlock()
+	return fn()
 }

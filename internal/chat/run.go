@@ -71,7 +71,7 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bo
 		stopRenew()
 		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := m.opts.Store.ReleaseLease(rctx, r.appID, r.chatID, m.opts.Owner); err != nil {
+		if err := r.locked(func() error { return m.opts.Store.ReleaseLease(rctx, r.appID, r.chatID, m.opts.Owner) }); err != nil {
 			log.Warn("release run lease", "err", err)
 		}
 	}()
@@ -102,7 +102,9 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bo
 	}
 	transcript = orderTranscript(transcript, j.seq, later)
 	inProgress := store.StatusInProgress
-	_ = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, store.SessionUpdate{Status: &inProgress})
+	_ = r.locked(func() error {
+		return m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, store.SessionUpdate{Status: &inProgress})
+	})
 
 	m.active.Add(1)
 	m.observer().RunStarted()
@@ -123,7 +125,9 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bo
 		}
 		// The chat stays usable: the next message starts a new run.
 		status := store.StatusAwaitingInput
-		_ = m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status})
+		_ = r.locked(func() error {
+			return m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status})
+		})
 		return
 	}
 	m.observer().RunFinished(res.Status)
@@ -136,8 +140,10 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bo
 	if status == "" {
 		status = store.StatusAwaitingInput
 	}
-	if err := m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status, State: stateJSON,
-		PendingKind: &kind, PendingID: &id}); err != nil {
+	if err := r.locked(func() error {
+		return m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status, State: stateJSON,
+			PendingKind: &kind, PendingID: &id})
+	}); err != nil {
 		log.Error("store run result", "err", err)
 	}
 	log.Debug("run ended", "status", status, "reason", res.Reason, "tokens", res.Tokens, "duration", res.Duration)
@@ -156,7 +162,11 @@ func (m *Manager) acquire(ctx context.Context, r *room) bool {
 	wait := 100 * time.Millisecond
 	deadline := time.Now().Add(2*m.opts.LeaseTTL + 5*time.Second)
 	for {
-		ok, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
+		var ok bool
+		err := r.locked(func() (err error) {
+			ok, err = m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
+			return err
+		})
 		if ok {
 			return true
 		}
@@ -188,7 +198,11 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL); err != nil && ctx.Err() == nil {
+				err := r.locked(func() error {
+					_, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
+					return err
+				})
+				if err != nil && ctx.Err() == nil {
 					m.log.Warn("renew run lease", "chat_id", r.chatID, "err", err)
 				}
 			}
@@ -231,7 +245,9 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		if data["display"] == "artifact" {
 			if art, err := json.Marshal(map[string]any{"tool_name": data["tool_name"], "component_type": data["component_type"],
 				"payload": data["payload"], "eventId": data["corr"]}); err == nil {
-				_ = s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{LastArtifact: art})
+				_ = s.r.locked(func() error {
+					return s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{LastArtifact: art})
+				})
 			}
 		}
 	}
@@ -262,7 +278,7 @@ func (s *roomSink) recordUsage(ctx context.Context, ev engine.Event, data map[st
 	u := store.UsageRecord{AppID: s.r.appID, UserID: s.sess.UserID, ChatID: s.r.chatID, Workflow: s.sess.Workflow, Agent: agent,
 		Model: model, PromptTokens: num("prompt_tokens"), CompletionTokens: num("completion_tokens"), TotalTokens: num("total_tokens"),
 		Duration: time.Duration(num("duration_ms")) * time.Millisecond}
-	if err := s.m.opts.Store.RecordUsage(context.WithoutCancel(ctx), u); err != nil {
+	if err := s.r.locked(func() error { return s.m.opts.Store.RecordUsage(context.WithoutCancel(ctx), u) }); err != nil {
 		s.m.log.Warn("record usage", "chat_id", s.r.chatID, "err", err)
 	}
 	s.m.observer().LLMCall(model, u.Duration, u.PromptTokens, u.CompletionTokens)

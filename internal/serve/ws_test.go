@@ -38,6 +38,7 @@ func greet(t *testing.T, e *env, chatID string) *client {
 	if g := c.until("chat.text", wait); g[len(g)-1].str("agent") != "Assistant" {
 		t.Fatalf("greeting = %s", g[len(g)-1].raw)
 	}
+	c.until("chat.input_request", wait)
 	return c
 }
 
@@ -91,7 +92,13 @@ func TestChatStreamsAndStores(t *testing.T) {
 
 		// The same transcript over HTTP and on reconnect.
 		var sess sessionResp
-		e.do("GET", "/api/sessions/chat-stream?app_id=app1&user_id=u1", nil, &sess)
+		// The run stores its final status just after its last frame.
+		for deadline := time.Now().Add(wait); ; time.Sleep(20 * time.Millisecond) {
+			e.do("GET", "/api/sessions/chat-stream?app_id=app1&user_id=u1", nil, &sess)
+			if sess.Status == "awaiting_input" || time.Now().After(deadline) {
+				break
+			}
+		}
 		var httpTexts []string
 		for _, m := range sess.Messages {
 			httpTexts = append(httpTexts, m.Data["content"].(string))

@@ -162,11 +162,9 @@ type StreamChunk struct {
 }
 
 func (o Options) stream(w http.ResponseWriter, r *http.Request) {
-	fl, ok := w.(http.Flusher)
-	if !ok {
-		http.Error(w, "streaming unsupported by this server", http.StatusInternalServerError)
-		return
-	}
+	// ResponseController sees through middleware wrappers that implement
+	// Unwrap, so a metrics or logging recorder does not break flushing.
+	rc := http.NewResponseController(w)
 	sse := r.URL.Query().Get("format") == "sse" || r.Header.Get("Accept") == "text/event-stream"
 	if sse {
 		w.Header().Set("Content-Type", "text/event-stream")
@@ -187,7 +185,9 @@ func (o Options) stream(w http.ResponseWriter, r *http.Request) {
 		} else {
 			fmt.Fprintf(w, "%s\n", b)
 		}
-		fl.Flush()
+		if err := rc.Flush(); err != nil {
+			return // this server cannot stream; the doctor reports the cut
+		}
 		if i == o.Chunks {
 			return
 		}
