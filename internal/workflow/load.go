@@ -72,10 +72,33 @@ func load(fsys fs.FS, dir, shownDir, name string) (*Workflow, []Diagnostic) {
 			of.warnf(fmt.Sprintf("visual_agents[%d]", i), "unknown agent %q", a)
 		}
 	}
+	sortDiags(diags)
 	if HasErrors(diags) {
 		return nil, diags
 	}
 	return wf, diags
+}
+
+var fileOrder = []string{"orchestrator.yaml", "agents.yaml", "handoffs.yaml", "context_variables.yaml", "tools.yaml", "structured_outputs.yaml", "ui_config.yaml"}
+
+// sortDiags orders a folder's diagnostics by file, then line, so that the
+// report reads top to bottom.
+func sortDiags(ds []Diagnostic) {
+	rank := func(file string) int {
+		for i, f := range fileOrder {
+			if strings.HasSuffix(file, "/"+f) {
+				return i
+			}
+		}
+		return len(fileOrder)
+	}
+	sort.SliceStable(ds, func(i, j int) bool {
+		ri, rj := rank(ds[i].File), rank(ds[j].File)
+		if ri != rj {
+			return ri < rj
+		}
+		return ds[i].Line < ds[j].Line
+	})
 }
 
 type validator struct {
@@ -215,6 +238,8 @@ func (v *validator) contextVars(f *yamlFile) {
 			case TriggerUIResponse:
 				if t.Tool == "" {
 					f.errorf(tp+".tool", "a ui_response trigger needs tool")
+				} else if !v.wf.hasUITool(t.Tool) {
+					f.errorf(tp+".tool", "unknown ui tool %q", t.Tool)
 				}
 				if t.ResponseKey == "" && t.Value == nil {
 					f.errorf(tp+".response_key", "a ui_response trigger needs response_key or value")
@@ -317,14 +342,6 @@ func (v *validator) tools(f *yamlFile) {
 			f.errorf(p+".parameters", "%v", err)
 		} else {
 			t.schema = mustJSON(t.Parameters)
-		}
-	}
-	for i, cv := range wf.ContextVars {
-		for j, tr := range cv.Source.Triggers {
-			if tr.Type == TriggerUIResponse && tr.Tool != "" && !wf.hasUITool(tr.Tool) {
-				// reported against tools.yaml's sibling file would be confusing; name the trigger
-				f.warnf("tools", "context variable %q (definitions[%d].source.triggers[%d]) names unknown ui tool %q", cv.Name, i, j, tr.Tool)
-			}
 		}
 	}
 }

@@ -223,3 +223,39 @@ func TestDiskOverridesBuiltin(t *testing.T) {
 		t.Errorf("absent dir: names %v diags %v", set.Names(), diags)
 	}
 }
+
+func TestContextTriggerReferences(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{
+		"w/orchestrator.yaml": {Data: []byte("max_turns: 3\n")},
+		"w/agents.yaml":       {Data: []byte("agents:\n  - {name: A, system_message: a}\n")},
+		"w/context_variables.yaml": {Data: []byte(`definitions:
+  - name: ok
+    source:
+      type: state
+      triggers:
+        - {type: ui_response, tool: nosuch, response_key: x}
+        - {type: agent_text, agent: Ghost, contains: hi}
+        - {type: webhook}
+  - name: ok
+    type: colour
+    source: {type: config}
+`)},
+	}
+	_, diags := LoadSet("", fsys)
+	var lines []string
+	for _, d := range diags {
+		lines = append(lines, d.String())
+	}
+	want := []string{
+		`builtin:w/context_variables.yaml:6: definitions[0].source.triggers[0].tool: unknown ui tool "nosuch"`,
+		`builtin:w/context_variables.yaml:7: definitions[0].source.triggers[1].agent: unknown agent "Ghost"`,
+		`builtin:w/context_variables.yaml:8: definitions[0].source.triggers[2].type: unknown trigger "webhook": want agent_text or ui_response`,
+		`builtin:w/context_variables.yaml:9: definitions[1].name: duplicate variable "ok"`,
+		`builtin:w/context_variables.yaml:10: definitions[1].type: unknown type "colour"`,
+		`builtin:w/context_variables.yaml:11: definitions[1].source.env_var: a config variable needs env_var`,
+	}
+	if !slices.Equal(lines, want) {
+		t.Errorf("diagnostics:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+	}
+}
