@@ -40,7 +40,7 @@ func runMongo(ctx context.Context, env *Env) Result {
 	client, err := mongo.Connect(opts)
 	if err != nil {
 		// ApplyURI/Connect errors can quote the URI: classify, never echo.
-		return fail("MONGO_URI is not usable: "+mongoCause(err).msg, "check the URI's form: mongodb://user:pass@host:27017/MozaiksAI", d)
+		return fail("MONGO_URI is not usable: "+mongoCause(err, false).msg, "check the URI's form: mongodb://user:pass@host:27017/MozaiksAI", d)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -51,7 +51,7 @@ func runMongo(ctx context.Context, env *Env) Result {
 	for range mongoPings {
 		t0 := env.now()
 		if err := client.Ping(ctx, nil); err != nil {
-			c := mongoCause(err)
+			c := mongoCause(err, tlsRequested(uri))
 			d["cause"] = c.kind
 			return fail("cannot reach MongoDB at "+config.RedactURI(uri)+": "+c.msg, c.hint, d)
 		}
@@ -76,6 +76,15 @@ func runMongo(ctx context.Context, env *Env) Result {
 	return ok(fmt.Sprintf("MongoDB %s, median ping %s", orDash(ver, "(version unknown)"), med.Round(10*time.Microsecond)), d)
 }
 
+// tlsRequested: the URI asks for TLS (explicitly, or by mongodb+srv's default).
+func tlsRequested(uri string) bool {
+	l := strings.ToLower(uri)
+	if strings.Contains(l, "tls=false") || strings.Contains(l, "ssl=false") {
+		return false
+	}
+	return strings.HasPrefix(l, "mongodb+srv://") || strings.Contains(l, "tls=true") || strings.Contains(l, "ssl=true")
+}
+
 func majorVersion(v string) int {
 	var m int
 	_, _ = fmt.Sscanf(v, "%d", &m)
@@ -86,10 +95,12 @@ type mongoClass struct{ kind, msg, hint string }
 
 // mongoCause classifies a driver error without quoting it: driver messages
 // can contain the URI and with it the password.
-func mongoCause(err error) mongoClass {
+func mongoCause(err error, wantTLS bool) mongoClass {
 	var ce mongo.CommandError
 	s := strings.ToLower(err.Error())
 	switch {
+	case wantTLS && (strings.Contains(s, "last error: eof") || strings.Contains(s, "connection reset") || strings.Contains(s, "first record does not look like a tls handshake")):
+		return mongoClass{"tls", "TLS handshake failed: the server closed the connection (it does not speak TLS on that port?)", "match tls=true/false in MONGO_URI to the server (a local mongo container usually has no TLS)"}
 	case errors.As(err, &ce) && (ce.Code == 18 || ce.Code == 13):
 		return mongoClass{"auth", "authentication failed (wrong user, password or authSource)", "check the user and password in MONGO_URI and ?authSource=admin for a root user; special characters in the password must be percent-encoded"}
 	case strings.Contains(s, "auth") && (strings.Contains(s, "fail") || strings.Contains(s, "error")):

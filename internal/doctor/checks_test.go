@@ -89,6 +89,7 @@ func TestMongo(t *testing.T) {
 		// is what a wrong password looks like to the driver.
 		{"wrong credentials", strings.Replace(uri, "mongodb://", "mongodb://app:s3cretpassword@", 1) + "MozaiksAI", Fail, "authentication failed", "authSource=admin"},
 		{"unreachable", fmt.Sprintf("mongodb://app:s3cretpassword@127.0.0.1:%d/MozaiksAI?serverSelectionTimeoutMS=1000", closed), Fail, "connection refused", "start MongoDB"},
+		{"TLS to a plain server", uri + "MozaiksAI?tls=true&serverSelectionTimeoutMS=1500", Fail, "TLS handshake failed", "tls=true/false"},
 		{"no such host", "mongodb://app:s3cretpassword@mongo.invalid:27017/?serverSelectionTimeoutMS=1000", Fail, "does not resolve", "service name"},
 	}
 	for _, tc := range tests {

@@ -2,10 +2,13 @@ package doctor
 
 import (
 	"context"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mozaiks/mozaiks/internal/testenv"
 )
@@ -93,4 +96,51 @@ func TestDockerRealEngine(t *testing.T) {
 	rep := runChecks(t, env, checkDocker(), checkContainers())
 	wantResult(t, rep[0], OK, "reachable", "")
 	wantResult(t, rep[1], Warn, "no containers of project mozaiks-doctor-test-empty", "mozaiks up")
+}
+
+// TestDockerCrashLoopRealEngine: a container of the project that keeps
+// exiting is reported with its last log lines, through the moby client.
+func TestDockerCrashLoopRealEngine(t *testing.T) {
+	t.Parallel()
+	docker := testenv.NeedCommand(t, "docker", "install the Docker CLI and engine (.ci/setup.d/10-docker.sh)")
+	ctx := context.Background()
+	if err := exec.CommandContext(ctx, docker, "version").Run(); err != nil {
+		testenv.Need(t, false, "a running Docker engine", "start dockerd (.ci/setup.d/10-docker.sh)")
+	}
+	build := t.TempDir()
+	gobuild := exec.CommandContext(ctx, "go", "build", "-o", filepath.Join(build, "crasher"), "./testdata/crasher")
+	gobuild.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := gobuild.CombinedOutput(); err != nil {
+		t.Fatalf("build crasher: %v\n%s", err, out)
+	}
+	if err := os.WriteFile(filepath.Join(build, "Dockerfile"), []byte("FROM scratch\nCOPY crasher /crasher\nENTRYPOINT [\"/crasher\"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const image = "mozaiks-doctor-crasher:test"
+	if out, err := exec.CommandContext(ctx, docker, "build", "-q", "-t", image, build).CombinedOutput(); err != nil {
+		t.Fatalf("docker build: %v\n%s", err, out)
+	}
+	project := fmt.Sprintf("mozaiks-doctor-crash-%d", time.Now().UnixNano()%1_000_000)
+	name := project + "-runtime"
+	run := exec.CommandContext(ctx, docker, "run", "-d", "--name", name, "--restart", "always",
+		"--label", "com.docker.compose.project="+project, "--label", "com.docker.compose.service=runtime", image)
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("docker run: %v\n%s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command(docker, "rm", "-f", name).Run() })
+
+	// Docker's restart back-off doubles from 100 ms: a few restarts take a few seconds.
+	var last CheckResult
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		env := testEnv(t, map[string]string{"DOCKER_HOST": os.Getenv("DOCKER_HOST")}, "")
+		writeCompose(t, env.Dir, "name: "+project+"\nservices:\n  runtime:\n    image: "+image+"\n")
+		last = Run(ctx, env, []Check{checkDocker(), checkContainers()}, RunOptions{}).Checks[1]
+		if last.Severity == Fail {
+			break
+		}
+	}
+	wantResult(t, last, Fail, "unhealthy or crash-looping: "+name, "mozaiks logs runtime")
+	if !strings.Contains(strings.Join(anyStrings(last.Details["last_logs"]), "|"), "crasher: cannot connect to mongo") {
+		t.Fatalf("last log lines missing: %v", last.Details)
+	}
 }
