@@ -18,7 +18,7 @@ import (
 // engine below.
 type recordedDocker struct{ containers []ContainerInfo }
 
-func (r recordedDocker) Ping(context.Context) (string, string, error) { return "1.47", "linux", nil }
+func (r recordedDocker) Ping(context.Context) (string, string, error)  { return "1.47", "linux", nil }
 func (r recordedDocker) ServerVersion(context.Context) (string, error) { return "27.3.1", nil }
 func (r recordedDocker) ProjectContainers(_ context.Context, project string) ([]ContainerInfo, error) {
 	if project != "mozaiksai" {
