@@ -214,6 +214,11 @@ func (v *validator) contextVars(f *yamlFile) {
 		switch c.Source.Type {
 		case "":
 			c.Source.Type = ContextSourceState
+		case "environment", "env":
+			c.Source.Type = ContextSourceConfig
+			if c.Source.EnvVar == "" {
+				f.errorf(p+".source.env_var", "a config variable needs env_var")
+			}
 		case ContextSourceConfig:
 			if c.Source.EnvVar == "" {
 				f.errorf(p+".source.env_var", "a config variable needs env_var")
@@ -222,6 +227,8 @@ func (v *validator) contextVars(f *yamlFile) {
 				f.errorf(p+".source.triggers", "triggers apply to state variables only")
 			}
 		case ContextSourceState:
+		case "database", "data_reference", "data_entity", "computed":
+			f.errorf(p+".source.type", "source %q of the original runtime is not supported: want config or state", c.Source.Type)
 		default:
 			f.errorf(p+".source.type", "unknown source %q: want config or state", c.Source.Type)
 		}
@@ -260,6 +267,9 @@ func (v *validator) tools(f *yamlFile) {
 		if !wf.HasAgent(t.Agent) {
 			f.errorf(p+".agent", "unknown agent %q", t.Agent)
 		}
+		if t.Name == "" {
+			t.Name = t.Function // the original names tools by their Python function
+		}
 		if !toolNameRE.MatchString(t.Name) {
 			f.errorf(p+".name", "invalid tool name %q: want 1-64 characters of A-Z a-z 0-9 _ -", t.Name)
 		}
@@ -267,6 +277,19 @@ func (v *validator) tools(f *yamlFile) {
 			f.errorf(p+".name", "duplicate tool %q for agent %q", t.Name, t.Agent)
 		} else {
 			seen[key] = true
+		}
+		if t.Kind == "" {
+			switch {
+			case strings.EqualFold(t.ToolType, "UI_Tool") || t.UI != nil:
+				t.Kind = ToolUI
+				if t.UI != nil {
+					t.Component = firstNonEmpty(t.Component, t.UI.Component)
+					t.Mode = firstNonEmpty(t.Mode, t.UI.Mode)
+				}
+			case t.File != "" || t.Function != "":
+				f.errorf(p+".file", "Python tools (file: %s) cannot run in mozaiks: declare the tool with kind: http (and serve it over HTTP), ui or builtin", firstNonEmpty(t.File, t.Function))
+				continue
+			}
 		}
 		switch t.Kind {
 		case ToolHTTP:
@@ -466,4 +489,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }

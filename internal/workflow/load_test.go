@@ -259,3 +259,66 @@ func TestContextTriggerReferences(t *testing.T) {
 		t.Errorf("diagnostics:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
 	}
 }
+
+// The original MozaiksAI layout: agents as a mapping, UI tools declared with
+// tool_type and ui:, literal fields, environment sources.
+func TestOriginalLayout(t *testing.T) {
+	t.Parallel()
+	fsys := fstest.MapFS{
+		"Gen/orchestrator.yaml": {Data: []byte("workflow_name: Gen\nmax_turns: 20\nhuman_in_the_loop: true\nstartup_mode: AgentDriven\norchestration_pattern: DefaultPattern\nrecipient: PlannerAgent\nvisual_agents: [PlannerAgent]\n")},
+		"Gen/agents.yaml": {Data: []byte(`agents:
+  PlannerAgent:
+    system_message: Plan.
+    max_consecutive_auto_reply: 5
+    auto_tool_mode: true
+    structured_outputs_required: true
+  PyAgent:
+    system_message: Run.
+`)},
+		"Gen/tools.yaml": {Data: []byte(`tools:
+  - agent: PlannerAgent
+    file: action_plan.py
+    function: action_plan
+    description: Show the plan
+    tool_type: UI_Tool
+    ui: {component: ActionPlan, mode: artifact}
+`)},
+		"Gen/context_variables.yaml": {Data: []byte("context_variables:\n  definitions:\n    api_base:\n      type: string\n      source: {type: environment, env_var: API_BASE, default: x}\n")},
+		"Gen/structured_outputs.yaml": {Data: []byte(`structured_outputs:
+  models:
+    Plan:
+      type: model
+      fields:
+        kind: {type: literal, values: [a, b]}
+  registry:
+    PlannerAgent: Plan
+    PyAgent: null
+`)},
+		"Py/orchestrator.yaml": {Data: []byte("max_turns: 3\n")},
+		"Py/agents.yaml":       {Data: []byte("agents:\n  A: {system_message: a}\n")},
+		"Py/tools.yaml":        {Data: []byte("tools:\n  - {agent: A, name: calc, file: calc.py, function: calc, tool_type: Agent_Tool}\n")},
+	}
+	set, diags := LoadSet("", fsys)
+	var lines []string
+	for _, d := range diags {
+		lines = append(lines, d.String())
+	}
+	want := []string{`builtin:Py/tools.yaml:2: tools[0].file: Python tools (file: calc.py) cannot run in mozaiks: declare the tool with kind: http (and serve it over HTTP), ui or builtin`}
+	if !slices.Equal(lines, want) {
+		t.Errorf("diagnostics:\n  %s\nwant:\n  %s", strings.Join(lines, "\n  "), strings.Join(want, "\n  "))
+	}
+	wf, ok := set.Get("Gen")
+	if !ok {
+		t.Fatal("Gen not loaded")
+	}
+	tool := wf.Tools[0]
+	if tool.Kind != ToolUI || tool.Name != "action_plan" || tool.Component != "ActionPlan" || tool.Display != DisplayArtifact {
+		t.Errorf("tool = %+v", tool)
+	}
+	if wf.Orchestrator.InitialAgent != "PlannerAgent" || wf.ContextVars[0].Source.Type != ContextSourceConfig {
+		t.Errorf("orchestrator %+v context %+v", wf.Orchestrator, wf.ContextVars)
+	}
+	if !strings.Contains(string(wf.ResponseSchema("PlannerAgent")), `"enum":["a","b"]`) {
+		t.Errorf("schema = %s", wf.ResponseSchema("PlannerAgent"))
+	}
+}

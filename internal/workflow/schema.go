@@ -104,6 +104,12 @@ func modelSchema(models map[string]OutputModel, name string, depth int) (map[str
 func fieldSchema(models map[string]OutputModel, f OutputField, depth int) (map[string]any, error) {
 	var s map[string]any
 	switch typ := normalizeType(f.Type); typ {
+	case "literal":
+		if len(f.Values) == 0 && len(f.Enum) == 0 {
+			return nil, fmt.Errorf("a literal needs values")
+		}
+		s = map[string]any{"type": "string"}
+		f.Enum = append(append([]string(nil), f.Enum...), f.Values...)
 	case "string", "integer", "number", "boolean":
 		s = map[string]any{"type": typ}
 	case "object":
@@ -163,6 +169,8 @@ func normalizeType(t string) string {
 		return "object"
 	case "list", "array":
 		return "array"
+	case "literal", "enum":
+		return "literal"
 	case "":
 		return ""
 	}

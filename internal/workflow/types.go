@@ -172,12 +172,23 @@ type Tool struct {
 	Display   string `yaml:"display"` // inline | artifact
 	Mode      string `yaml:"mode"`    // alias of display in the original layout
 
+	// the original layout: tool_type UI_Tool with ui: {component, mode}; Python tools (file, function) cannot run here
+	ToolType string  `yaml:"tool_type"`
+	UI       *toolUI `yaml:"ui"`
+	File     string  `yaml:"file"`
+	Function string  `yaml:"function"`
+
 	// builtin
 	Builtin  string   `yaml:"builtin"`  // which builtin; defaults to Name
 	Variable string   `yaml:"variable"` // set_context_variable: restrict to this variable
 	Targets  []string `yaml:"targets"`  // handoff: allowed agents (default all)
 
 	schema json.RawMessage
+}
+
+type toolUI struct {
+	Component string `yaml:"component"`
+	Mode      string `yaml:"mode"`
 }
 
 // StructuredOutputs is structured_outputs.yaml.
@@ -199,6 +210,7 @@ type OutputField struct {
 	Description string   `yaml:"description"`
 	Items       string   `yaml:"items"` // element type of a list
 	Enum        []string `yaml:"enum"`
+	Values      []string `yaml:"values"` // the original's literal values
 	Optional    bool     `yaml:"optional"`
 }
 
