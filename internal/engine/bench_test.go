@@ -1,8 +1,14 @@
 package engine
 
 import (
+	"context"
 	"fmt"
 	"testing"
+	"testing/fstest"
+
+	"github.com/mozaiks/mozaiks/internal/llm"
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/workflow"
 )
 
 // transcript builds n stored events shaped like a real chat: user and agent
@@ -35,4 +41,38 @@ func BenchmarkHistoryFromTranscript(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkTurn compares one agent turn through the engine (prompt and
+// history building, streaming events, routing) with the bare model call it
+// wraps, both against the same local fake; the ratio is the engine's overhead.
+func BenchmarkTurn(b *testing.B) {
+	srv := llmtest.New(b)
+	srv.SetResponder(func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: "a short answer of a few words", Chunks: 4} })
+	client := llm.NewOpenAI(llm.Options{APIKey: "k", BaseURL: srv.URL(), MaxRetries: -1})
+	set, diags := workflow.LoadSet("", fstest.MapFS{
+		"w/orchestrator.yaml": {Data: []byte("human_in_the_loop: false\n")},
+		"w/agents.yaml":       {Data: []byte("agents:\n  - {name: A, system_message: You are A.}\n")},
+	})
+	if len(diags) > 0 {
+		b.Fatal(diags)
+	}
+	tr := benchTranscript(60)
+	b.Run("bare_llm_call", func(b *testing.B) {
+		req := llm.Request{Model: "m", Messages: append([]llm.Message{{Role: "system", Content: "You are A."}}, HistoryFromTranscript(tr)...)}
+		for b.Loop() {
+			if _, err := client.Stream(context.Background(), req, func(llm.Chunk) {}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("engine_turn", func(b *testing.B) {
+		eng := New(Options{Workflows: set, LLM: client})
+		for b.Loop() {
+			res, err := eng.Run(context.Background(), RunRequest{Workflow: "w", Transcript: tr, Sink: &recorder{}})
+			if err != nil || res.Reason != ReasonTerminate {
+				b.Fatal(err, res.Reason)
+			}
+		}
+	})
 }
