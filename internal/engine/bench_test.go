@@ -48,7 +48,9 @@ func BenchmarkHistoryFromTranscript(b *testing.B) {
 // wraps, both against the same local fake; the ratio is the engine's overhead.
 func BenchmarkTurn(b *testing.B) {
 	srv := llmtest.New(b)
-	srv.SetResponder(func(llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: "a short answer of a few words", Chunks: 4} })
+	srv.SetResponder(func(llmtest.Request) llmtest.Reply {
+		return llmtest.Reply{Text: "a short answer of a few words", Chunks: 4}
+	})
 	client := llm.NewOpenAI(llm.Options{APIKey: "k", BaseURL: srv.URL(), MaxRetries: -1})
 	set, diags := workflow.LoadSet("", fstest.MapFS{
 		"w/orchestrator.yaml": {Data: []byte("human_in_the_loop: false\n")},
