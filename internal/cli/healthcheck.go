@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"time"
@@ -36,7 +37,7 @@ func NewCmdHealthcheck(stdio IO, runF func(context.Context, *HealthcheckOptions)
 			return runHealthcheck(cmd.Context(), opts)
 		},
 	}
-	cmd.Flags().StringVar(&opts.URL, "url", "", "URL to probe (default http://127.0.0.1:$PORT/api/ready, PORT default 8000)")
+	cmd.Flags().StringVar(&opts.URL, "url", "", "URL to probe (default http://127.0.0.1:$PORT/api/ready, PORT default 8000; MOZAIKS_ADDR wins)")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 3*time.Second, "give up after this long")
 	return cmd
 }
@@ -44,11 +45,7 @@ func NewCmdHealthcheck(stdio IO, runF func(context.Context, *HealthcheckOptions)
 func runHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
 	url := opts.URL
 	if url == "" {
-		port := "8000"
-		if opts.Getenv != nil && opts.Getenv("PORT") != "" {
-			port = opts.Getenv("PORT")
-		}
-		url = "http://127.0.0.1:" + port + "/api/ready"
+		url = "http://" + localAddr(opts.Getenv) + "/api/ready"
 	}
 	if opts.Timeout <= 0 {
 		return uerr.Usage("--timeout must be positive")
@@ -69,4 +66,28 @@ func runHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
 		return uerr.New(uerr.ExitFailed, fmt.Sprintf("not ready: %s answered %d", url, resp.StatusCode), "")
 	}
 	return nil
+}
+
+// localAddr is where `mozaiks serve` in this container listens, as its own
+// configuration decides it: MOZAIKS_ADDR, else PORT, else 8000; a wildcard
+// host is reached through loopback.
+func localAddr(getenv func(string) string) string {
+	if getenv == nil {
+		getenv = func(string) string { return "" }
+	}
+	host, port := "127.0.0.1", "8000"
+	if p := getenv("PORT"); p != "" {
+		port = p
+	}
+	if a := getenv("MOZAIKS_ADDR"); a != "" {
+		if h, p, err := net.SplitHostPort(a); err == nil {
+			if h != "" && h != "0.0.0.0" && h != "::" {
+				host = h
+			}
+			if p != "" {
+				port = p
+			}
+		}
+	}
+	return net.JoinHostPort(host, port)
 }

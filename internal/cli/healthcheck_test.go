@@ -91,3 +91,21 @@ func TestHealthcheck(t *testing.T) {
 		})
 	}
 }
+
+func TestHealthcheckLocalAddr(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ port, addr, want string }{
+		{"", "", "127.0.0.1:8000"},
+		{"9000", "", "127.0.0.1:9000"},
+		{"9000", ":7000", "127.0.0.1:7000"},
+		{"", "0.0.0.0:7001", "127.0.0.1:7001"},
+		{"", "10.1.2.3:7002", "10.1.2.3:7002"},
+		{"", "[::]:7003", "127.0.0.1:7003"},
+		{"9000", "garbage", "127.0.0.1:9000"},
+	} {
+		env := map[string]string{"PORT": c.port, "MOZAIKS_ADDR": c.addr}
+		if got := localAddr(func(k string) string { return env[k] }); got != c.want {
+			t.Errorf("PORT=%q MOZAIKS_ADDR=%q: %s, want %s", c.port, c.addr, got, c.want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package initwiz
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -45,7 +46,7 @@ type Options struct {
 // Run is `mozaiks init`. It returns *uerr.Error for everything the operator
 // can act on; nothing is written unless every step before the write succeeded.
 func Run(ctx context.Context, o Options) error {
-	dir, err := filepath.Abs(cmpOr(o.Dir, "."))
+	dir, err := filepath.Abs(cmp.Or(o.Dir, "."))
 	if err != nil {
 		return uerr.Wrap(err, uerr.ExitUsage, "cannot resolve --dir "+o.Dir, "")
 	}
@@ -103,7 +104,7 @@ func Run(ctx context.Context, o Options) error {
 			secretSrc[k] = v
 		}
 	}
-	s, err := keepOrGenerate(secretSrc, a.Database, cmpOr[io.Reader](o.Rand, rand.Reader))
+	s, err := keepOrGenerate(secretSrc, a.Database, cmp.Or[io.Reader](o.Rand, rand.Reader))
 	if err != nil {
 		return uerr.Wrap(err, uerr.ExitFailed, "cannot generate secrets", "")
 	}
@@ -158,14 +159,14 @@ func Run(ctx context.Context, o Options) error {
 func runChecks(ctx context.Context, o Options, a Answers) error {
 	if a.Database == "external" {
 		fmt.Fprintf(o.Err, "Checking MongoDB at %s ...\n", config.RedactURI(a.MongoURI))
-		if err := checkMongo(ctx, a.MongoURI, cmpOr(o.MongoTimeout, 5*time.Second)); err != nil {
+		if err := checkMongo(ctx, a.MongoURI, cmp.Or(o.MongoTimeout, 5*time.Second)); err != nil {
 			if ctx.Err() != nil {
 				return interrupted(ctx.Err())
 			}
 			return err
 		}
 	}
-	base := cmpOr(a.OpenAIBaseURL, defaultOpenAIBase)
+	base := cmp.Or(a.OpenAIBaseURL, defaultOpenAIBase)
 	fmt.Fprintf(o.Err, "Checking the LLM endpoint %s ...\n", base)
 	client := o.HTTPClient
 	if client == nil {
