@@ -56,8 +56,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 func freePort(t *testing.T) string {
 	t.Helper()
@@ -206,7 +210,11 @@ func TestServeFreshDirectoryPersistsAcrossRestart(t *testing.T) {
 	if code := call(t, "POST", p.url+"/api/sessions", map[string]string{"workflow": "assistant", "user_id": "u1"}, &s); code != 201 {
 		t.Fatalf("create %d", code)
 	}
-	var list struct{ Sessions []struct{ ChatID string `json:"chat_id"` } }
+	var list struct {
+		Sessions []struct {
+			ChatID string `json:"chat_id"`
+		}
+	}
 	call(t, "GET", p.url+"/api/sessions?user_id=u1", nil, &list)
 	if len(list.Sessions) != 1 || list.Sessions[0].ChatID != s.ChatID {
 		t.Fatalf("list %+v", list)
