@@ -1,7 +1,14 @@
-# nginx and caddy are only needed as config validators (`nginx -t`, `caddy validate`)
-# by the tests of internal/install/initwiz; they are installed, never started.
-apt_install nginx caddy
-# Debian's postinst may start them where a service manager runs; stop only if running.
-if command -v systemctl >/dev/null 2>&1; then
-  systemctl stop nginx caddy >/dev/null 2>&1 || true
+# nginx and caddy are only config validators for internal/install/initwiz
+# (`nginx -t`, `caddy validate`): installed, never started.
+# A policy-rc.d that answers 101 keeps the packages' postinst from starting them.
+mozaiks_policy_rcd_created=0
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+  chmod +x /usr/sbin/policy-rc.d
+  mozaiks_policy_rcd_created=1
 fi
+apt_install nginx caddy
+if [ "$mozaiks_policy_rcd_created" = 1 ]; then
+  rm -f /usr/sbin/policy-rc.d
+fi
+unset mozaiks_policy_rcd_created
