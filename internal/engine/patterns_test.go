@@ -271,3 +271,38 @@ func TestSpeakersAcrossUserTurnsAndRestarts(t *testing.T) {
 		t.Errorf("history =\n %v\nwant\n %v", got, want)
 	}
 }
+
+func TestAutoPatternAfterUserAndMessageContext(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "orchestration_pattern: AutoPattern\nmax_turns: 10\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: 'You are A.'}\n  - {name: B, system_message: 'You are B. Topic {topic}, key {key}.'}\n",
+		"w/context_variables.yaml": `definitions:
+  - {name: topic, source: {type: state, default: none}}
+  - {name: key, source: {type: config, env_var: THE_KEY, default: k0}}
+`,
+	})
+	c := newChat(t, set, "w")
+	picks := []string{"user", "B", "user"}
+	c.srv.SetResponder(func(r llmtest.Request) llmtest.Reply {
+		if strings.HasPrefix(systemOf(r), "You choose who speaks next") {
+			p := picks[0]
+			picks = picks[1:]
+			return llmtest.Reply{Text: p}
+		}
+		return llmtest.Reply{Text: "ok"}
+	})
+	if res := c.run(nil); res.Reason != ReasonInputRequired || c.lastOf(KindInputRequest).Agent != "A" {
+		t.Fatalf("start: %+v", res)
+	}
+	// Context sent with a message may set state variables, never config.
+	c.store(KindText, "user", map[string]any{"agent": "user", "role": "user", "content": "go"})
+	res := c.run(&Input{Kind: InputMessage, Text: "go", Context: map[string]any{"topic": "boats", "key": "stolen"}})
+	if res.Reason != ReasonInputRequired || !slices.Equal(c.speakers(), []string{"A", "B"}) {
+		t.Fatalf("after user: %+v speakers %v", res, c.speakers())
+	}
+	reqs := c.srv.ChatRequests()
+	if got := systemOf(reqs[len(reqs)-2]); got != "You are B. Topic boats, key k0." {
+		t.Errorf("B prompt = %q", got)
+	}
+}

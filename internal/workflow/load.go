@@ -449,6 +449,9 @@ func (v *validator) structured(f *yamlFile) {
 	wf.schemas = map[string]json.RawMessage{}
 	names := sortedKeys(so.Models)
 	for _, m := range names {
+		if !toolNameRE.MatchString(m) {
+			f.errorf("models."+m, "invalid model name %q: want 1-64 characters of A-Z a-z 0-9 _ - (it names the response format)", m)
+		}
 		for _, fn := range sortedKeys(so.Models[m].Fields) {
 			fl := so.Models[m].Fields[fn]
 			if _, err := fieldSchema(so.Models, fl, 0); err != nil {
