@@ -306,3 +306,20 @@ func TestAutoPatternAfterUserAndMessageContext(t *testing.T) {
 		t.Errorf("B prompt = %q", got)
 	}
 }
+
+func TestRandomPatternWithHumanInTheLoop(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, threeAgents("orchestration_pattern: RandomPattern\nmax_turns: 50\n", "  []\n"))
+	c := newChat(t, set, "w", seeded(3))
+	c.srv.SetResponder(agentResponder)
+	res := c.run(nil)
+	sp := c.speakers()
+	if res.Reason != ReasonInputRequired || c.lastOf(KindInputRequest).Agent != sp[len(sp)-1] {
+		t.Fatalf("result %+v speakers %v", res, sp)
+	}
+	// The answer goes to a random agent and the chat carries on.
+	res = c.say("hi")
+	if len(c.speakers()) <= len(sp) || res.Status == StatusFailed {
+		t.Errorf("after answer: %+v speakers %v", res, c.speakers())
+	}
+}

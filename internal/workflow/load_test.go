@@ -171,7 +171,7 @@ func TestManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := `{"workflow_name":"good","startup_mode":"AgentDriven","human_in_the_loop":true,"visual_agents":["Planner"],"entry_point":"Planner","agents":["Planner","Reviewer"],"tools":[{"ui_tool_id":"confirm","component":"ConfirmCard","mode":"artifact","agent":"Planner","workflow":"good"}]}`
+	want := `{"workflow_name":"good","startup_mode":"AgentDriven","human_in_the_loop":true,"initial_message_to_user":"","visual_agents":["Planner"],"entry_point":"Planner","agents":["Planner","Reviewer"],"tools":[{"ui_tool_id":"confirm","component":"ConfirmCard","mode":"artifact","agent":"Planner","workflow":"good"}]}`
 	if string(b) != want {
 		t.Errorf("manifest\n got %s\nwant %s", b, want)
 	}
@@ -182,6 +182,10 @@ func TestManifest(t *testing.T) {
 	}
 	if _, ok := set.Manifest("nope"); ok {
 		t.Error("manifest of unknown workflow")
+	}
+	var none *Set
+	if _, ok := none.Get("good"); ok || none.Names() != nil {
+		t.Error("a nil set should be empty")
 	}
 }
 

@@ -65,12 +65,20 @@ func (s *Set) loadFS(fsys fs.FS, prefix string) []Diagnostic {
 
 // Get returns the named workflow.
 func (s *Set) Get(name string) (*Workflow, bool) {
+	if s == nil {
+		return nil, false
+	}
 	wf, ok := s.byName[name]
 	return wf, ok
 }
 
 // Names lists the loaded workflows, sorted.
-func (s *Set) Names() []string { return sortedKeys(s.byName) }
+func (s *Set) Names() []string {
+	if s == nil {
+		return nil
+	}
+	return sortedKeys(s.byName)
+}
 
 // Manifest is the public description of a workflow served by GET
 // /api/workflows. It never carries prompts, tool URLs, headers or env values.
@@ -79,7 +87,7 @@ type Manifest struct {
 	Description          string       `json:"description,omitempty"`
 	StartupMode          string       `json:"startup_mode"`
 	HumanInTheLoop       bool         `json:"human_in_the_loop"`
-	InitialMessageToUser string       `json:"initial_message_to_user,omitempty"`
+	InitialMessageToUser string       `json:"initial_message_to_user"`
 	VisualAgents         []string     `json:"visual_agents"`
 	EntryPoint           string       `json:"entry_point"`
 	Agents               []string     `json:"agents"`
@@ -97,7 +105,7 @@ type UIManifest struct {
 
 // Manifest returns the public view of the named workflow.
 func (s *Set) Manifest(name string) (Manifest, bool) {
-	wf, ok := s.byName[name]
+	wf, ok := s.Get(name)
 	if !ok {
 		return Manifest{}, false
 	}
