@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -251,5 +252,48 @@ func TestCaddyfilePassesCaddyValidate(t *testing.T) {
 				t.Fatalf("caddy validate: %v\n%s", err, out)
 			}
 		})
+	}
+}
+
+// Loaded by compose-go, the repository's files and init's bundled output
+// describe the same services; only how the image is obtained (build from the
+// repo) and whether .env may be absent differ.
+func TestInfraComposeEquivalentToInitOutput(t *testing.T) {
+	t.Parallel()
+	for _, c := range infraCases() {
+		dir := t.TempDir()
+		infra, err := os.ReadFile(filepath.Join(infraDir(), c.name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(dir, "infra.yml"), infra, 0o644)
+		for _, f := range renderFor(t, c, RenderOptions{ImageTag: "latest"}) {
+			switch f.Path {
+			case c.name:
+				os.WriteFile(filepath.Join(dir, "init.yml"), f.Data, 0o644)
+			case ".env":
+				os.WriteFile(filepath.Join(dir, ".env"), f.Data, 0o600)
+			}
+		}
+		fromInfra, fromInit := loadCompose(t, dir, "infra.yml"), loadCompose(t, dir, "init.yml")
+		for name, s := range fromInfra.Services {
+			if (s.Build != nil) != (name == "runtime") {
+				t.Errorf("%s: infra service %s: built from the repo = %v", c.name, name, s.Build != nil)
+			}
+			s.Build = nil
+			for i := range s.EnvFiles {
+				s.EnvFiles[i].Required = true
+			}
+			fromInfra.Services[name] = s
+		}
+		for name, s := range fromInit.Services {
+			for i := range s.EnvFiles {
+				s.EnvFiles[i].Required = true
+			}
+			fromInit.Services[name] = s
+		}
+		if !reflect.DeepEqual(fromInfra.Services, fromInit.Services) || !reflect.DeepEqual(fromInfra.Volumes, fromInit.Volumes) {
+			t.Errorf("%s: infra/compose and init output differ:\ninfra: %+v\ninit:  %+v", c.name, fromInfra.Services, fromInit.Services)
+		}
 	}
 }
