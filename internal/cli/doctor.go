@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -111,7 +112,13 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 		Origin: opts.Origin,
 	})
 	if err != nil {
-		return uerr.Wrap(err, uerr.ExitFailed, "cannot read the configuration", "check .env and --config")
+		// A .env parse error quotes the offending line, which may hold a
+		// secret: name the file only.
+		msg := "cannot read the configuration: " + err.Error()
+		if strings.Contains(err.Error(), "parse ") && strings.Contains(err.Error(), ".env") {
+			msg = "cannot parse " + filepath.Join(opts.Dir, ".env") + ": a line is not KEY=VALUE"
+		}
+		return uerr.Wrap(err, uerr.ExitFailed, msg, "fix .env (or the --config file) and run mozaiks doctor again")
 	}
 	if opts.Prepare != nil {
 		opts.Prepare(env)

@@ -192,3 +192,20 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 		t.Fatalf("options %+v", got)
 	}
 }
+
+func TestDoctorUnreadableConfigNeverQuotesDotEnv(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte("OPENAI_API_KEY sk-leaky-line-123456789\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir})
+	e, ok := uerr.As(err)
+	if !ok || !strings.Contains(e.Msg, "cannot parse") || strings.Contains(e.Msg+out+stderr, "sk-leaky-line") {
+		t.Fatalf("err %v", err)
+	}
+	_, _, err = doctorRun(t, &DoctorOptions{Dir: t.TempDir(), ConfigFile: filepath.Join(dir, "missing.yaml")})
+	if e, ok := uerr.As(err); !ok || !strings.Contains(e.Msg, "missing.yaml") {
+		t.Fatalf("missing --config file: %v", err)
+	}
+}

@@ -159,6 +159,9 @@ func checkCORS() Check {
 func runCORS(ctx context.Context, env *Env) Result {
 	origins := env.origins()
 	d := map[string]any{"origins": origins}
+	if env.Config != nil && slices.Contains(env.Config.CORSOrigins, "*") {
+		return corsWildcard(ctx, env, d)
+	}
 	if len(origins) == 0 {
 		return fail("no browser origin is allowed (CORS_ORIGINS is empty)", "set CORS_ORIGINS to your front-end origins, e.g. CORS_ORIGINS=https://app.example.com", d)
 	}
@@ -279,4 +282,19 @@ func runStream(ctx context.Context, env *Env) Result {
 			"turn proxy buffering off for the runtime: nginx `proxy_buffering off;` (and do not ignore X-Accel-Buffering), no gzip on streamed responses", d)
 	}
 	return ok(fmt.Sprintf("%d chunks streamed as sent (first after %s, last after %s)", len(arrivals), first.Round(time.Millisecond), last.Round(time.Millisecond)), d)
+}
+
+// corsWildcard judges CORS_ORIGINS=*: tolerable for a demo without
+// credentials, never together with Access-Control-Allow-Credentials.
+func corsWildcard(ctx context.Context, env *Env, d map[string]any) Result {
+	p, err := preflight(ctx, env, bogusOrigin)
+	if err != nil {
+		return fail("preflight failed: "+netCause(err), "", d)
+	}
+	d["bogus_origin"] = map[string]any{"origin": bogusOrigin, "preflight_allow_origin": p.allowOrigin, "allow_credentials": p.allowCredentials}
+	hint := "set CORS_ORIGINS to the exact origins of your front-ends, e.g. CORS_ORIGINS=https://app.example.com"
+	if p.allowCredentials && (p.allowOrigin == "*" || p.allowOrigin == bogusOrigin) {
+		return fail("any origin is allowed together with credentials", hint, d)
+	}
+	return warn("CORS_ORIGINS=*: any web site may call this runtime and open its sockets", hint, d)
 }

@@ -247,3 +247,20 @@ func TestNginx(t *testing.T) {
 		wantResult(t, r, Fail, "idle socket was closed after", "proxy_read_timeout")
 	})
 }
+
+func TestInvalidConfigSkipsDependents(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, map[string]string{"LLM_PROVIDER": "bogus"}, "")
+	for _, c := range []Check{checkMongo(), checkLLM(), checkRuntime(), checkTLS()} {
+		wantResult(t, runCheck(t, env, c), Skipped, "needs a valid configuration", "")
+	}
+}
+
+func TestCORSWildcard(t *testing.T) {
+	t.Parallel()
+	rt := doctortest.StartRuntime(t, doctortest.RuntimeOptions{AllowAnyOrigin: true})
+	env := testEnv(t, map[string]string{"_URL": rt.URL, "CORS_ORIGINS": "*"}, "")
+	// The runtime-like server reflects any origin with credentials: the
+	// dangerous form of *.
+	wantResult(t, runCheck(t, env, checkCORS()), Fail, "any origin is allowed together with credentials", "CORS_ORIGINS=")
+}

@@ -177,6 +177,11 @@ func Run(ctx context.Context, env *Env, checks []Check, ro RunOptions) *Report {
 					blocked = append(blocked, fmt.Sprintf("%s, which %s", n, map[Severity]string{Fail: "failed", Skipped: "was skipped", "": "was interrupted"}[s]))
 				}
 			}
+			// Checks that read the loaded configuration cannot run without
+			// it, even when CFG01 itself is not part of this run (--only).
+			if _, in := idx["CFG01"]; !in && env.Config == nil && slices.Contains(c.Needs, "CFG01") {
+				blocked = append(blocked, "a valid configuration (run CFG01 to see what is wrong)")
+			}
 			var res Result
 			start := env.now()
 			if len(blocked) > 0 {
