@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,11 +66,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	environ := envMap(o.Environ)
-	prevAnswers := prev
-	if strings.ToLower(prev[EnvDatabase]) != "external" {
-		// A bundled install's URI is generated, not an answer to carry over.
-		prevAnswers = without(prev, EnvMongoURI)
-	}
+	prevAnswers := previousAnswers(prev)
 	a := mergeAnswers(prevAnswers, environ, o.Flags)
 
 	p := newPrompter(ctx, o.In, o.Err, o.Accessible)
@@ -215,6 +212,27 @@ func printSummary(w io.Writer, dir string, a Answers, written []File) {
 		fmt.Fprintf(w, "  kubectl apply -f %s\n", filepath.Join(dir, "k8s"))
 	}
 	fmt.Fprintln(w, "  mozaiks doctor   (checks the setup end to end)")
+}
+
+// previousAnswers reads the answers of an earlier .env. A bundled install's
+// URI is generated, not an answer to carry over; a .env written by hand (as
+// DEPLOYMENT.md shows) has no MOZAIKS_DATABASE, so its MONGO_URI decides.
+func previousAnswers(prev map[string]string) map[string]string {
+	db := strings.ToLower(prev[EnvDatabase])
+	uri := prev[EnvMongoURI]
+	if db == "" && uri != "" {
+		db = "external"
+		if u, err := url.Parse(uri); err == nil && u.Hostname() == "mongo" {
+			db = "bundled"
+		}
+		out := without(prev, "")
+		out[EnvDatabase] = db
+		prev = out
+	}
+	if db != "external" {
+		return without(prev, EnvMongoURI)
+	}
+	return prev
 }
 
 func envMap(environ []string) map[string]string {

@@ -394,3 +394,36 @@ func TestRunK8sSecretDiffIsRedacted(t *testing.T) {
 	}
 	noSecrets(t, r, testKey, newKey, pw)
 }
+
+// A .env written by hand as DEPLOYMENT.md shows: its values become the
+// answers, its MONGO_URI decides the database, its other keys stay.
+func TestRunAdoptsHandWrittenEnv(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct{ uri, database, wantURI string }{
+		{"mongodb+srv://app:atlas-PW-1@cluster0.example.net/MozaiksAI", "external", "mongodb+srv://app:atlas-PW-1@cluster0.example.net/MozaiksAI"},
+		{"mongodb://mongo:27017/MozaiksAI", "bundled", ""},
+	} {
+		dir := t.TempDir()
+		os.WriteFile(filepath.Join(dir, ".env"), []byte("# Required\nOPENAI_API_KEY="+testKey+"\n\nMONGO_URI="+c.uri+
+			"\nAZURE_KEYVAULT_NAME=vault1\nDEFAULT_APP_ID=acme\n"), 0o644)
+		r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, Force: true, SkipChecks: true,
+			Flags: map[string]string{EnvDeployment: "prod", EnvPublicURL: "https://agents.example.com"}})
+		if r.e != nil {
+			t.Fatalf("%s: %v", c.uri, r.e)
+		}
+		noSecrets(t, r, testKey, "atlas-PW-1")
+		env, _ := config.ReadDotEnv(filepath.Join(dir, ".env"))
+		if env[EnvDatabase] != c.database || env[EnvAPIKey] != testKey || env[EnvAppID] != "acme" || env["AZURE_KEYVAULT_NAME"] != "vault1" {
+			t.Errorf("%s: .env %v", c.uri, env)
+		}
+		if c.wantURI != "" && env[EnvMongoURI] != c.wantURI {
+			t.Errorf("%s: MONGO_URI = %q", c.uri, env[EnvMongoURI])
+		}
+		if c.database == "bundled" && !strings.Contains(env[EnvMongoURI], "@mongo:27017") {
+			t.Errorf("bundled URI = %q", env[EnvMongoURI])
+		}
+		if fi, _ := os.Stat(filepath.Join(dir, ".env")); fi.Mode().Perm() != 0o600 {
+			t.Errorf(".env mode %v", fi.Mode())
+		}
+	}
+}
