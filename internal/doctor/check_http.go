@@ -63,6 +63,9 @@ func runRuntime(ctx context.Context, env *Env) Result {
 	status, _, body, err := probeGet(ctx, env, env.URL+"/api/health", nil)
 	if err != nil {
 		d["error"] = netCause(err)
+		if logs := runtimeLogs(ctx, env); len(logs) > 0 {
+			d["last_logs"] = logs
+		}
 		return fail("runtime not reachable at "+env.URL+": "+netCause(err),
 			"start it (mozaiks up, or mozaiks serve) and read its last log lines: mozaiks logs runtime --tail 50 (or docker logs mozaiksai-runtime --tail 50)", d)
 	}
@@ -113,6 +116,35 @@ func safeJSON(b []byte) any {
 		s = s[:200] + "..."
 	}
 	return s
+}
+
+// runtimeLogs fetches the runtime container's last log lines when this is
+// a compose deployment and the engine answers; nil otherwise.
+func runtimeLogs(ctx context.Context, env *Env) []string {
+	cf, err := env.Compose()
+	if err != nil || cf == nil {
+		return nil
+	}
+	api, err := env.docker()
+	if err != nil {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	list, err := api.ProjectContainers(cctx, cf.Project)
+	if err != nil {
+		return nil
+	}
+	for _, c := range list {
+		if c.Service == "runtime" || strings.HasSuffix(c.Name, "-runtime") {
+			l, err := api.Logs(cctx, c.ID, 10)
+			if err != nil {
+				return nil
+			}
+			return strings.Split(strings.TrimRight(l, "\n"), "\n")
+		}
+	}
+	return nil
 }
 
 // origins is what CORS01 and the WebSocket checks test: CORS_ORIGINS plus --origin.

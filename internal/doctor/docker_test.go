@@ -144,3 +144,17 @@ func TestDockerCrashLoopRealEngine(t *testing.T) {
 		t.Fatalf("last log lines missing: %v", last.Details)
 	}
 }
+
+func TestRuntimeDownShowsContainerLogs(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, map[string]string{"_URL": fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, "")
+	writeCompose(t, env.Dir, "name: mozaiksai\nservices:\n  runtime:\n    image: mozaiks/runtime\n")
+	env.Docker = func() (DockerAPI, error) {
+		return recordedDocker{containers: []ContainerInfo{{ID: "a1", Name: "mozaiksai-runtime", Service: "runtime", State: "restarting"}}}, nil
+	}
+	r := runCheck(t, env, checkRuntime())
+	wantResult(t, r, Fail, "not reachable", "logs")
+	if logs, _ := r.Details["last_logs"].([]string); len(logs) != 2 || logs[0] != "panic: cannot connect to mongo" {
+		t.Fatalf("last_logs = %#v", r.Details["last_logs"])
+	}
+}

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,4 +68,14 @@ func runChecks(t *testing.T, env *Env, checks ...Check) []CheckResult {
 		t.Logf("%s %s: %s | hint: %s | %v", r.Code, r.Severity, r.Message, r.Hint, r.Details)
 	}
 	return rep.Checks
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
