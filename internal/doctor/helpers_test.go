@@ -79,3 +79,7 @@ func freePort(t *testing.T) int {
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
 }
+
+func loadOpts(dir string, environ []string) config.LoadOptions {
+	return config.LoadOptions{Dir: dir, Environ: environ}
+}
