@@ -17,21 +17,31 @@ import (
 // change is what writing one file would do.
 type change struct {
 	File
-	Old    []byte
-	Exists bool
+	Old     []byte
+	OldMode fs.FileMode
+	Exists  bool
 }
 
 func (c change) modified() bool { return c.Exists && !bytes.Equal(c.Old, c.Data) }
 func (c change) added() bool    { return !c.Exists }
 
+// loosened: same content, but others may read what should be private (a
+// hand-written .env); tightening needs no confirmation.
+func (c change) loosened() bool { return c.Exists && c.OldMode.Perm()&^c.Mode.Perm() != 0 }
+
 // plan compares the rendered files with what is on disk.
 func plan(dir string, files []File) ([]change, error) {
 	out := make([]change, 0, len(files))
 	for _, f := range files {
-		old, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(f.Path)))
+		path := filepath.Join(dir, filepath.FromSlash(f.Path))
+		old, err := os.ReadFile(path)
 		switch {
 		case err == nil:
-			out = append(out, change{File: f, Old: old, Exists: true})
+			fi, err := os.Stat(path)
+			if err != nil {
+				return nil, fmt.Errorf("stat %s: %w", f.Path, err)
+			}
+			out = append(out, change{File: f, Old: old, OldMode: fi.Mode(), Exists: true})
 		case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 			// ENOTDIR: a file stands where a directory should; the write reports it.
 			out = append(out, change{File: f})

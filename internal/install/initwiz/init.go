@@ -113,16 +113,24 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return uerr.Wrap(err, uerr.ExitFailed, "cannot read the existing files in "+dir, "check their permissions")
 	}
+	return apply(ctx, o, p, interactive, dir, a, changes, newRedactor(secretValues(prev), secretValues(envValues(a, s))))
+}
+
+// apply shows what would change, asks when existing files change, and writes.
+func apply(ctx context.Context, o Options, p prompter, interactive bool, dir string, a Answers, changes []change, red redactor) error {
 	var write []File
 	modified := 0
-	red := newRedactor(secretValues(prev), secretValues(envValues(a, s)))
 	for _, c := range changes {
-		if c.added() || c.modified() {
+		switch {
+		case c.modified():
+			modified++
+			fmt.Fprint(o.Out, unifiedDiff(c, red))
 			write = append(write, c.File)
-			if c.modified() {
-				modified++
-				fmt.Fprint(o.Out, unifiedDiff(c, red))
-			}
+		case c.added():
+			write = append(write, c.File)
+		case c.loosened():
+			fmt.Fprintf(o.Err, "%s is mode %v; it holds secrets and becomes %v.\n", c.Path, c.OldMode.Perm(), c.Mode.Perm())
+			write = append(write, c.File)
 		}
 	}
 	if len(write) == 0 {

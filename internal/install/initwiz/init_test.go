@@ -427,3 +427,22 @@ func TestRunAdoptsHandWrittenEnv(t *testing.T) {
 		}
 	}
 }
+
+// Same answers over a .env others can read: the mode is tightened without a prompt.
+func TestRunTightensEnvMode(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	flags := map[string]string{EnvDeployment: "dev", EnvAPIKey: testKey}
+	if r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, SkipChecks: true, Flags: flags}); r.e != nil {
+		t.Fatal(r.e)
+	}
+	envPath := filepath.Join(dir, ".env")
+	os.Chmod(envPath, 0o644)
+	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, SkipChecks: true, Flags: flags})
+	if r.e != nil || !strings.Contains(r.err, ".env is mode -rw-r--r--") || r.out != "" {
+		t.Fatalf("%v out=%q err=%q", r.e, r.out, r.err)
+	}
+	if fi, _ := os.Stat(envPath); fi.Mode().Perm() != 0o600 {
+		t.Errorf(".env mode %v", fi.Mode())
+	}
+}
