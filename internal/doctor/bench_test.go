@@ -49,4 +49,3 @@ func BenchmarkHealthyRun(b *testing.B) {
 	}
 	b.ReportMetric(float64(sum)/float64(wall), "sum/wall")
 }
-
