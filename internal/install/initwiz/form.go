@@ -12,6 +12,8 @@ import (
 
 	"github.com/charmbracelet/huh"
 	"github.com/charmbracelet/x/term"
+
+	"github.com/mozaiks/mozaiks/internal/uerr"
 )
 
 // prompter asks the operator. The full-screen form needs a terminal; the
@@ -120,11 +122,25 @@ func (p prompter) check(v func(string) error) func(string) error {
 	}
 }
 
-// confirm asks before existing files are overwritten.
-func (p prompter) confirm(ctx context.Context, title string) (bool, error) {
+// retry shows a failed check (its user-safe message only) and asks whether
+// to change the answers and check again.
+func (p prompter) retry(ctx context.Context, failed error) (bool, error) {
+	if u, ok := uerr.As(failed); ok {
+		fmt.Fprintf(p.out, "Error: %s\n", u.Msg)
+		if u.Hint != "" {
+			fmt.Fprintf(p.out, "Hint: %s\n", u.Hint)
+		}
+	} else {
+		return false, nil
+	}
+	return p.confirm(ctx, "Change the answers and check again?", "Yes", "No")
+}
+
+// confirm asks a yes/no question.
+func (p prompter) confirm(ctx context.Context, title, yes, no string) (bool, error) {
 	ok := false
 	err := p.run(ctx, []page{{title: "Confirm", fields: []huh.Field{
-		huh.NewConfirm().Title(title).Affirmative("Write").Negative("Cancel").Value(&ok),
+		huh.NewConfirm().Title(title).Affirmative(yes).Negative(no).Value(&ok),
 	}}})
 	return ok, err
 }

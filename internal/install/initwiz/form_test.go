@@ -142,3 +142,39 @@ func TestFormInterruptedLeavesDirectoryUnchanged(t *testing.T) {
 		sameSnapshot(t, before, snapshot(t, dir))
 	}
 }
+
+// A rejected key in the form: the error is shown (not the key), the operator
+// changes only the key, and the run completes.
+func TestFormRetriesAfterFailedCheck(t *testing.T) {
+	t.Parallel()
+	base := llm(t)
+	dir := t.TempDir()
+	const wrong = "sk-WRONG-key-000"
+	input := []string{"1", "1", base, wrong, "", "", "", "", "3",
+		"y",                                     // change the answers and check again
+		"", "", "", testKey, "", "", "", "", "", // every page again, defaults kept but the key
+	}
+	r := run(t, context.Background(), Options{Dir: dir, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(input, "\n") + "\n")})
+	if r.e != nil {
+		t.Fatalf("%v\n%s", r.e, r.err)
+	}
+	if !strings.Contains(r.err, "Error: the LLM endpoint "+base+" rejected the API key (HTTP 401)") {
+		t.Errorf("the failed check was not shown:\n%s", r.err)
+	}
+	noSecrets(t, r, wrong, testKey)
+	env, _ := config.ReadDotEnv(filepath.Join(dir, ".env"))
+	if env[EnvAPIKey] != testKey {
+		t.Errorf("key = %q", env[EnvAPIKey])
+	}
+
+	// Declining the retry ends with the check's own error and writes nothing.
+	dir2 := t.TempDir()
+	input = []string{"1", "1", base, wrong, "", "", "", "", "3", "n"}
+	r = run(t, context.Background(), Options{Dir: dir2, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(input, "\n") + "\n")})
+	if r.code() != uerr.ExitFailed || !strings.Contains(r.e.Error(), "rejected") {
+		t.Fatalf("exit %d: %v", r.code(), r.e)
+	}
+	if entries, _ := os.ReadDir(dir2); len(entries) != 0 {
+		t.Errorf("files written: %v", entries)
+	}
+}

@@ -82,13 +82,30 @@ func Run(ctx context.Context, o Options) error {
 				"pass them as flags or environment variables, or run `mozaiks init` in a terminal to be asked")
 		}
 	}
-	a, probs := a.Normalize()
-	if len(probs) > 0 {
-		return uerr.New(uerr.ExitUsage, "invalid answers: "+strings.Join(probs, "; "), "fix them and run `mozaiks init` again")
-	}
-
-	if !o.SkipChecks {
-		if err := runChecks(ctx, o, a); err != nil {
+	for {
+		var probs []string
+		if a, probs = a.Normalize(); len(probs) > 0 {
+			return uerr.New(uerr.ExitUsage, "invalid answers: "+strings.Join(probs, "; "), "fix them and run `mozaiks init` again")
+		}
+		if o.SkipChecks {
+			break
+		}
+		err := runChecks(ctx, o, a)
+		if err == nil {
+			break
+		}
+		if !interactive || ctx.Err() != nil {
+			return err
+		}
+		// A typo in a key or URI should not cost the operator every other answer.
+		again, aerr := p.retry(ctx, err)
+		if aerr != nil {
+			return aerr
+		}
+		if !again {
+			return err
+		}
+		if err := p.askAnswers(ctx, &a); err != nil {
 			return err
 		}
 	}
@@ -142,7 +159,7 @@ func apply(ctx context.Context, o Options, p prompter, interactive bool, dir str
 			return uerr.New(uerr.ExitFailed, fmt.Sprintf("%d existing file(s) in %s would change (diff above)", modified, dir),
 				"re-run with --force to write them, or interactively to confirm")
 		}
-		ok, err := p.confirm(ctx, fmt.Sprintf("Overwrite %d existing file(s) in %s?", modified, dir))
+		ok, err := p.confirm(ctx, fmt.Sprintf("Overwrite %d existing file(s) in %s?", modified, dir), "Write", "Cancel")
 		if err != nil {
 			return err
 		}
