@@ -69,6 +69,12 @@ func TestSecretsPermissionsPlaceholdersAndFix(t *testing.T) {
 
 	env = testEnv(t, nil, "OPENAI_API_KEY=changeme\n")
 	wantResult(t, runCheck(t, env, checkSecrets()), Fail, "OPENAI_API_KEY is empty or a placeholder", "")
+	env = testEnv(t, nil, "MONGO_URI=\nOPENAI_API_KEY=\nAUTH_JWT_SECRET=\n")
+	r = runCheck(t, env, checkSecrets())
+	wantResult(t, r, Fail, "AUTH_JWT_SECRET is empty or a placeholder", "")
+	if strings.Contains(r.Message, "MONGO_URI") || strings.Contains(r.Message, "OPENAI_API_KEY") {
+		t.Fatalf("empty MONGO_URI (embedded store) or OPENAI_API_KEY flagged: %q", r.Message)
+	}
 	env = testEnv(t, nil, "")
 	wantResult(t, runCheck(t, env, checkSecrets()), Skipped, "no .env", "")
 }
@@ -100,6 +106,9 @@ func TestMongo(t *testing.T) {
 			wantResult(t, r, tc.sev, tc.msg, tc.hint)
 			if strings.Contains(fmt.Sprint(r), "s3cretpassword") {
 				t.Fatal("password in MDB01 output")
+			}
+			if u := fmt.Sprint(r.Details["uri"]); !strings.HasPrefix(u, "mongodb://") {
+				t.Fatalf("redacted URI not shown: %q", u)
 			}
 		})
 	}

@@ -158,8 +158,10 @@ func (e *Env) Secrets() []string {
 			out = append(out, v)
 		}
 	}
+	// MONGO_URI is scrubbed by its password, not whole: its redacted form
+	// (host, database) is what MDB01 must be able to show.
 	for _, s := range config.Settings {
-		if s.Secret {
+		if s.Secret && s.Key != "mongo_uri" {
 			add(e.Values[s.Key])
 		}
 	}
@@ -170,7 +172,7 @@ func (e *Env) Secrets() []string {
 		}
 	}
 	for k, v := range e.DotEnv {
-		if secretName(k) {
+		if secretName(k) && k != "MONGO_URI" {
 			add(v)
 		}
 	}
