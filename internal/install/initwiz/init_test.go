@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/doctor/doctortest"
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
 	"github.com/mozaiks/mozaiks/internal/uerr"
 )
@@ -444,5 +445,30 @@ func TestRunTightensEnvMode(t *testing.T) {
 	}
 	if fi, _ := os.Stat(envPath); fi.Mode().Perm() != 0o600 {
 		t.Errorf(".env mode %v", fi.Mode())
+	}
+}
+
+// External Mongo checked with a real ping: FerretDB speaks the MongoDB wire protocol.
+func TestRunExternalMongoPing(t *testing.T) {
+	t.Parallel()
+	uri := doctortest.StartMongo(t) + "MozaiksAI"
+	dir := t.TempDir()
+	flags := prodFlags(llm(t))
+	flags[EnvDatabase], flags[EnvMongoURI], flags[EnvK8s], flags[EnvProxy] = "external", uri, "true", "nginx"
+	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, Flags: flags})
+	if r.e != nil {
+		t.Fatalf("%v\n%s", r.e, r.err)
+	}
+	if !strings.Contains(r.err, "Checking MongoDB at") {
+		t.Errorf("no Mongo check reported:\n%s", r.err)
+	}
+	env, _ := config.ReadDotEnv(filepath.Join(dir, ".env"))
+	if env[EnvMongoURI] != uri || env[envMongoPass] != "" {
+		t.Errorf(".env: %v", env)
+	}
+	for _, f := range []string{"nginx/mozaiks.conf", "k8s/deployment.yaml", "k8s/secret.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Error(err)
+		}
 	}
 }
