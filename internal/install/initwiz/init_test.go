@@ -472,3 +472,23 @@ func TestRunExternalMongoPing(t *testing.T) {
 		}
 	}
 }
+
+// A directory without write permission (root ignores the bits: the
+// file-as-parent case in TestRunRejectsBadAnswers covers it there).
+func TestRunReadOnlyDirectory(t *testing.T) {
+	t.Parallel()
+	if os.Geteuid() == 0 {
+		t.Skip("root writes into read-only directories")
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ".env"), []byte("CUSTOM=1\n"), 0o600)
+	os.Chmod(dir, 0o555)
+	t.Cleanup(func() { os.Chmod(dir, 0o755) })
+	before := snapshot(t, dir)
+	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, Force: true, SkipChecks: true,
+		Flags: map[string]string{EnvDeployment: "dev", EnvAPIKey: testKey}})
+	if r.code() != uerr.ExitFailed || !strings.Contains(r.e.Error(), "cannot write the deployment files") {
+		t.Fatalf("exit %d: %v", r.code(), r.e)
+	}
+	sameSnapshot(t, before, snapshot(t, dir))
+}
