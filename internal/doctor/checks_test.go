@@ -273,3 +273,17 @@ func TestCORSWildcard(t *testing.T) {
 	// dangerous form of *.
 	wantResult(t, runCheck(t, env, checkCORS()), Fail, "any origin is allowed together with credentials", "CORS_ORIGINS=")
 }
+
+// TestCaddy: Caddy's reverse_proxy upgrades sockets, forwards the scheme and
+// streams without configuration; the doctor must agree.
+func TestCaddy(t *testing.T) {
+	t.Parallel()
+	port := doctortest.FreePort(t)
+	public := fmt.Sprintf("http://127.0.0.1:%d", port)
+	rt := doctortest.StartRuntime(t, doctortest.RuntimeOptions{Origins: []string{public}})
+	doctortest.StartCaddyOn(t, port, strings.TrimPrefix(rt.URL, "http://"))
+	env := testEnv(t, map[string]string{"_URL": public, "CORS_ORIGINS": public}, "")
+	for _, r := range runChecks(t, env, checkRuntime(), checkCORS(), checkWSUpgrade(), checkWSEcho(), checkWSScheme(), checkStream()) {
+		wantResult(t, r, OK, "", "")
+	}
+}

@@ -142,30 +142,12 @@ http {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	stopOnCleanup(t, cmd)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-			t.Fatalf("nginx did not listen on %s: %s", addr, log)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitListening(t, addr, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return "nginx: " + string(log)
+	})
 	return "http://" + addr
 }
 
@@ -203,4 +185,69 @@ func StartMongo(t testing.TB) string {
 	go func() { defer close(done); _ = f.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	return strings.TrimRight(f.MongoDBURI(), "/") + "/"
+}
+
+// StartCaddyOn runs a real Caddy (JSON-less Caddyfile, no admin endpoint, no
+// automatic HTTPS) on port, reverse-proxying to upstream. It returns Caddy's
+// base URL; Caddy stops when the test ends.
+func StartCaddyOn(t testing.TB, port int, upstream string) string {
+	t.Helper()
+	bin := testenv.NeedCommand(t, "caddy", "apt-get install caddy (.ci/setup.d installs it)")
+	dir := t.TempDir()
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tstorage file_system %s\n}\nhttp://127.0.0.1:%d {\n\treverse_proxy %s\n}\n", dir, port, upstream)
+	path := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", path, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &logs}, &lockedWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start caddy: %v", err)
+	}
+	stopOnCleanup(t, cmd)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, func() string { return "caddy: " + logs.String() })
+	return "http://" + addr
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  *strings.Builder
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func stopOnCleanup(t testing.TB, cmd *exec.Cmd) {
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+}
+
+func waitListening(t testing.TB, addr string, diagnose func() string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s: %s", addr, diagnose())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
