@@ -4,11 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/mozaiks/mozaiks/internal/doctor/doctortest"
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
@@ -285,5 +288,44 @@ func TestCaddy(t *testing.T) {
 	env := testEnv(t, map[string]string{"_URL": public, "CORS_ORIGINS": public}, "")
 	for _, r := range runChecks(t, env, checkRuntime(), checkCORS(), checkWSUpgrade(), checkWSEcho(), checkWSScheme(), checkStream()) {
 		wantResult(t, r, OK, "", "")
+	}
+}
+
+// TestWSEchoCloseCodes: sockets that break after the upgrade are reported by
+// close code.
+func TestWSEchoCloseCodes(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		serve func(c *websocket.Conn)
+		msg   string
+	}{
+		{"dropped (1006)", func(c *websocket.Conn) { c.UnderlyingConn().Close() }, "without a close frame (1006)"},
+		{"policy (1008)", func(c *websocket.Conn) {
+			_ = c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "nope"), time.Now().Add(time.Second))
+		}, "closed with 1008"},
+		{"reordered", func(c *websocket.Conn) {
+			_, _, _ = c.ReadMessage()
+			_ = c.WriteMessage(websocket.TextMessage, []byte("something else"))
+		}, "echo mismatch at message 1"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			mux := http.NewServeMux()
+			mux.HandleFunc("GET /api/diag/ws-echo", func(w http.ResponseWriter, r *http.Request) {
+				c, err := (&websocket.Upgrader{CheckOrigin: func(*http.Request) bool { return true }}).Upgrade(w, r, nil)
+				if err != nil {
+					return
+				}
+				defer c.Close()
+				tc.serve(c)
+				time.Sleep(100 * time.Millisecond)
+			})
+			srv := httptest.NewServer(mux)
+			defer srv.Close()
+			env := testEnv(t, map[string]string{"_URL": srv.URL}, "")
+			wantResult(t, runCheck(t, env, checkWSEcho()), Fail, tc.msg, "")
+		})
 	}
 }
