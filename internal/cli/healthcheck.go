@@ -58,7 +58,10 @@ func runHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return uerr.Wrap(err, uerr.ExitFailed, "not ready: "+url+" did not answer within "+opts.Timeout.String(), "")
+		if ctx.Err() != nil {
+			return uerr.Wrap(err, uerr.ExitFailed, "not ready: "+url+" did not answer within "+opts.Timeout.String(), "")
+		}
+		return uerr.Wrap(err, uerr.ExitFailed, "not ready: cannot reach "+url, "")
 	}
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))

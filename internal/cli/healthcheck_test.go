@@ -49,7 +49,7 @@ func TestHealthcheck(t *testing.T) {
 		{"ready", []string{"--url", srv.URL + "/api/ready"}, "", 0, ""},
 		{"default URL from PORT", nil, u.Port(), 0, ""},
 		{"not ready", []string{"--url", srv.URL + "/draining"}, "", uerr.ExitFailed, "answered 503"},
-		{"nothing listening", []string{"--url", "http://" + closed + "/api/ready"}, "", uerr.ExitFailed, "did not answer within"},
+		{"nothing listening", []string{"--url", "http://" + closed + "/api/ready"}, "", uerr.ExitFailed, "cannot reach"},
 		{"timeout", []string{"--url", srv.URL + "/slow", "--timeout", "200ms"}, "", uerr.ExitFailed, "did not answer within 200ms"},
 		{"bad timeout", []string{"--timeout", "0s"}, "", uerr.ExitUsage, "--timeout"},
 	}
