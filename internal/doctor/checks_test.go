@@ -3,6 +3,8 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -328,4 +330,47 @@ func TestWSEchoCloseCodes(t *testing.T) {
 			wantResult(t, runCheck(t, env, checkWSEcho()), Fail, tc.msg, "")
 		})
 	}
+}
+
+// TestMongoSlow puts a TCP relay that delays every answer by 120 ms in front
+// of FerretDB: the median ping crosses the slow threshold.
+func TestMongoSlow(t *testing.T) {
+	t.Parallel()
+	uri := doctortest.StartMongo(t)
+	upstream := strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp", upstream)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go func() { _, _ = io.Copy(u, c) }()
+				buf := make([]byte, 64<<10)
+				for {
+					n, err := u.Read(buf)
+					if err != nil {
+						return
+					}
+					time.Sleep(120 * time.Millisecond)
+					if _, err := c.Write(buf[:n]); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	env := testEnv(t, map[string]string{"MONGO_URI": "mongodb://" + l.Addr().String() + "/MozaiksAI"}, "")
+	wantResult(t, runCheck(t, env, checkMongo()), Warn, "answers slowly", "close to the runtime")
 }
