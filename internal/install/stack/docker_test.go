@@ -115,6 +115,19 @@ func TestUpDevStack(t *testing.T) {
 		t.Errorf("runtime logs lack its start-up banner:\n%s", logs.String())
 	}
 
+	fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	var followed bytes.Buffer
+	err = Logs(fctx, d, LogsOptions{Project: po, Follow: true, Tail: "5", Timestamps: true, Out: &followed})
+	cancel()
+	if err != nil {
+		t.Fatalf("logs --follow ended with %v, want nil when its context ends", err)
+	}
+	for _, svc := range []string{"mongo   | 20", "runtime | 20"} { // aligned prefix, then a timestamp
+		if !strings.Contains(followed.String(), svc) {
+			t.Errorf("followed logs lack %q:\n%s", svc, followed.String())
+		}
+	}
+
 	if err := Down(ctx, d, DownOptions{Project: po}); err != nil {
 		t.Fatal(err)
 	}

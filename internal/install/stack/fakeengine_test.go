@@ -16,6 +16,7 @@ import (
 type fakeEngine struct {
 	mu         sync.Mutex
 	pingErr    error
+	stuck      bool // health checks never pass
 	images     map[string]string
 	containers map[string]*Container
 	networks   map[string]Network
@@ -176,7 +177,7 @@ func (f *fakeEngine) ContainerStart(_ context.Context, id string) error {
 	c := f.containers[id]
 	c.State = "running"
 	c.StartedAt = time.Now()
-	if c.Health != "" {
+	if c.Health != "" && !f.stuck {
 		c.Health = "healthy"
 	}
 	return nil

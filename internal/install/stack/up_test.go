@@ -231,3 +231,58 @@ func TestReady(t *testing.T) {
 		}
 	}
 }
+
+func TestUpCancelStopsWaiting(t *testing.T) {
+	t.Parallel()
+	eng := newFakeEngine("mongo:7.0", "mozaiks/runtime:test")
+	eng.stuck = true
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	start := time.Now()
+	_, err := Up(ctx, eng, UpOptions{Project: ProjectOptions{Dir: devProject(t, fakeEnv(t)), Name: "fake"}, Timeout: time.Minute})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled (exit 130 in cli.Main)", err)
+	}
+	if time.Since(start) > 10*time.Second {
+		t.Errorf("cancel took %v to stop the wait", time.Since(start))
+	}
+	// runtime waits for mongo, so it was never created.
+	if c := eng.creates(); strings.Contains(strings.Join(c, ";"), "runtime-1") {
+		t.Errorf("runtime created although mongo never became healthy: %v", c)
+	}
+}
+
+func TestStatusRows(t *testing.T) {
+	t.Parallel()
+	eng := newFakeEngine("mongo:7.0", "mozaiks/runtime:test")
+	dir := devProject(t, fakeEnv(t))
+	po := ProjectOptions{Dir: dir, Name: "fake"}
+	rows, err := Status(context.Background(), eng, StatusOptions{Project: po}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 2 || rows[0].State != StateNotCreated || rows[1].State != StateNotCreated {
+		t.Fatalf("before up: %+v", rows)
+	}
+	if _, err := upFake(t, eng, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	rows, err = Status(context.Background(), eng, StatusOptions{Project: po}, time.Now().Add(90*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var table strings.Builder
+	if err := WriteStatusTable(&table, rows); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(table.String()), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "SERVICE") {
+		t.Fatalf("table:\n%s", table.String())
+	}
+	for i, svc := range []string{"mongo", "runtime"} {
+		f := strings.Fields(lines[i+1])
+		if f[0] != svc || f[1] != "running" || f[2] != "healthy" || !strings.Contains(f[3], "->") || f[5] != "1m" || f[6] != "0" {
+			t.Errorf("row %q", lines[i+1])
+		}
+	}
+}
