@@ -84,11 +84,12 @@ type room struct {
 	// tests use, can lose one of two concurrent updates of a document.
 	pubMu sync.Mutex
 
-	mu      sync.Mutex
-	subs    map[*Subscriber]struct{}
-	queue   []job
-	running bool
-	cancel  context.CancelFunc
+	mu       sync.Mutex
+	answered map[string]bool // pending ids answered while the run that asked was still finishing
+	subs     map[*Subscriber]struct{}
+	queue    []job
+	running  bool
+	cancel   context.CancelFunc
 }
 
 type job struct {
@@ -277,6 +278,12 @@ func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID stri
 	}); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	if r.answered == nil {
+		r.answered = map[string]bool{}
+	}
+	r.answered[eventID] = true
+	r.mu.Unlock()
 	m.enqueue(r, job{input: &engine.Input{Kind: engine.InputUIToolResponse, RequestID: eventID, Response: response}})
 	return nil
 }

@@ -131,11 +131,24 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bo
 		return
 	}
 	m.observer().RunFinished(res.Status)
+	if !sink.completed && res.Reason == engine.ReasonCancelled {
+		// The engine returns without run_complete when it is cancelled: the
+		// clients still learn that the run is over.
+		_, _ = m.publish(pctx, r, "chat.run_complete", "", map[string]any{"kind": engine.KindRunComplete, "status": res.Status,
+			"reason": res.Reason, "total_tokens": res.Tokens, "duration_sec": res.Duration.Seconds()}, false)
+	}
 	stateJSON, _ := json.Marshal(res.State)
 	kind, id := "", ""
 	if p := res.State.Pending; p != nil {
 		kind, id = p.Kind, p.RequestID
 	}
+	r.mu.Lock()
+	if r.answered[id] {
+		// Answered already (the answer is queued): do not offer it again.
+		kind, id = "", ""
+	}
+	r.answered = nil
+	r.mu.Unlock()
 	status := res.Status
 	if status == "" {
 		status = store.StatusAwaitingInput
@@ -213,10 +226,11 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 
 // roomSink persists and fans out what the engine emits.
 type roomSink struct {
-	m        *Manager
-	r        *room
-	sess     store.Session
-	inputSeq int64 // the user message this run answers; recorded on run_start
+	m         *Manager
+	r         *room
+	sess      store.Session
+	inputSeq  int64 // the user message this run answers; recorded on run_start
+	completed bool  // the engine emitted run_complete
 }
 
 func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
@@ -231,12 +245,31 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		}
 	}
 	typ := "chat." + ev.Kind
+	if ev.Kind == engine.KindRunComplete {
+		s.completed = true
+	}
 	if ev.Kind == engine.KindRunStart && s.inputSeq > 0 {
 		data["input_seq"] = s.inputSeq
 	}
 	if !ev.Stored() {
 		s.m.broadcast(s.r, Encode(typ, 0, time.Now(), data, false))
 		return nil
+	}
+	switch ev.Kind {
+	case engine.KindInputRequest, engine.KindToolCall:
+		// Store what the chat waits for before the client can see the
+		// question, so an answer that comes back at once finds it.
+		kind, id := "input", str(data["request_id"])
+		if ev.Kind == engine.KindToolCall {
+			kind, id = "ui_tool", str(data["eventId"])
+		}
+		if id != "" && (ev.Kind == engine.KindInputRequest || data["awaiting_response"] == true) {
+			if err := s.r.locked(func() error {
+				return s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{PendingKind: &kind, PendingID: &id})
+			}); err != nil {
+				return err
+			}
+		}
 	}
 	switch ev.Kind {
 	case engine.KindUsageDelta:
@@ -346,4 +379,9 @@ func seqValue(v any) int64 {
 		return i
 	}
 	return 0
+}
+
+func str(v any) string {
+	s, _ := v.(string)
+	return s
 }
