@@ -11,8 +11,8 @@ COMMIT    ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 DATE      ?= $(shell date -u +%Y-%m-%dT%H:%M:%SZ)
 LDFLAGS   := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(COMMIT) -X $(BUILDINFO).Date=$(DATE)
 
-# `make image` builds the binary here and wraps it (the Dockerfile's `prebuilt`
-# target), so it works on a machine that cannot pull images.
+# `make image` builds the binary here and wraps it (infra/docker/Dockerfile.prebuilt),
+# so it works on a machine that cannot pull images, with or without BuildKit.
 IMAGE     ?= mozaiks/runtime:dev
 IMAGE_CTX ?= dist/image
 ARCH      ?= $(shell $(GO) env GOARCH)
@@ -37,10 +37,10 @@ image:
 	mkdir -p $(IMAGE_CTX)/linux/$(ARCH) $(IMAGE_CTX)/etc/ssl/certs
 	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/linux/$(ARCH)/mozaiks ./cmd/mozaiks
 	cp $(CA_CERTS) $(IMAGE_CTX)/etc/ssl/certs/ca-certificates.crt
-	docker build --target prebuilt --build-arg TARGETPLATFORM=linux/$(ARCH) \
+	docker build --build-arg TARGETPLATFORM=linux/$(ARCH) \
 		--label org.opencontainers.image.version=$(VERSION) \
 		--label org.opencontainers.image.revision=$(COMMIT) \
-		-t $(IMAGE) -f infra/docker/Dockerfile $(IMAGE_CTX)
+		-t $(IMAGE) -f infra/docker/Dockerfile.prebuilt $(IMAGE_CTX)
 
 # Archives, deb/rpm and checksums for every platform into dist/ (no image, nothing published).
 snapshot:
