@@ -1,7 +1,9 @@
 package serve
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"hash/fnv"
 	"net/http"
 	"time"
@@ -197,11 +199,7 @@ func (s *Server) inProgress(r *http.Request) ([]map[string]any, error) {
 		}
 	}
 	// Newest activity first across both statuses.
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j]["updated"].(int64) > out[j-1]["updated"].(int64); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
+	slices.SortStableFunc(out, func(a, b map[string]any) int { return cmp.Compare(b["updated"].(int64), a["updated"].(int64)) })
 	for _, m := range out {
 		delete(m, "updated")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/mozaiks/mozaiks/internal/auth"
 	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/engine"
@@ -87,7 +88,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: "gpt-4o-mini"})
 	chats := chat.NewManager(chat.Options{Store: o.store, Runner: eng, Workflows: set, Owner: "test", LeaseTTL: 3 * time.Second})
-	srv := serve.New(serve.Options{Config: cfg, Store: o.store, Workflows: set, LLM: model, Chats: chats, WS: o.ws})
+	var verifier *auth.Verifier
+	if cfg.AuthEnabled {
+		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := serve.New(serve.Options{Config: cfg, Store: o.store, Workflows: set, LLM: model, Chats: chats, WS: o.ws, Auth: verifier})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -3,8 +3,8 @@ package serve_test
 import (
 	"context"
 	"net"
-	"syscall"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
