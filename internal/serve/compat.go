@@ -3,9 +3,9 @@ package serve
 import (
 	"cmp"
 	"errors"
-	"slices"
 	"hash/fnv"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/chat"
