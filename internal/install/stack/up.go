@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"time"
 
 	"github.com/compose-spec/compose-go/v2/types"
@@ -88,6 +89,10 @@ func Up(ctx context.Context, eng Engine, o UpOptions) (*UpResult, error) {
 			return nil, uerr.New(uerr.ExitFailed, err.Error(), "edit the compose file")
 		}
 		specs[s.Name] = spec
+	}
+
+	if err := checkNames(ctx, eng, p, specs); err != nil {
+		return nil, err
 	}
 
 	if err := ensureNetworks(ctx, eng, p, services, o.Err); err != nil {
@@ -246,17 +251,26 @@ func ensureNetworks(ctx context.Context, eng Engine, p *Project, services []type
 			}
 		}
 	}
+	// Look networks up by name: engines before API 1.44 would otherwise
+	// happily create a second network with the same name.
+	all, err := eng.NetworkList(ctx, nil)
+	if err != nil {
+		return err
+	}
 	for _, key := range sortedKeys(needed) {
 		cfg := p.Networks[key]
 		name := p.networkName(key)
 		if cfg.External {
 			continue
 		}
-		existing, err := eng.NetworkList(ctx, map[string]string{LabelProject: p.Name, LabelNetwork: key})
-		if err != nil {
-			return err
-		}
-		if len(existing) > 0 {
+		if i := slices.IndexFunc(all, func(n Network) bool { return n.Name == name }); i >= 0 {
+			if proj := all[i].Labels[LabelProject]; proj != "" && proj != p.Name {
+				return uerr.New(uerr.ExitFailed, fmt.Sprintf("network %s belongs to compose project %s", name, proj),
+					"take that project down first, or give this one another name (-p)")
+			}
+			if all[i].Labels[LabelProject] == "" {
+				fmt.Fprintf(w, "network %s exists but was not created by compose; using it\n", name)
+			}
 			continue
 		}
 		labels := map[string]string{LabelProject: p.Name, LabelNetwork: key, LabelVersion: composeVersion}
@@ -272,27 +286,60 @@ func ensureNetworks(ctx context.Context, eng Engine, p *Project, services []type
 }
 
 func ensureVolumes(ctx context.Context, eng Engine, p *Project, w io.Writer) error {
+	all, err := eng.VolumeList(ctx, nil)
+	if err != nil {
+		return err
+	}
 	for _, key := range sortedKeys(p.Volumes) {
 		cfg := p.Volumes[key]
 		if cfg.External {
 			continue
 		}
-		existing, err := eng.VolumeList(ctx, map[string]string{LabelProject: p.Name, LabelVolume: key})
-		if err != nil {
-			return err
-		}
-		if len(existing) > 0 {
+		name := p.volumeName(key)
+		if i := slices.IndexFunc(all, func(v Volume) bool { return v.Name == name }); i >= 0 {
+			if all[i].Labels[LabelProject] == "" {
+				// compose warns and uses it too: the data may be the user's.
+				fmt.Fprintf(w, "volume %s exists but was not created by compose; using it\n", name)
+			}
 			continue
 		}
 		labels := map[string]string{LabelProject: p.Name, LabelVolume: key, LabelVersion: composeVersion}
 		for k, v := range cfg.Labels {
 			labels[k] = v
 		}
-		name := p.volumeName(key)
 		if err := eng.VolumeCreate(ctx, VolumeSpec{Name: name, Driver: cfg.Driver, Options: cfg.DriverOpts, Labels: labels}); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "volume %s: created\n", name)
+	}
+	return nil
+}
+
+// checkNames fails before anything is created when a container name the
+// project needs (container_name: mozaiksai-mongo, say) is taken by a
+// container that is not this project's same service.
+func checkNames(ctx context.Context, eng Engine, p *Project, specs map[string]ContainerSpec) error {
+	all, err := eng.ContainerList(ctx, nil)
+	if err != nil {
+		return err
+	}
+	for _, svc := range sortedKeys(specs) {
+		name := specs[svc].Name
+		for _, c := range all {
+			if c.Name != name {
+				continue
+			}
+			if c.Labels[LabelProject] == p.Name && c.Labels[LabelService] == svc {
+				continue // ours: kept or replaced
+			}
+			owner := "a container not created by compose"
+			if proj := c.Labels[LabelProject]; proj != "" {
+				owner = fmt.Sprintf("service %s of compose project %s", c.Labels[LabelService], proj)
+			}
+			return uerr.New(uerr.ExitFailed,
+				fmt.Sprintf("container name %s (service %s) is taken by %s", name, svc, owner),
+				fmt.Sprintf("remove it (docker rm -f %s) or bring its project down, then run up again", name))
+		}
 	}
 	return nil
 }

@@ -104,6 +104,7 @@ func TestUpPreflightCreatesNothing(t *testing.T) {
 		ping     error
 		env      func(map[string]string)
 		pull     string
+		seed     func(*fakeEngine)
 		wantCode int
 		wantMsg  []string
 	}{
@@ -121,6 +122,13 @@ func TestUpPreflightCreatesNothing(t *testing.T) {
 			wantCode: uerr.ExitPrerequisite, wantMsg: []string{"cannot reach the Docker engine", "start Docker"},
 		},
 		{
+			name: "container name taken by another project", images: []string{"mongo:7.0", "mozaiks/runtime:test"},
+			seed: func(f *fakeEngine) {
+				f.containers["x"] = &Container{ID: "x", Name: "fake-mongo-1", State: "running", Labels: map[string]string{LabelProject: "other", LabelService: "db"}}
+			},
+			wantCode: uerr.ExitFailed, wantMsg: []string{"container name fake-mongo-1 (service mongo) is taken by service db of compose project other", "docker rm -f fake-mongo-1"},
+		},
+		{
 			name: "bad pull policy", wantCode: uerr.ExitUsage, pull: "sometimes", wantMsg: []string{"--pull"},
 		},
 	}
@@ -129,6 +137,9 @@ func TestUpPreflightCreatesNothing(t *testing.T) {
 			t.Parallel()
 			eng := newFakeEngine(tt.images...)
 			eng.pingErr = tt.ping
+			if tt.seed != nil {
+				tt.seed(eng)
+			}
 			env := fakeEnv(t)
 			if tt.env != nil {
 				tt.env(env)

@@ -44,7 +44,7 @@ func serve(ctx context.Context) error {
 		Listener:  ferretdb.ListenerConfig{TCP: env("FAKEMONGO_LISTEN", "0.0.0.0:27017")},
 		Handler:   "sqlite",
 		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	if err != nil {
 		return fmt.Errorf("start ferretdb: %w", err)
