@@ -66,6 +66,15 @@ func TestUpDevStack(t *testing.T) {
 		}
 	})
 
+	// Another project wanting the same host port is stopped before it
+	// creates anything, and told which container holds the port.
+	other := uniqueProject(t, d)
+	_, err := Up(ctx, d, UpOptions{Project: ProjectOptions{Dir: devProject(t, env), Name: other}, Pull: PullNever})
+	if e, ok := uerr.As(err); !ok || !strings.Contains(e.Msg, "container "+name+"-") || !strings.Contains(e.Msg, "compose project "+name) {
+		t.Errorf("second project on the same ports: %v, want the holding container named", err)
+	}
+	assertNothingCreated(t, d, other)
+
 	second := up()
 	for svc, id := range ids(first) {
 		if ids(second)[svc] != id {
@@ -219,6 +228,39 @@ func TestUpFailuresRealEngine(t *testing.T) {
 			t.Fatalf("err = %v, want the missing image and its service named", err)
 		}
 		assertNothingCreated(t, d, name)
+	})
+
+	t.Run("one-shot dependency", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		writeFile(t, filepath.Join(dir, DevFile), fmt.Sprintf(`services:
+  migrate:
+    image: %[1]s
+    entrypoint: ["/mozaiks", "version"]
+  app:
+    image: %[1]s
+    command: ["--port", "8000"]
+    environment: {LLM_PROVIDER: echo, MOZAIKS_DATA_DIR: /tmp}
+    depends_on:
+      migrate:
+        condition: service_completed_successfully
+`, im.Runtime))
+		name := uniqueProject(t, d)
+		r, err := Up(t.Context(), d, UpOptions{Project: ProjectOptions{Dir: dir, Name: name}, Pull: PullNever, Timeout: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Services[0].Service != "migrate" {
+			t.Fatalf("order = %+v", r.Services)
+		}
+		job, err := d.ContainerInspect(t.Context(), ids(r)["migrate"])
+		if err != nil || job.State != "exited" || job.ExitCode != 0 {
+			t.Errorf("migrate = %+v, %v; want exited 0", job, err)
+		}
+		app, err := d.ContainerInspect(t.Context(), ids(r)["app"])
+		if err != nil || app.State != "running" || !app.StartedAt.After(job.StartedAt) {
+			t.Errorf("app = %+v, %v; want running, started after migrate", app, err)
+		}
 	})
 
 	t.Run("health never passes", func(t *testing.T) {
