@@ -25,7 +25,7 @@ build:
 
 # Same command as .ci/run.
 test:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
 
 lint:
 	@out="$$(gofmt -l cmd internal)"; if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
