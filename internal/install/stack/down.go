@@ -2,6 +2,7 @@ package stack
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -22,14 +23,20 @@ func Down(ctx context.Context, eng Engine, o DownOptions) error {
 	if o.Err == nil {
 		o.Err = io.Discard
 	}
+	name := o.Project.Name
 	p, err := LoadProject(ctx, o.Project)
-	if err != nil {
+	switch {
+	case err == nil:
+		name = p.Name
+	case errors.Is(err, errNoComposeFile) && name != "":
+		// Everything is found by label, so the name is enough.
+	default:
 		return err
 	}
 	if err := ping(ctx, eng); err != nil {
 		return err
 	}
-	return down(ctx, eng, p.Name, o.Volumes, o.Err)
+	return down(ctx, eng, name, o.Volumes, o.Err)
 }
 
 // DownProject is Down by project name alone, for cleanups that have no

@@ -21,6 +21,9 @@ const (
 	ProdFile = "docker-compose.prod.yml"
 )
 
+// errNoComposeFile lets `down -p NAME` work where the file is gone.
+var errNoComposeFile = errors.New("no compose file")
+
 // ProjectOptions say which compose project to load.
 type ProjectOptions struct {
 	Dir  string // working directory, where .env is read (default ".")
@@ -61,7 +64,7 @@ func LoadProject(ctx context.Context, o ProjectOptions) (*Project, error) {
 		file = filepath.Join(dir, file)
 	}
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-		return nil, uerr.New(uerr.ExitFailed, "no compose file at "+file, "run `mozaiks init` first, or pass --dir / -f FILE")
+		return nil, uerr.Wrap(errNoComposeFile, uerr.ExitFailed, "no compose file at "+file, "run `mozaiks init` first, or pass --dir / -f FILE")
 	}
 	po, err := cli.NewProjectOptions([]string{file},
 		cli.WithWorkingDirectory(dir),

@@ -102,6 +102,12 @@ func Up(ctx context.Context, eng Engine, o UpOptions) (*UpResult, error) {
 		return nil, err
 	}
 
+	for _, c := range own {
+		if _, ok := p.Services[c.Labels[LabelService]]; !ok {
+			fmt.Fprintf(o.Err, "warning: container %s belongs to service %s, which the compose file no longer has; `mozaiks down` removes it\n", c.Name, c.Labels[LabelService])
+		}
+	}
+
 	deadline := time.Now().Add(o.Timeout)
 	res := &UpResult{Project: p.Name}
 	ids := map[string]string{}

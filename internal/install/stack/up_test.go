@@ -214,6 +214,20 @@ func TestDownKeepsVolumesUnlessAsked(t *testing.T) {
 	if vs, _ := eng.VolumeList(ctx, nil); len(vs) != 0 {
 		t.Errorf("down --volumes left %d volumes", len(vs))
 	}
+
+	// With the compose file gone, the project name alone is enough.
+	if _, err := upFake(t, eng, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := Down(ctx, eng, DownOptions{Project: ProjectOptions{Dir: t.TempDir(), Name: "fake"}}); err != nil {
+		t.Fatal(err)
+	}
+	if cs, _ := eng.ContainerList(ctx, nil); len(cs) != 0 {
+		t.Errorf("down -p without a compose file left %d containers", len(cs))
+	}
+	if err := Down(ctx, eng, DownOptions{Project: ProjectOptions{Dir: t.TempDir()}}); err == nil {
+		t.Error("down without a compose file or a project name succeeded")
+	}
 }
 
 func TestReady(t *testing.T) {
@@ -295,5 +309,22 @@ func TestStatusRows(t *testing.T) {
 		if f[0] != svc || f[1] != "running" || f[2] != "healthy" || !strings.Contains(f[3], "->") || f[5] != "1m" || f[6] != "0" {
 			t.Errorf("row %q", lines[i+1])
 		}
+	}
+}
+
+func TestUpWarnsAboutOrphans(t *testing.T) {
+	t.Parallel()
+	eng := newFakeEngine("mongo:7.0", "mozaiks/runtime:test")
+	dir := devProject(t, fakeEnv(t))
+	if _, err := upFake(t, eng, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir+"/"+DevFile, "services:\n  mongo:\n    image: mongo:7.0\n")
+	var progress strings.Builder
+	if _, err := upFake(t, eng, dir, func(o *UpOptions) { o.Err = &progress }); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(progress.String(), "container fake-runtime-1 belongs to service runtime, which the compose file no longer has") {
+		t.Errorf("no orphan warning:\n%s", progress.String())
 	}
 }
