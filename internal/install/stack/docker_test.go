@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/moby/moby/client"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
@@ -107,6 +108,14 @@ func TestUpDevStack(t *testing.T) {
 			t.Errorf("status %+v, want running, healthy, started, published, no restarts", r)
 		}
 	}
+	// The filter `docker compose ps` lists a project with (docker/compose
+	// pkg/compose/containers.go: project, has config-hash, not one-off).
+	composePS, err := d.Client().ContainerList(ctx, client.ContainerListOptions{All: true,
+		Filters: make(client.Filters).Add("label", LabelProject+"="+name, LabelConfigHash, LabelOneoff+"=False")})
+	if err != nil || len(composePS.Items) != 2 {
+		t.Errorf("docker compose ps's filter finds %d containers (%v), want 2", len(composePS.Items), err)
+	}
+
 	var js bytes.Buffer
 	if err := WriteStatusJSON(&js, rows); err != nil {
 		t.Fatal(err)
