@@ -171,6 +171,24 @@ func TestSnapshot(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s holds %v, want %v", filepath.Base(archive), got, want)
 		}
+		// The before hook ran the binary: each script must be its shell's, for mozaiks.
+		heads := map[string]string{
+			"completions/mozaiks.bash": "# bash completion V2 for mozaiks",
+			"completions/mozaiks.zsh":  "#compdef mozaiks",
+			"completions/mozaiks.fish": "# fish completion for mozaiks",
+		}
+		walkTar(t, archive, func(h *tar.Header, r io.Reader) bool {
+			if head, ok := heads[h.Name]; ok {
+				body, err := io.ReadAll(r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !strings.HasPrefix(string(body), head) {
+					t.Errorf("%s does not start with %q", h.Name, head)
+				}
+			}
+			return true
+		})
 	})
 
 	t.Run("checksums cover every artifact", func(t *testing.T) {
