@@ -159,8 +159,8 @@ type index struct {
 }
 
 // EnsureIndexes creates the store's indexes; it is idempotent (creating an
-// existing index with the same keys and options is a no-op on MongoDB and
-// FerretDB) and cheap enough to call again after an outage.
+// existing index with the same name, keys and options is a no-op on MongoDB
+// and FerretDB) and cheap enough to call again after an outage.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	all := []index{
 		{s.sessions, []mongo.IndexModel{
@@ -179,8 +179,12 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 		}},
 	}
 	for _, ix := range all {
-		if _, err := ix.coll.Indexes().CreateMany(ctx, ix.models); err != nil {
-			return wrap("create indexes on "+ix.coll.Name(), err)
+		// One index per command: FerretDB v1 panics (and drops the
+		// connection) when one createIndexes names two existing indexes.
+		for _, m := range ix.models {
+			if _, err := ix.coll.Indexes().CreateOne(ctx, m); err != nil {
+				return wrap("create indexes on "+ix.coll.Name(), err)
+			}
 		}
 	}
 	s.indexed.Store(true)

@@ -2,6 +2,7 @@ package mongo_test
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -12,10 +13,15 @@ import (
 
 func open(t *testing.T) store.Store {
 	t.Helper()
-	return openURI(t, ferret.DB(t), mongo.Options{})
+	return openURI(t, ferret.DB(t), mongoOptions())
 }
 
-func openURI(t *testing.T, uri string, opts mongo.Options) *mongo.Store {
+// mongoOptions silences the degraded-mode warnings tests provoke on purpose.
+func mongoOptions() mongo.Options {
+	return mongo.Options{Logger: slog.New(slog.DiscardHandler)}
+}
+
+func openURI(t testing.TB, uri string, opts mongo.Options) *mongo.Store {
 	t.Helper()
 	s, err := mongo.Open(context.Background(), uri, opts)
 	if err != nil {

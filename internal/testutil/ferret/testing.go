@@ -42,7 +42,9 @@ func NewServer(t testing.TB) *Server {
 	return s
 }
 
-// Start starts the server again after Stop (same port, same data). The
+// Start starts the server: again after Stop (same port, same data), or for
+// the first time when made as &Server{Addr: a, Dir: d} (to start a server
+// only after a client gave up on it; the caller then registers Stop). The
 // port can be taken by someone else in between; then Start retries briefly.
 func (s *Server) Start(t testing.TB) {
 	t.Helper()
