@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -51,6 +52,12 @@ func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.
 		}
 		if !mongo.IsDuplicateKeyError(err) || attempt == maxSeqAttempts {
 			return store.Event{}, wrap("insert event", err)
+		}
+		// Spread the losers out so they stop colliding with each other.
+		select {
+		case <-ctx.Done():
+			return store.Event{}, ctx.Err()
+		case <-time.After(time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond)) + 1)):
 		}
 	}
 }

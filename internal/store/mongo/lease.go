@@ -2,13 +2,9 @@ package mongo
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
-	"github.com/mozaiks/mozaiks/internal/store"
 )
 
 // AcquireLease implements store.Store with one conditional update: the
@@ -35,11 +31,10 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 	if res.MatchedCount == 1 {
 		return true, nil
 	}
-	err = s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, store.ErrNotFound
+	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
+		return false, err
 	}
-	return false, wrap("read lease", err)
+	return false, nil
 }
 
 // ReleaseLease implements store.Store.

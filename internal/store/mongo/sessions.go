@@ -147,9 +147,13 @@ func (s *Store) GetSession(ctx context.Context, appID, chatID string) (store.Ses
 	if err := s.ensureIndexed(ctx); err != nil {
 		return store.Session{}, err
 	}
+	// Filter on _id alone and check the app here: the same single index
+	// lookup on MongoDB, and the only filter FerretDB v1 pushes down to
+	// SQLite instead of scanning the collection. A session's app never
+	// changes, so this is as tight as filtering on it.
 	var d sessionDoc
-	err := s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
+	err := s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: chatID}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && d.AppID != appID) {
 		return store.Session{}, store.ErrNotFound
 	}
 	if err != nil {
