@@ -10,8 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
+	"strings"
 	"time"
 )
 
@@ -200,11 +200,10 @@ func (e *Env) dataPath() string {
 
 func runHost(_ context.Context, env *Env) Result {
 	path := env.dataPath()
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(path, &st); err != nil {
+	disk, err := diskFree(path)
+	if err != nil {
 		return fail("cannot measure free disk at "+path, "", map[string]any{"error": err.Error()})
 	}
-	disk := st.Bavail * uint64(st.Bsize)
 	d := map[string]any{"path": path, "disk_free_bytes": int64(disk), "disk_free": human(disk)}
 	mem, memOK := memAvailable(filepath.Join(env.ProcRoot, "meminfo"))
 	if memOK {
