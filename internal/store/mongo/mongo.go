@@ -14,6 +14,15 @@
 // the seq counter is a $inc on the session (findOneAndUpdate, returning the
 // new value), then the event is inserted with that seq.
 //
+// FerretDB v1 (SQLite) is weaker than that: it runs every update and
+// findAndModify as a read followed by an unconditional write by _id, so
+// concurrent updates of one document are not atomic there. Seqs stay
+// correct anyway (the unique (chat_id, seq) index rejects a duplicate and
+// AppendEvent takes another), and so does client_request_id (an insert
+// with a unique _id). Lease exclusivity, usage totals and message counts
+// under concurrent writers to one chat hold on MongoDB only: tests that race
+// those belong on the embedded store or a real MongoDB.
+//
 // JSON payloads (engine state, event data, last artifact) are stored as
 // BSON strings holding the JSON text, not as BSON documents: that is the only
 // encoding that hands back exactly what was stored (integers beyond int64,
