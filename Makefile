@@ -35,7 +35,7 @@ lint:
 image:
 	rm -rf $(IMAGE_CTX)
 	mkdir -p $(IMAGE_CTX)/linux/$(ARCH) $(IMAGE_CTX)/etc/ssl/certs
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/linux/$(ARCH)/mozaiks ./cmd/mozaiks
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(ARCH) $(GO) build -tags mozaiks_runtime -trimpath -ldflags '$(LDFLAGS)' -o $(IMAGE_CTX)/linux/$(ARCH)/mozaiks ./cmd/mozaiks
 	cp $(CA_CERTS) $(IMAGE_CTX)/etc/ssl/certs/ca-certificates.crt
 	docker build --build-arg TARGETPLATFORM=linux/$(ARCH) \
 		--label org.opencontainers.image.version=$(VERSION) \

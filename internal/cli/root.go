@@ -46,12 +46,10 @@ func NewRootCmd(stdio IO) *cobra.Command {
 		NewCmdServe(stdio, nil),
 		NewCmdVersion(stdio, nil),
 		newCmdCompletion(stdio),
-		NewCmdUp(stdio, nil), NewCmdDown(stdio, nil), NewCmdStatus(stdio, nil), NewCmdLogs(stdio, nil),
-		NewCmdInit(stdio, nil),
 		NewCmdHealthcheck(stdio, nil),
-		NewCmdDoctor(stdio, nil),
 		NewCmdWorkflows(stdio, nil, nil),
 	)
+	root.AddCommand(operatorCommands(stdio)...)
 	return root
 }
 

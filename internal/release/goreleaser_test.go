@@ -26,6 +26,7 @@ import (
 type goreleaserConfig struct {
 	Builds []struct {
 		ID      string   `yaml:"id"`
+		Tags    []string `yaml:"tags"`
 		Env     []string `yaml:"env"`
 		Ldflags []string `yaml:"ldflags"`
 		Goos    []string `yaml:"goos"`
@@ -36,6 +37,7 @@ type goreleaserConfig struct {
 		Bindir  string   `yaml:"bindir"`
 	} `yaml:"nfpms"`
 	DockersV2 []struct {
+		IDs        []string `yaml:"ids"`
 		Dockerfile string   `yaml:"dockerfile"`
 		Images     []string `yaml:"images"`
 		Platforms  []string `yaml:"platforms"`
@@ -64,8 +66,11 @@ func readConfig(t *testing.T, path string) (goreleaserConfig, map[string]any) {
 func TestConfigTargets(t *testing.T) {
 	t.Parallel()
 	cfg, _ := readConfig(t, filepath.Join(repoRoot(t), ".goreleaser.yaml"))
-	if len(cfg.Builds) != 1 {
-		t.Fatalf("builds: got %d, want 1", len(cfg.Builds))
+	if len(cfg.Builds) != 2 || cfg.Builds[0].ID != "mozaiks" || cfg.Builds[1].ID != "runtime" {
+		t.Fatalf("builds: want mozaiks (the CLI) and runtime (the image's binary), got %+v", cfg.Builds)
+	}
+	if rt := cfg.Builds[1]; !slices.Equal(rt.Tags, []string{"mozaiks_runtime"}) || !slices.Equal(rt.Goos, []string{"linux"}) {
+		t.Errorf("runtime build = %+v, want tags [mozaiks_runtime] on linux", rt)
 	}
 	b := cfg.Builds[0]
 	if !slices.Contains(b.Env, "CGO_ENABLED=0") {
@@ -94,6 +99,9 @@ func TestConfigTargets(t *testing.T) {
 		t.Fatalf("dockers_v2: got %d entries, want 1", len(cfg.DockersV2))
 	}
 	d := cfg.DockersV2[0]
+	if !slices.Equal(d.IDs, []string{"runtime"}) {
+		t.Errorf("dockers_v2 ids = %v, want [runtime] (the image's small binary)", d.IDs)
+	}
 	if d.Dockerfile != "infra/docker/Dockerfile.prebuilt" || !slices.Equal(d.Images, []string{"mozaiks/runtime"}) ||
 		!slices.Equal(d.Platforms, []string{"linux/amd64", "linux/arm64"}) {
 		t.Errorf("dockers_v2 = %+v, want mozaiks/runtime from infra/docker/Dockerfile.prebuilt on linux/amd64 and linux/arm64", d)
@@ -114,12 +122,20 @@ func hostOnlyConfig(t *testing.T, root, dist string) string {
 	t.Helper()
 	_, cfg := readConfig(t, filepath.Join(root, ".goreleaser.yaml"))
 	cfg["dist"] = dist
+	// Only the CLI build: the runtime build feeds the image, which a
+	// snapshot with --skip=docker does not make.
 	builds, _ := cfg["builds"].([]any)
+	var kept []any
 	for _, b := range builds {
 		m := b.(map[string]any)
+		if m["id"] != "mozaiks" {
+			continue
+		}
 		m["goos"] = []string{runtime.GOOS}
 		m["goarch"] = []string{runtime.GOARCH}
+		kept = append(kept, m)
 	}
+	cfg["builds"] = kept
 	out, err := yaml.Marshal(cfg)
 	if err != nil {
 		t.Fatal(err)
