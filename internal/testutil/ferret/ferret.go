@@ -25,12 +25,13 @@ var newMu sync.Mutex
 
 // Serve starts FerretDB listening on listenAddr (host:port; port 0 picks a
 // free one) with its SQLite files in dataDir (created if missing; "" keeps
-// every database in memory and loses it on stop), logging warnings and
-// errors to slog.Default(). It returns the server's mongodb:// URI (no
+// every database in memory and loses it on stop), logging errors to
+// slog.Default(). In-memory databases suit reads and inserts only: FerretDB
+// gives each a single connection and its updates deadlock on it. It returns the server's mongodb:// URI (no
 // database in the path) and stop, which shuts the server down and waits for
 // it. The server also stops when ctx ends.
 func Serve(ctx context.Context, listenAddr, dataDir string) (uri string, stop func(), err error) {
-	return ServeLogger(ctx, listenAddr, dataDir, warnLogger(slog.Default().Handler()))
+	return ServeLogger(ctx, listenAddr, dataDir, errorLogger(slog.Default().Handler()))
 }
 
 // ServeLogger is Serve with FerretDB's own logger (nil: discard).
@@ -49,6 +50,14 @@ func ServeLogger(ctx context.Context, listenAddr, dataDir string, logger *slog.L
 		}
 		sqliteURL = "file:" + filepath.ToSlash(abs) + "/"
 	}
+	// ferretdb.New leaks its SQLite backend when its own listen fails (and
+	// FerretDB's -race build panics over the leak in a finalizer), so find
+	// out first whether the address can be listened on.
+	probe, err := net.Listen("tcp", listenAddr)
+	if err != nil {
+		return "", nil, fmt.Errorf("start ferretdb: %w", err)
+	}
+	_ = probe.Close()
 	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
 		Listener:  ferretdb.ListenerConfig{TCP: listenAddr},
@@ -76,9 +85,11 @@ func ServeLogger(ctx context.Context, listenAddr, dataDir string, logger *slog.L
 	return f.MongoDBURI(), stop, nil
 }
 
-// warnLogger keeps FerretDB's per-connection info lines out of our logs.
-func warnLogger(h slog.Handler) *slog.Logger {
-	return slog.New(levelHandler{Handler: h, min: slog.LevelWarn}).With("component", "ferretdb")
+// errorLogger keeps FerretDB's chatter out of our logs: it logs every
+// connection at info and every failed command (even a client's routine
+// endSessions, which it does not implement) at warn, with the whole message.
+func errorLogger(h slog.Handler) *slog.Logger {
+	return slog.New(levelHandler{Handler: h, min: slog.LevelError}).With("component", "ferretdb")
 }
 
 type levelHandler struct {

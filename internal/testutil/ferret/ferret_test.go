@@ -2,6 +2,8 @@ package ferret_test
 
 import (
 	"context"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -81,5 +83,39 @@ func TestServerRestartKeepsData(t *testing.T) {
 	n, err := coll.CountDocuments(ctx, bson.D{})
 	if err != nil || n != 1 {
 		t.Fatalf("after restart: %d docs, %v", n, err)
+	}
+}
+
+// Serve is what a process (the fake-mongo image) runs: it stops with its
+// context, and stop may still be called after.
+func TestServeStopsWithContext(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	uri, stop, err := ferret.Serve(ctx, "127.0.0.1:0", filepath.Join(t.TempDir(), "nested", "data"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(uri, "mongodb://127.0.0.1:") {
+		t.Fatalf("uri = %q", uri)
+	}
+	c := connect(t, uri+"probe")
+	if err := c.Ping(context.Background(), nil); err != nil {
+		t.Fatalf("ping: %v", err)
+	}
+	c.Disconnect(context.Background())
+	cancel()
+	stop() // waits for the server to finish; must not hang or panic after ctx ended
+	stop()
+	addr := strings.TrimSuffix(strings.TrimPrefix(uri, "mongodb://"), "/")
+	if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("%s still accepts connections after stop", addr)
+	}
+}
+
+func TestServeBadAddress(t *testing.T) {
+	t.Parallel()
+	if _, _, err := ferret.Serve(context.Background(), "256.0.0.1:bad", t.TempDir()); err == nil {
+		t.Fatal("Serve on a bad address succeeded")
 	}
 }
