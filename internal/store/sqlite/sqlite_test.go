@@ -70,3 +70,50 @@ func TestPersistsAcrossReopen(t *testing.T) {
 		t.Fatalf("after reopen: %+v %v", got, err)
 	}
 }
+
+// A chat with 100,000 events works: the next appends continue the seq,
+// pages read back in order, and the session's counters match.
+func TestHundredThousandEvents(t *testing.T) {
+	t.Parallel()
+	s, err := sqlite.Open(context.Background(), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	if _, _, err := s.CreateSession(ctx, store.Session{ChatID: "big", AppID: "a", UserID: "u", Workflow: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	const seeded, n = 99_990, 100_000
+	if err := s.SeedEvents(ctx, "a", "big", seeded); err != nil {
+		t.Fatal(err)
+	}
+	for i := seeded + 1; i <= n; i++ {
+		ev, err := s.AppendEvent(ctx, "a", "big", store.Event{Type: "chat.text", Agent: "A", Data: []byte(`{"content":"message"}`)}, true)
+		if err != nil || ev.Seq != int64(i) {
+			t.Fatalf("append %d: seq %d, %v", i, ev.Seq, err)
+		}
+	}
+	var after int64
+	read := 0
+	for {
+		evs, err := s.ListEvents(ctx, "a", "big", after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 {
+			break
+		}
+		for _, ev := range evs {
+			if ev.Seq != after+1 {
+				t.Fatalf("seq %d after %d", ev.Seq, after)
+			}
+			after = ev.Seq
+			read++
+		}
+	}
+	got, err := s.GetSession(ctx, "a", "big")
+	if err != nil || read != n || got.LastSeq != n || got.MessageCount != n {
+		t.Fatalf("read %d events; session last_seq %d, messages %d, %v", read, got.LastSeq, got.MessageCount, err)
+	}
+}
