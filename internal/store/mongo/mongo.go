@@ -15,13 +15,14 @@
 // new value), then the event is inserted with that seq.
 //
 // FerretDB v1 (SQLite) is weaker than that: it runs every update and
-// findAndModify as a read followed by an unconditional write by _id, so
-// concurrent updates of one document are not atomic there. Seqs stay
-// correct anyway (the unique (chat_id, seq) index rejects a duplicate and
-// AppendEvent takes another), and so does client_request_id (an insert
-// with a unique _id). Lease exclusivity, usage totals and message counts
-// under concurrent writers to one chat hold on MongoDB only: tests that race
-// those belong on the embedded store or a real MongoDB.
+// findAndModify as a read followed by a whole-document write back by _id, so
+// concurrent updates of one document lose each other's changes there. The
+// store copes: updates of one session are serialised in-process (chatLocks),
+// the unique (chat_id, seq) index rejects a duplicate seq (AppendEvent then
+// takes another), and client_request_id claims are inserts with a unique
+// _id. What remains FerretDB-unsafe is two processes updating one session at
+// once: there, lease exclusivity, usage totals and message counts hold on
+// MongoDB only.
 //
 // JSON payloads (engine state, event data, last artifact) are stored as
 // BSON strings holding the JSON text, not as BSON documents: that is the only
@@ -87,6 +88,8 @@ type Store struct {
 
 	indexed  atomic.Bool
 	indexing sync.Mutex
+
+	chats *chatLocks
 }
 
 var _ store.Store = (*Store)(nil)
@@ -125,6 +128,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		usage:    db.Collection(UsageCollection),
 		requests: db.Collection(RequestsCollection),
 		log:      opts.Logger,
+		chats:    newChatLocks(),
 	}
 	if err := s.EnsureIndexes(ctx); err != nil {
 		if !errors.Is(err, store.ErrUnavailable) {

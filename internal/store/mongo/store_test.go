@@ -38,7 +38,7 @@ func TestAppendConcurrentEightWriters(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				ev, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "chat.text", Data: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}, false)
+				ev, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "chat.text", Data: json.RawMessage(fmt.Sprintf(`{"w":%d,"i":%d}`, w, i))}, true)
 				if err != nil {
 					t.Errorf("writer %d: %v", w, err)
 					return
@@ -68,6 +68,10 @@ func TestAppendConcurrentEightWriters(t *testing.T) {
 	}
 	if len(seen) != writers*each {
 		t.Fatalf("%d distinct payloads stored, want %d: an event was stored twice", len(seen), writers*each)
+	}
+	sess, err := s.GetSession(ctx, "a", "c")
+	if err != nil || sess.LastSeq != writers*each || sess.MessageCount != writers*each {
+		t.Fatalf("session last_seq %d, message_count %d (%v); want %d", sess.LastSeq, sess.MessageCount, err, writers*each)
 	}
 }
 
