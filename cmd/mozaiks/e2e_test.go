@@ -352,3 +352,47 @@ func TestKillMidRunKeepsAcknowledgedMessages(t *testing.T) {
 		t.Fatalf("chat did not continue after restart; last text %q", last)
 	}
 }
+
+// A broken workflow folder is reported and skipped; serve starts with the rest.
+func TestServeSkipsBrokenWorkflows(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	wf := filepath.Join(dir, "workflows")
+	for name, files := range map[string]map[string]string{
+		"good": {"orchestrator.yaml": "workflow_name: good\ninitial_agent: A\n", "agents.yaml": "agents:\n  - name: A\n    system_message: hi\n"},
+		"bad":  {"orchestrator.yaml": "workflow_name: bad\ninitial_agent: Nobody\n", "agents.yaml": "agents:\n  - name: A\n    system_message: [oops\n"},
+	} {
+		if err := os.MkdirAll(filepath.Join(wf, name), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for f, body := range files {
+			if err := os.WriteFile(filepath.Join(wf, name, f), []byte(body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	p := serve(t, dir)
+	var wfs map[string]any
+	call(t, "GET", p.url+"/api/workflows", nil, &wfs)
+	if wfs["good"] == nil || wfs["bad"] != nil || wfs["assistant"] == nil {
+		t.Fatalf("workflows served: %v", keys(wfs))
+	}
+	if !strings.Contains(p.stderr.String(), "agents.yaml") {
+		t.Fatalf("the broken file is not reported:\n%s", p.stderr)
+	}
+	v := start(t, dir, nil, "workflows", "validate", "workflows")
+	if code := v.wait(20 * time.Second); code != 1 {
+		t.Fatalf("workflows validate exit %d, want 1:\n%s", code, v.stderr)
+	}
+	if out := v.stderr.String(); !strings.Contains(out, "bad/agents.yaml:") {
+		t.Fatalf("validate does not name file and line:\n%s", out)
+	}
+}
+
+func keys(m map[string]any) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
