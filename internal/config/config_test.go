@@ -33,7 +33,7 @@ func TestPrecedence(t *testing.T) {
 	}
 	checks := []struct {
 		key, got, want string
-		src          Source
+		src            Source
 	}{
 		{"port", cfg.Addr, ":7004", SourceFlag},
 		{"default_app_id", cfg.DefaultAppID, "from-env", SourceEnv},
