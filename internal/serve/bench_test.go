@@ -1,0 +1,473 @@
+package serve_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/mozaiks/mozaiks/internal/chat"
+	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/llm"
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/serve"
+	"github.com/mozaiks/mozaiks/internal/serve/ws"
+	"github.com/mozaiks/mozaiks/internal/store/sqlite"
+	"github.com/mozaiks/mozaiks/internal/workflow"
+	"github.com/mozaiks/mozaiks/workflows"
+)
+
+// These benchmarks measure the runtime path against a baseline taken in the
+// same run: a client talking to the fake model (llmtest) directly, or a plain
+// gorilla/websocket echo server. They report their own metrics (ms, tok/s,
+// KiB/conn); ns/op is the cost of one round and means little on its own.
+//
+//	go test -run '^$' -bench 'TTFT|Throughput' -benchtime 20x ./internal/serve/
+//	go test -run '^$' -bench IdleConnections -benchtime 1x ./internal/serve/
+
+// benchServer is a mozaiks server on loopback (embedded store, built-in
+// workflows) whose model is the fake at llmURL. newEnv needs a *testing.T.
+func benchServer(b *testing.B, llmURL string, wsOpts ws.Options) string {
+	b.Helper()
+	st, err := sqlite.Open(context.Background(), b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	cfg, err := config.Load(config.LoadOptions{Environ: []string{"LOG_LEVEL=error"}, Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.ShutdownTimeout = 5 * time.Second
+	model := llm.NewOpenAI(llm.Options{APIKey: "sk-test", BaseURL: llmURL})
+	set, _ := workflow.LoadSet("", workflows.FS)
+	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: "gpt-4o-mini"})
+	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: "bench"})
+	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, WS: wsOpts})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	b.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			b.Error("server did not stop within 30s")
+		}
+	})
+	return "ws://" + ln.Addr().String()
+}
+
+// fakeModel serves llmtest on loopback, every completion answered with rep.
+func fakeModel(b *testing.B, rep llmtest.Reply) string {
+	srv := llmtest.New(b, llmtest.WithRecordLimit(1), llmtest.WithResponder(func(llmtest.Request) llmtest.Reply { return rep }))
+	return srv.URL()
+}
+
+// turnsPerChat stays under the assistant workflow's max_turns (20), after
+// which a chat is over and a fresh one is dialled.
+const turnsPerChat = 15
+
+var chatSeq atomic.Int64
+
+// wsChat is one mozaiks chat driven synchronously by one goroutine.
+type wsChat struct {
+	base  string
+	c     *websocket.Conn
+	turns int
+}
+
+func (w *wsChat) dial() error {
+	if w.c != nil {
+		w.c.Close()
+	}
+	id := chatSeq.Add(1)
+	d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
+	c, _, err := d.Dial(fmt.Sprintf("%s/ws/assistant/bench/c%d/u%d", w.base, id, id), nil)
+	if err != nil {
+		return err
+	}
+	w.c, w.turns = c, 0
+	_, err = readUntil(c, `"chat.input_request"`, nil)
+	return err
+}
+
+// readUntil reads frames up to the first containing marker; onPrint, when
+// set, is called at every chat.print frame. It returns the number of
+// chat.print frames.
+func readUntil(c *websocket.Conn, marker string, onPrint func()) (int, error) {
+	prints := 0
+	c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return prints, err
+		}
+		if bytes.Contains(msg, []byte(`"chat.print"`)) {
+			prints++
+			if onPrint != nil {
+				onPrint()
+			}
+		} else if bytes.Contains(msg, []byte(`"type":"error"`)) {
+			return prints, fmt.Errorf("error frame: %s", msg)
+		}
+		if bytes.Contains(msg, []byte(marker)) {
+			return prints, nil
+		}
+	}
+}
+
+// turn submits one message; ttft is the time to the first chat.print frame.
+func (w *wsChat) turn() (ttft time.Duration, tokens int, err error) {
+	if w.c == nil || w.turns >= turnsPerChat {
+		if err := w.dial(); err != nil {
+			return 0, 0, err
+		}
+	}
+	w.turns++
+	start := time.Now()
+	if err := w.c.WriteMessage(websocket.TextMessage, []byte(`{"type":"user.input.submit","text":"tell me something"}`)); err != nil {
+		return 0, 0, err
+	}
+	tokens, err = readUntil(w.c, `"chat.input_request"`, func() {
+		if ttft == 0 {
+			ttft = time.Since(start)
+		}
+	})
+	return ttft, tokens, err
+}
+
+var directBody = []byte(`{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"system","content":"You are a helpful, concise assistant."},{"role":"user","content":"tell me something"}]}`)
+
+// directTurn streams one completion from the fake as an SSE client; ttft is
+// the time to the first content delta.
+func directTurn(hc *http.Client, llmURL string) (ttft time.Duration, tokens int, err error) {
+	start := time.Now()
+	req, _ := http.NewRequest("POST", llmURL+"/chat/completions", bytes.NewReader(directBody))
+	req.Header.Set("Authorization", "Bearer sk-test")
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Bytes()
+		if bytes.Equal(line, []byte("data: [DONE]")) {
+			return ttft, tokens, nil
+		}
+		// The role chunk carries "content":"" and is not a token.
+		if bytes.Contains(line, []byte(`"content":"`)) && !bytes.Contains(line, []byte(`"content":""`)) {
+			tokens++
+			if ttft == 0 {
+				ttft = time.Since(start)
+			}
+		}
+	}
+	return ttft, tokens, fmt.Errorf("stream ended without [DONE]: %v", sc.Err())
+}
+
+func directClient(conns int) *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: 0}}
+}
+
+// round runs one turn on each of n slots at once and returns per-slot TTFTs
+// and the total tokens received.
+func round(n int, turn func(i int) (time.Duration, int, error)) ([]time.Duration, int, time.Duration, error) {
+	ttfts := make([]time.Duration, n)
+	toks := make([]int, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		wg.Go(func() { ttfts[i], toks[i], errs[i] = turn(i) })
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	total := 0
+	for i := range n {
+		if errs[i] != nil {
+			return nil, 0, 0, errs[i]
+		}
+		total += toks[i]
+	}
+	return ttfts, total, elapsed, nil
+}
+
+func pct(d []time.Duration, p float64) float64 {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(p*float64(len(s))+0.5) - 1
+	i = max(0, min(i, len(s)-1))
+	return float64(s[i]) / float64(time.Millisecond)
+}
+
+// BenchmarkTTFT is the time to first token seen by a WebSocket client of
+// mozaiks and by an SSE client of the model itself, interleaved round by
+// round so both see the same machine load. The model waits 20 ms before its
+// first byte and 2 ms before each token on both paths.
+func BenchmarkTTFT(b *testing.B) {
+	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
+			llmURL := fakeModel(b, rep)
+			base := benchServer(b, llmURL, ws.Options{})
+			hc := directClient(n)
+			chats := make([]*wsChat, n)
+			for i := range chats {
+				chats[i] = &wsChat{base: base}
+			}
+			// Warm up: dial every chat and open the model connections.
+			if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() }); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) }); err != nil {
+				b.Fatal(err)
+			}
+			var direct, moz []time.Duration
+			for b.Loop() {
+				d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+				if err != nil {
+					b.Fatal(err)
+				}
+				m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+				if err != nil {
+					b.Fatal(err)
+				}
+				direct, moz = append(direct, d...), append(moz, m...)
+			}
+			b.ReportMetric(pct(direct, .5), "direct-p50-ms")
+			b.ReportMetric(pct(direct, .99), "direct-p99-ms")
+			b.ReportMetric(pct(moz, .5), "mozaiks-p50-ms")
+			b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
+			b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
+			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
+			for _, c := range chats {
+				c.c.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkThroughput streams a 200-token reply to 200 chats at once, with
+// no model delay, so the machine is the limit: tokens per second received by
+// 200 mozaiks WebSocket clients vs 200 SSE clients of the model, rounds
+// interleaved.
+func BenchmarkThroughput(b *testing.B) {
+	const n, tokens = 200, 200
+	rep := llmtest.Reply{Text: strings.Repeat("tok ", tokens), Chunks: tokens}
+	llmURL := fakeModel(b, rep)
+	base := benchServer(b, llmURL, ws.Options{})
+	hc := directClient(n)
+	chats := make([]*wsChat, n)
+	for i := range chats {
+		chats[i] = &wsChat{base: base}
+	}
+	if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() }); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) }); err != nil {
+		b.Fatal(err)
+	}
+	var dTok, mTok int
+	var dTime, mTime time.Duration
+	for b.Loop() {
+		_, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+		if err != nil || got != n*tokens {
+			b.Fatalf("direct: %d tokens, %v", got, err)
+		}
+		dTok, dTime = dTok+got, dTime+el
+		_, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+		if err != nil || got != n*tokens {
+			b.Fatalf("mozaiks: %d tokens, %v", got, err)
+		}
+		mTok, mTime = mTok+got, mTime+el
+	}
+	d, m := float64(dTok)/dTime.Seconds(), float64(mTok)/mTime.Seconds()
+	b.ReportMetric(d, "direct-tok/s")
+	b.ReportMetric(m, "mozaiks-tok/s")
+	b.ReportMetric(m/d, "ratio")
+	for _, c := range chats {
+		c.c.Close()
+	}
+}
+
+// BenchmarkIdleConnections holds 10,000 idle chat sockets open on mozaiks
+// (each one a new chat that has been greeted and waits for input) and, as the
+// baseline, 10,000 idle sockets on a plain gorilla/websocket echo server with
+// the same buffer sizes, both in this process with their clients. The
+// clients cost the same on both sides, so mozaiks-minus-echo is the runtime's
+// own cost per connection. Run it with -benchtime 1x.
+func BenchmarkIdleConnections(b *testing.B) {
+	n := raiseFileLimit(b, 10_000)
+	for b.Loop() {
+		echoHeap, echoRSS, echoG := holdIdle(b, n, func(b *testing.B) string { return echoServer(b) }, func(c *websocket.Conn) error {
+			if err := c.WriteMessage(websocket.TextMessage, []byte("hi")); err != nil {
+				return err
+			}
+			_, _, err := c.ReadMessage()
+			return err
+		}, "/echo")
+		mozHeap, mozRSS, mozG := holdIdle(b, n, func(b *testing.B) string {
+			// No LLM is called while idle; the URL only has to parse.
+			return benchServer(b, "http://127.0.0.1:1/v1", ws.Options{})
+		}, func(c *websocket.Conn) error {
+			_, err := readUntil(c, `"chat.input_request"`, nil)
+			return err
+		}, "/ws/assistant/idle/")
+		b.ReportMetric(float64(n), "conns")
+		b.ReportMetric(echoHeap/1024, "echo-heap-KiB/conn")
+		b.ReportMetric(echoRSS/1024, "echo-rss-KiB/conn")
+		b.ReportMetric(mozHeap/1024, "mozaiks-heap-KiB/conn")
+		b.ReportMetric(mozRSS/1024, "mozaiks-rss-KiB/conn")
+		b.ReportMetric((mozHeap-echoHeap)/1024, "added-heap-KiB/conn")
+		b.ReportMetric((mozRSS-echoRSS)/1024, "added-rss-KiB/conn")
+		b.ReportMetric(mozHeap/echoHeap, "heap-ratio")
+		b.ReportMetric(echoG, "echo-goroutines/conn")
+		b.ReportMetric(mozG, "mozaiks-goroutines/conn")
+	}
+}
+
+// raiseFileLimit lifts RLIMIT_NOFILE so want server and want client sockets
+// fit, and returns how many connection pairs the limit allows.
+func raiseFileLimit(b *testing.B, want int) int {
+	need := uint64(2*want + 512)
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		b.Fatal(err)
+	}
+	if lim.Max < need {
+		// Raising the hard limit needs CAP_SYS_RESOURCE; fall back below.
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &syscall.Rlimit{Cur: need, Max: need})
+		_ = syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+	if lim.Cur < need {
+		lim.Cur = min(need, lim.Max)
+		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+			b.Fatal(err)
+		}
+	}
+	n := min(want, int(lim.Cur-512)/2)
+	if n < want {
+		b.Logf("file limit %d: measuring %d connections instead of %d", lim.Cur, n, want)
+	}
+	return n
+}
+
+func echoServer(b *testing.B) string {
+	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			t, msg, err := c.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := c.WriteMessage(t, msg); err != nil {
+				return
+			}
+		}
+	}))
+	b.Cleanup(srv.Close)
+	return "ws" + strings.TrimPrefix(srv.URL, "http")
+}
+
+// holdIdle starts a server, dials n sockets that each do settle once, and
+// returns the heap, RSS and goroutines added per connection while all n are
+// idle. Everything is closed before it returns.
+func holdIdle(b *testing.B, n int, start func(*testing.B) string, settle func(*websocket.Conn) error, path string) (heap, rss, goroutines float64) {
+	conns := make([]*websocket.Conn, n)
+	{
+		base := start(b)
+		h0, r0, g0 := memNow()
+		jobs := make(chan int)
+		errs := make(chan error, 1)
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Go(func() {
+				d := websocket.Dialer{HandshakeTimeout: 30 * time.Second}
+				for i := range jobs {
+					u := base + path
+					if strings.HasSuffix(path, "/") {
+						u += "c" + strconv.FormatInt(chatSeq.Add(1), 10) + "/u" + strconv.Itoa(i)
+					}
+					c, _, err := d.Dial(u, nil)
+					if err == nil {
+						err = settle(c)
+						c.SetReadDeadline(time.Time{})
+					}
+					if err != nil {
+						select {
+						case errs <- fmt.Errorf("connection %d: %w", i, err):
+						default:
+						}
+						continue
+					}
+					conns[i] = c
+				}
+			})
+		}
+		for i := range n {
+			jobs <- i
+		}
+		close(jobs)
+		wg.Wait()
+		select {
+		case err := <-errs:
+			b.Fatal(err)
+		default:
+		}
+		// Let the servers' last writes and state changes finish.
+		time.Sleep(2 * time.Second)
+		h1, r1, g1 := memNow()
+		heap, rss, goroutines = (h1-h0)/float64(n), (r1-r0)/float64(n), (g1-g0)/float64(n)
+		for _, c := range conns {
+			if c != nil {
+				c.Close()
+			}
+		}
+	}
+	return heap, rss, goroutines
+}
+
+// memNow is the live heap after a full collection, the process RSS and the
+// goroutine count.
+func memNow() (heap, rss, goroutines float64) {
+	runtime.GC()
+	debug.FreeOSMemory()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	statm, _ := os.ReadFile("/proc/self/statm")
+	f := strings.Fields(string(statm))
+	if len(f) > 1 {
+		pages, _ := strconv.ParseFloat(f[1], 64)
+		rss = pages * float64(os.Getpagesize())
+	}
+	return float64(ms.HeapAlloc), rss, float64(runtime.NumGoroutine())
+}
