@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -29,6 +30,7 @@ import (
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
 	"github.com/mozaiks/mozaiks/internal/serve"
 	"github.com/mozaiks/mozaiks/internal/serve/ws"
+	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/sqlite"
 	"github.com/mozaiks/mozaiks/internal/workflow"
 	"github.com/mozaiks/mozaiks/workflows"
@@ -45,12 +47,19 @@ import (
 // benchServer is a mozaiks server on loopback (embedded store, built-in
 // workflows) whose model is the fake at llmURL. newEnv needs a *testing.T.
 func benchServer(b *testing.B, llmURL string, wsOpts ws.Options) string {
+	url, _ := countedServer(b, llmURL, wsOpts)
+	return url
+}
+
+// countedServer is benchServer with its store calls counted.
+func countedServer(b *testing.B, llmURL string, wsOpts ws.Options) (string, *countingStore) {
 	b.Helper()
-	st, err := sqlite.Open(context.Background(), b.TempDir())
+	db, err := sqlite.Open(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { st.Close() })
+	b.Cleanup(func() { db.Close() })
+	st := &countingStore{Store: db}
 	cfg, err := config.Load(config.LoadOptions{Environ: []string{"LOG_LEVEL=error"}, Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
@@ -76,7 +85,60 @@ func benchServer(b *testing.B, llmURL string, wsOpts ws.Options) string {
 			b.Error("server did not stop within 30s")
 		}
 	})
-	return "ws://" + ln.Addr().String()
+	return "ws://" + ln.Addr().String(), st
+}
+
+// countingStore counts the store calls of the runtime, to say how many
+// round trips (and, on the embedded store, how many turns of its single
+// writer) one chat turn costs.
+type countingStore struct {
+	store.Store
+	writes, reads atomic.Int64
+}
+
+func (c *countingStore) CreateSession(ctx context.Context, s store.Session) (store.Session, bool, error) {
+	c.writes.Add(1)
+	return c.Store.CreateSession(ctx, s)
+}
+
+func (c *countingStore) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
+	c.writes.Add(1)
+	return c.Store.UpdateSession(ctx, appID, chatID, u)
+}
+
+func (c *countingStore) AppendEvent(ctx context.Context, appID, chatID string, ev store.Event, message bool) (store.Event, error) {
+	c.writes.Add(1)
+	return c.Store.AppendEvent(ctx, appID, chatID, ev, message)
+}
+
+func (c *countingStore) RecordUsage(ctx context.Context, u store.UsageRecord) error {
+	c.writes.Add(1)
+	return c.Store.RecordUsage(ctx, u)
+}
+
+func (c *countingStore) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	c.writes.Add(1)
+	return c.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
+}
+
+func (c *countingStore) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
+	c.writes.Add(1)
+	return c.Store.ReleaseLease(ctx, appID, chatID, owner)
+}
+
+func (c *countingStore) GetSession(ctx context.Context, appID, chatID string) (store.Session, error) {
+	c.reads.Add(1)
+	return c.Store.GetSession(ctx, appID, chatID)
+}
+
+func (c *countingStore) ListEvents(ctx context.Context, appID, chatID string, afterSeq int64, limit int) ([]store.Event, error) {
+	c.reads.Add(1)
+	return c.Store.ListEvents(ctx, appID, chatID, afterSeq, limit)
+}
+
+func (c *countingStore) FindPending(ctx context.Context, appID, pendingID string) (store.Session, error) {
+	c.reads.Add(1)
+	return c.Store.FindPending(ctx, appID, pendingID)
 }
 
 // fakeModel serves llmtest on loopback, every completion answered with rep.
@@ -233,7 +295,7 @@ func BenchmarkTTFT(b *testing.B) {
 	for _, n := range []int{1, 100} {
 		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
 			llmURL := fakeModel(b, rep)
-			base := benchServer(b, llmURL, ws.Options{})
+			base, st := countedServer(b, llmURL, ws.Options{})
 			hc := directClient(n)
 			chats := make([]*wsChat, n)
 			for i := range chats {
@@ -247,6 +309,7 @@ func BenchmarkTTFT(b *testing.B) {
 				b.Fatal(err)
 			}
 			var direct, moz []time.Duration
+			w0, r0 := st.writes.Load(), st.reads.Load()
 			for b.Loop() {
 				d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil {
@@ -264,6 +327,9 @@ func BenchmarkTTFT(b *testing.B) {
 			b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
 			b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
 			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
+			// Dials of fresh chats (every turnsPerChat turns) are included.
+			b.ReportMetric(float64(st.writes.Load()-w0)/float64(len(moz)), "store-writes/turn")
+			b.ReportMetric(float64(st.reads.Load()-r0)/float64(len(moz)), "store-reads/turn")
 			for _, c := range chats {
 				c.c.Close()
 			}
@@ -446,6 +512,7 @@ func holdIdle(b *testing.B, n int, start func(*testing.B) string, settle func(*w
 		// Let the servers' last writes and state changes finish.
 		time.Sleep(2 * time.Second)
 		h1, r1, g1 := memNow()
+		writeHeapProfile(b, path)
 		heap, rss, goroutines = (h1-h0)/float64(n), (r1-r0)/float64(n), (g1-g0)/float64(n)
 		for _, c := range conns {
 			if c != nil {
@@ -454,6 +521,28 @@ func holdIdle(b *testing.B, n int, start func(*testing.B) string, settle func(*w
 		}
 	}
 	return heap, rss, goroutines
+}
+
+// writeHeapProfile saves the heap while the sockets are idle when
+// MOZAIKS_BENCH_HEAPPROFILE names a file prefix (-memprofile is written at the
+// end, after they are closed).
+func writeHeapProfile(b *testing.B, path string) {
+	prefix := os.Getenv("MOZAIKS_BENCH_HEAPPROFILE")
+	if prefix == "" {
+		return
+	}
+	name := prefix + ".echo"
+	if strings.HasPrefix(path, "/ws/") {
+		name = prefix + ".mozaiks"
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // memNow is the live heap after a full collection, the process RSS and the
