@@ -337,46 +337,54 @@ func BenchmarkTTFT(b *testing.B) {
 	}
 }
 
-// BenchmarkThroughput streams a 200-token reply to 200 chats at once, with
-// no model delay, so the machine is the limit: tokens per second received by
-// 200 mozaiks WebSocket clients vs 200 SSE clients of the model, rounds
-// interleaved.
+// BenchmarkThroughput streams a 200-token reply to 200 chats at once:
+// tokens per second received by 200 mozaiks WebSocket clients vs 200 SSE
+// clients of the model, rounds interleaved. "unpaced" has no model delay, so
+// the machine is the limit; "paced" sends 100 tokens/s per stream (10 ms
+// apart), a fast real model, and asks whether mozaiks keeps up.
 func BenchmarkThroughput(b *testing.B) {
 	const n, tokens = 200, 200
-	rep := llmtest.Reply{Text: strings.Repeat("tok ", tokens), Chunks: tokens}
-	llmURL := fakeModel(b, rep)
-	base := benchServer(b, llmURL, ws.Options{})
-	hc := directClient(n)
-	chats := make([]*wsChat, n)
-	for i := range chats {
-		chats[i] = &wsChat{base: base}
-	}
-	if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() }); err != nil {
-		b.Fatal(err)
-	}
-	if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) }); err != nil {
-		b.Fatal(err)
-	}
-	var dTok, mTok int
-	var dTime, mTime time.Duration
-	for b.Loop() {
-		_, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
-		if err != nil || got != n*tokens {
-			b.Fatalf("direct: %d tokens, %v", got, err)
-		}
-		dTok, dTime = dTok+got, dTime+el
-		_, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
-		if err != nil || got != n*tokens {
-			b.Fatalf("mozaiks: %d tokens, %v", got, err)
-		}
-		mTok, mTime = mTok+got, mTime+el
-	}
-	d, m := float64(dTok)/dTime.Seconds(), float64(mTok)/mTime.Seconds()
-	b.ReportMetric(d, "direct-tok/s")
-	b.ReportMetric(m, "mozaiks-tok/s")
-	b.ReportMetric(m/d, "ratio")
-	for _, c := range chats {
-		c.c.Close()
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+	}{{"unpaced", 0}, {"paced", 10 * time.Millisecond}} {
+		b.Run(tc.name, func(b *testing.B) {
+			rep := llmtest.Reply{Text: strings.Repeat("tok ", tokens), Chunks: tokens, TokenDelay: tc.delay}
+			llmURL := fakeModel(b, rep)
+			base := benchServer(b, llmURL, ws.Options{})
+			hc := directClient(n)
+			chats := make([]*wsChat, n)
+			for i := range chats {
+				chats[i] = &wsChat{base: base}
+			}
+			if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() }); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) }); err != nil {
+				b.Fatal(err)
+			}
+			var dTok, mTok int
+			var dTime, mTime time.Duration
+			for b.Loop() {
+				_, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+				if err != nil || got != n*tokens {
+					b.Fatalf("direct: %d tokens, %v", got, err)
+				}
+				dTok, dTime = dTok+got, dTime+el
+				_, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+				if err != nil || got != n*tokens {
+					b.Fatalf("mozaiks: %d tokens, %v", got, err)
+				}
+				mTok, mTime = mTok+got, mTime+el
+			}
+			d, m := float64(dTok)/dTime.Seconds(), float64(mTok)/mTime.Seconds()
+			b.ReportMetric(d, "direct-tok/s")
+			b.ReportMetric(m, "mozaiks-tok/s")
+			b.ReportMetric(m/d, "ratio")
+			for _, c := range chats {
+				c.c.Close()
+			}
+		})
 	}
 }
 
