@@ -13,6 +13,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/mozaiks/mozaiks/internal/procnet"
 )
 
 func checkPorts() Check {
@@ -75,7 +77,7 @@ func runPorts(ctx context.Context, env *Env) Result {
 			d[key] = "free: " + p.what
 			continue
 		}
-		holder := portHolder(env.ProcRoot, p.port)
+		holder := procnet.PortHolder(env.ProcRoot, p.port)
 		if env.ourDeployment(ctx, p, holder) {
 			d[key] = "in use by this deployment: " + p.what + paren(holder)
 			continue

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/mozaiks/mozaiks/internal/procnet"
 	"github.com/mozaiks/mozaiks/internal/uerr"
 )
 
@@ -96,8 +97,8 @@ func portHolder(ctx context.Context, eng Engine, pp publishedPort) string {
 		}
 	}
 	if pp.Protocol == "tcp" {
-		if who := portOwner("/proc", pp.Host); who != "" {
-			return who
+		if who := procnet.PortHolder("/proc", int(pp.Host)); who != "" {
+			return "process " + who
 		}
 	}
 	return "another process"

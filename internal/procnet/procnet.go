@@ -1,4 +1,8 @@
-package doctor
+// Package procnet names the local process listening on a TCP port, from
+// Linux's /proc: the listening socket's inode in /proc/net/tcp{,6}, then the
+// process holding that inode among /proc/*/fd. `mozaiks up` and `mozaiks
+// doctor` both use it to say who holds a busy port.
+package procnet
 
 import (
 	"bufio"
@@ -9,11 +13,10 @@ import (
 	"strings"
 )
 
-// portHolder names the process listening on a TCP port, from /proc: the
-// socket's inode in /proc/net/tcp{,6}, then the process holding that inode.
-// It returns "" when the holder cannot be seen (another user's process
-// without root, or another network namespace).
-func portHolder(procRoot string, port int) string {
+// PortHolder returns "comm (pid N)" for the process listening on port, or ""
+// when it cannot tell: another user's process without root, another network
+// namespace, or no /proc (not Linux). procRoot is normally "/proc".
+func PortHolder(procRoot string, port int) string {
 	inodes := map[string]bool{}
 	for _, f := range []string{"net/tcp", "net/tcp6"} {
 		listeningInodes(filepath.Join(procRoot, f), port, inodes)
@@ -42,6 +45,7 @@ func portHolder(procRoot string, port int) string {
 }
 
 // listeningInodes adds the inodes of sockets in LISTEN state (0A) on port.
+// Lines are "sl local_address rem_address st ... inode", addresses HEXIP:HEXPORT.
 func listeningInodes(path string, port int, into map[string]bool) {
 	f, err := os.Open(path)
 	if err != nil {
