@@ -14,16 +14,25 @@ import (
 // BenchmarkStartupReady is the time from exec of `mozaiks serve` (fresh data
 // directory, embedded store) to the first 200 from /api/ready, next to two
 // baselines taken in the same rounds: `mozaiks version` from exec to exit,
-// and a minimal Go net/http server binary from exec to its first 200. Both
-// servers are polled the same way, every millisecond.
+// and a minimal Go net/http server binary from exec to its first 200. It
+// also times the runtime image's binary (-tags mozaiks_runtime: no operator
+// commands). Every server is polled the same way, every millisecond.
 //
 //	go test -run '^$' -bench StartupReady -benchtime 10x ./cmd/mozaiks/
 func BenchmarkStartupReady(b *testing.B) {
 	minimal := buildMinimalServer(b)
-	var serveT, versionT, minimalT []time.Duration
+	runtimeBin := filepath.Join(b.TempDir(), "mozaiks-runtime")
+	if out, err := exec.Command("go", "build", "-tags", "mozaiks_runtime", "-o", runtimeBin, ".").CombinedOutput(); err != nil {
+		b.Fatalf("build runtime binary: %v\n%s", err, out)
+	}
+	var serveT, runtimeT, versionT, minimalT []time.Duration
 	for b.Loop() {
 		port := freePortB(b)
 		serveT = append(serveT, timeToReady(b, exec.Command(bin, "serve"), port, "/api/ready",
+			"PORT="+port, "MOZAIKS_DATA_DIR="+filepath.Join(b.TempDir(), "data"), "LOG_LEVEL=error"))
+
+		port = freePortB(b)
+		runtimeT = append(runtimeT, timeToReady(b, exec.Command(runtimeBin, "serve"), port, "/api/ready",
 			"PORT="+port, "MOZAIKS_DATA_DIR="+filepath.Join(b.TempDir(), "data"), "LOG_LEVEL=error"))
 
 		start := time.Now()
@@ -37,6 +46,7 @@ func BenchmarkStartupReady(b *testing.B) {
 	}
 	s, v, m := p50(serveT), p50(versionT), p50(minimalT)
 	b.ReportMetric(s, "serve-ready-p50-ms")
+	b.ReportMetric(p50(runtimeT), "runtime-build-serve-ready-p50-ms")
 	b.ReportMetric(v, "version-exit-p50-ms")
 	b.ReportMetric(m, "minimal-http-ready-p50-ms")
 	b.ReportMetric(s/m, "ratio-vs-minimal-http")
