@@ -1,3 +1,5 @@
+//go:build !mozaiks_runtime
+
 package cli
 
 import (
