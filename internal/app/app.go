@@ -129,14 +129,12 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 			return uerr.Wrap(err, uerr.ExitUsage, "invalid auth settings", "set AUTH_JWT_SECRET or AUTH_ISSUER")
 		}
 	}
-	owner := ""
-	if st.Backend() == "embedded" {
-		owner = "embedded" // the data directory lock makes this the only process
-	} else if host, err := os.Hostname(); err == nil {
+	owner, single := "", st.Backend() == "embedded" // the data directory lock makes this the only process
+	if host, err := os.Hostname(); err == nil && !single {
 		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log})
-	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, Logger: log})
+	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single, Logger: log})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS})
 
 	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st)

@@ -56,7 +56,11 @@ type Options struct {
 	// and take its own leases back at once after a crash.
 	Owner    string
 	LeaseTTL time.Duration // default 15s, renewed every TTL/3
-	Logger   *slog.Logger
+	// SingleProcess says no other process can run this store's chats (the
+	// embedded store's directory is locked): runs then take no lease, which
+	// saves the store writes of taking, renewing and releasing one per turn.
+	SingleProcess bool
+	Logger        *slog.Logger
 }
 
 // Manager runs chats.
@@ -90,6 +94,8 @@ type room struct {
 	queue    []job
 	running  bool
 	cancel   context.CancelFunc
+	// stopRenew stops the lease renewal of the current run, if it holds one.
+	stopRenew func()
 }
 
 type job struct {

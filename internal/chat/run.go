@@ -60,21 +60,47 @@ func (m *Manager) runLoop(r *room) {
 // and state, and stores the state it ends in.
 func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bool) {
 	log := m.log.With("app_id", r.appID, "chat_id", r.chatID)
+	if !m.opts.SingleProcess {
+		if !m.lease(ctx, r, log) {
+			return
+		}
+		defer m.unlease(r, log)
+	}
+	m.runLeased(ctx, r, j, later, log)
+}
+
+// lease takes the chat's run lease (waiting for another replica's run, or a
+// crashed process's lease to expire) and keeps renewing it.
+func (m *Manager) lease(ctx context.Context, r *room, log *slog.Logger) bool {
 	if !m.acquire(ctx, r) {
 		if ctx.Err() == nil {
 			log.Warn("could not take the chat's run lease; input stays stored for the next run")
 		}
-		return
+		return false
 	}
-	stopRenew := m.renewLease(ctx, r)
-	defer func() {
-		stopRenew()
-		rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := r.locked(func() error { return m.opts.Store.ReleaseLease(rctx, r.appID, r.chatID, m.opts.Owner) }); err != nil {
-			log.Warn("release run lease", "err", err)
-		}
-	}()
+	r.mu.Lock()
+	r.stopRenew = m.renewLease(ctx, r)
+	r.mu.Unlock()
+	return true
+}
+
+func (m *Manager) unlease(r *room, log *slog.Logger) {
+	r.mu.Lock()
+	stop := r.stopRenew
+	r.stopRenew = nil
+	r.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := r.locked(func() error { return m.opts.Store.ReleaseLease(rctx, r.appID, r.chatID, m.opts.Owner) }); err != nil {
+		log.Warn("release run lease", "err", err)
+	}
+}
+
+// runLeased runs one job once this process may run the chat.
+func (m *Manager) runLeased(ctx context.Context, r *room, j job, later map[int64]bool, log *slog.Logger) {
 
 	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
 	if err != nil {
@@ -252,7 +278,11 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		data["input_seq"] = s.inputSeq
 	}
 	if !ev.Stored() {
-		s.m.broadcast(s.r, Encode(typ, 0, time.Now(), data, false))
+		f := Encode(typ, 0, time.Now(), data, false)
+		if ev.Kind == engine.KindPrint {
+			f = EncodePrint(time.Now(), data)
+		}
+		s.m.broadcast(s.r, f)
 		return nil
 	}
 	switch ev.Kind {

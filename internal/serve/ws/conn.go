@@ -37,7 +37,7 @@ type closeReq struct {
 }
 
 func newConn(h *Handler, ws *websocket.Conn, p Params) *conn {
-	return &conn{h: h, ws: ws, p: p, out: make(chan chat.Frame, 64), resume: make(chan int64, 4),
+	return &conn{h: h, ws: ws, p: p, out: make(chan chat.Frame, 16), resume: make(chan int64, 4),
 		quit: make(chan closeReq, 1), done: make(chan struct{})}
 }
 
