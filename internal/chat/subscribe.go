@@ -8,29 +8,66 @@ import (
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
-// Subscriber receives a chat's live frames through a bounded buffer. A
-// subscriber that falls behind is dropped (Dropped closes) rather than
-// slowing the chat down; its client resumes from its last seq.
+// Subscriber receives a chat's live frames through a bounded queue that
+// holds memory only while the socket lags: an idle socket costs a few
+// words, a slow one up to its limit. A subscriber that falls further behind
+// is dropped (Dropped closes) rather than slowing the chat down; its client
+// resumes from its last seq.
 type Subscriber struct {
-	C       chan Frame
+	// Ready is signalled (capacity 1) when frames are waiting: call Take.
+	Ready   chan struct{}
 	Dropped chan struct{}
 	room    *room
+	max     int
 	once    sync.Once
+
+	mu    sync.Mutex
+	queue []Frame
 }
 
-// Subscribe starts delivering the chat's live frames. Subscribe before
-// reading stored events, then skip live frames at or below the last stored
-// seq sent: nothing is missed and nothing is sent twice.
-func (m *Manager) Subscribe(appID, chatID string, buffer int) *Subscriber {
-	if buffer <= 0 {
-		buffer = 256
+// Subscribe starts delivering the chat's live frames, up to limit frames
+// queued. Subscribe before reading stored events, then skip live frames at
+// or below the last stored seq sent: nothing is missed and nothing is sent
+// twice.
+func (m *Manager) Subscribe(appID, chatID string, limit int) *Subscriber {
+	if limit <= 0 {
+		limit = 1024
 	}
 	r := m.room(appID, chatID)
-	s := &Subscriber{C: make(chan Frame, buffer), Dropped: make(chan struct{}), room: r}
+	s := &Subscriber{Ready: make(chan struct{}, 1), Dropped: make(chan struct{}), room: r, max: limit}
 	r.mu.Lock()
 	r.subs[s] = struct{}{}
 	r.mu.Unlock()
 	return s
+}
+
+// Take moves the waiting frames into buf (reusing it) and returns them.
+func (s *Subscriber) Take(buf []Frame) []Frame {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	buf = append(buf[:0], s.queue...)
+	if cap(s.queue) > 64 {
+		s.queue = nil // give a burst's memory back
+	} else {
+		s.queue = s.queue[:0]
+	}
+	return buf
+}
+
+// push queues f; false when the queue is full.
+func (s *Subscriber) push(f Frame) bool {
+	s.mu.Lock()
+	if len(s.queue) >= s.max {
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, f)
+	s.mu.Unlock()
+	select {
+	case s.Ready <- struct{}{}:
+	default:
+	}
+	return true
 }
 
 // Unsubscribe stops delivery.
@@ -46,9 +83,7 @@ func (m *Manager) fanout(r *room, f Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for s := range r.subs {
-		select {
-		case s.C <- f:
-		default:
+		if !s.push(f) {
 			delete(r.subs, s)
 			s.once.Do(func() { close(s.Dropped) })
 		}

@@ -68,7 +68,7 @@ func countedServer(b *testing.B, llmURL string, wsOpts ws.Options) (string, *cou
 	model := llm.NewOpenAI(llm.Options{APIKey: "sk-test", BaseURL: llmURL})
 	set, _ := workflow.LoadSet("", workflows.FS)
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: "gpt-4o-mini"})
-	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: "bench"})
+	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: "bench", SingleProcess: true}) // as app.go does for the embedded store
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, WS: wsOpts})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -149,17 +149,19 @@ func (c *conn) writeLoop(ctx context.Context, sub *chat.Subscriber, lastSent int
 	ping := time.NewTicker(c.h.opts.PingInterval)
 	defer ping.Stop()
 	pingFrame := []byte(`{"type":"ping"}`)
+	var batch []chat.Frame
 	for {
 		select {
-		case f := <-sub.C:
-			if f.Seq > 0 && f.Seq <= lastSent {
-				continue
-			}
-			if !c.writeDirect(f) {
-				return
-			}
-			if f.Seq > lastSent {
-				lastSent = f.Seq
+		case <-sub.Ready:
+			batch = sub.Take(batch)
+			for _, f := range batch {
+				if f.Seq > 0 && f.Seq <= lastSent {
+					continue
+				}
+				if !c.writeDirect(f) {
+					return
+				}
+				lastSent = max(lastSent, f.Seq)
 			}
 		case f := <-c.out:
 			if !c.writeDirect(f) {

@@ -23,7 +23,7 @@ type Options struct {
 	PingInterval time.Duration // default 30s (below common 60 s proxy idle timeouts)
 	PongTimeout  time.Duration // default 60s: a peer silent this long is dropped
 	WriteTimeout time.Duration // default 10s per frame
-	SendBuffer   int           // frames queued per socket before it is dropped with 1013 (default 128)
+	SendBuffer   int           // frames queued per socket before it is dropped with 1013 (default 1024)
 	ReadLimit    int64         // default 1 MiB; larger frames close with 1009
 	CheckOrigin  func(*http.Request) bool
 	Logger       *slog.Logger
@@ -41,9 +41,9 @@ func (o *Options) defaults() {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.SendBuffer <= 0 {
-		// Frames wait here only while the socket's kernel buffer is full;
-		// each slot costs 48 bytes on every idle connection.
-		o.SendBuffer = 128
+		// Frames wait only while the socket's kernel buffer is full, and the
+		// queue holds memory only then.
+		o.SendBuffer = 1024
 	}
 	if o.ReadLimit <= 0 {
 		o.ReadLimit = 1 << 20
