@@ -327,3 +327,25 @@ func ofType(fs []frame, typ string) []frame {
 	}
 	return out
 }
+
+func lastText(fs []frame) frame {
+	t := ofType(fs, "chat.text")
+	if len(t) == 0 {
+		return frame{}
+	}
+	return t[len(t)-1]
+}
+
+func waitStatus(t *testing.T, e *env, app, chatID, want string) {
+	t.Helper()
+	var s sessionResp
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		e.do("GET", "/api/sessions/"+chatID+"?app_id="+app, nil, &s)
+		if s.Status == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chat %s status %q, want %q", chatID, s.Status, want)
+		}
+	}
+}

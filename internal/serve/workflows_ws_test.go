@@ -18,28 +18,6 @@ import (
 	"github.com/mozaiks/mozaiks/internal/store/sqlite"
 )
 
-func lastText(fs []frame) frame {
-	t := ofType(fs, "chat.text")
-	if len(t) == 0 {
-		return frame{}
-	}
-	return t[len(t)-1]
-}
-
-func waitStatus(t *testing.T, e *env, app, chatID, want string) {
-	t.Helper()
-	var s sessionResp
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		e.do("GET", "/api/sessions/"+chatID+"?app_id="+app, nil, &s)
-		if s.Status == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("chat %s status %q, want %q", chatID, s.Status, want)
-		}
-	}
-}
-
 // The triage example end to end: Intake asks, the user answers, Intake hands
 // to Specialist by a context expression, Specialist answers and terminates.
 // The server restarts while the chat waits for the user.
