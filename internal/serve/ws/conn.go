@@ -56,7 +56,9 @@ func (c *conn) closeNow(code int, text string) {
 }
 
 func (c *conn) run(reqCtx context.Context) {
-	ctx, cancel := context.WithCancel(contextWithoutCancel(reqCtx))
+	// The socket outlives nothing of the request but its values: the
+	// hijacked connection is ours until the read loop ends.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(reqCtx))
 	defer cancel()
 	chats := c.h.chats
 	sess, _, err := chats.Open(ctx, chat.OpenRequest{Workflow: c.p.Workflow, AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID})

@@ -5,7 +5,6 @@
 package ws
 
 import (
-	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -154,7 +153,3 @@ func (h *Handler) ServeChat(w http.ResponseWriter, r *http.Request, p Params) {
 }
 
 var errClosed = errors.New("socket closed")
-
-// contextWithoutCancel keeps request values but not the request's
-// cancellation, which ends when the handler returns.
-func contextWithoutCancel(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
