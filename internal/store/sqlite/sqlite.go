@@ -29,9 +29,13 @@ const FileName = "mozaiks.db"
 // Store is the embedded store.
 type Store struct {
 	dir    string
-	w      *sql.DB // one connection: all writes
+	w      *sql.DB // one connection: all writes, through the writer goroutine
 	r      *sql.DB // readers
 	unlock func()
+
+	ops  chan writeOp // to the writer goroutine (unbuffered)
+	quit chan struct{}
+	done chan struct{}
 }
 
 var _ store.Store = (*Store)(nil)
@@ -62,7 +66,8 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	r.SetMaxOpenConns(4)
-	s := &Store{dir: dir, w: w, r: r, unlock: unlock}
+	s := &Store{dir: dir, w: w, r: r, unlock: unlock, ops: make(chan writeOp), quit: make(chan struct{}), done: make(chan struct{})}
+	go s.writer()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -153,6 +158,11 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close implements store.Store. It checkpoints the WAL so the file is whole.
 func (s *Store) Close() error {
 	var errs []error
+	if s.quit != nil {
+		close(s.quit)
+		<-s.done
+		s.quit = nil
+	}
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -201,12 +211,15 @@ func nullJSON(b json.RawMessage) any {
 }
 
 // CreateSession implements store.Store.
-func (s *Store) CreateSession(ctx context.Context, in store.Session) (store.Session, bool, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return store.Session{}, false, wrap(err)
-	}
-	defer tx.Rollback()
+func (s *Store) CreateSession(ctx context.Context, in store.Session) (out store.Session, created bool, err error) {
+	err = s.write(ctx, func(tx *sql.Tx) error {
+		out, created, err = s.createSession(ctx, tx, in)
+		return err
+	})
+	return out, created, err
+}
+
+func (s *Store) createSession(ctx context.Context, tx *sql.Tx, in store.Session) (store.Session, bool, error) {
 	now := store.Now()
 	if in.ClientRequestID != "" {
 		row := tx.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions
@@ -243,9 +256,6 @@ func (s *Store) CreateSession(ctx context.Context, in store.Session) (store.Sess
 		in.ChatID, in.AppID, in.UserID, in.Workflow, in.Status, in.CreatedAt.UnixMilli(), in.UpdatedAt.UnixMilli(),
 		in.ClientRequestID, nullJSON(in.State), in.PendingKind, in.PendingID, nullJSON(in.LastArtifact))
 	if err != nil {
-		return store.Session{}, false, wrap(err)
-	}
-	if err := tx.Commit(); err != nil {
 		return store.Session{}, false, wrap(err)
 	}
 	in.LastSeq, in.MessageCount, in.Usage = 0, 0, store.Usage{}
@@ -337,8 +347,10 @@ func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store
 		args = append(args, string(u.LastArtifact))
 	}
 	args = append(args, chatID, appID)
-	res, err := s.w.ExecContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ?`, args...)
-	return affected(res, err)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ?`, args...)
+		return affected(res, err)
+	})
 }
 
 // FindPending implements store.Store.
@@ -366,27 +378,23 @@ func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.
 	if message {
 		inc = 1
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		err := tx.QueryRowContext(ctx, `UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + ?, updated_at = ?
+			WHERE chat_id = ? AND app_id = ? RETURNING last_seq`, inc, ev.Timestamp.UnixMilli(), chatID, appID).Scan(&ev.Seq)
+		if errors.Is(err, sql.ErrNoRows) {
+			return store.ErrNotFound
+		}
+		if err != nil {
+			return wrap(err)
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO events (chat_id, seq, type, agent, data, ts) VALUES (?,?,?,?,?,?)`,
+			chatID, ev.Seq, ev.Type, ev.Agent, string(ev.Data), ev.Timestamp.UnixMilli())
+		return wrap(err)
+	})
 	if err != nil {
-		return store.Event{}, wrap(err)
-	}
-	defer tx.Rollback()
-	err = tx.QueryRowContext(ctx, `UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + ?, updated_at = ?
-		WHERE chat_id = ? AND app_id = ? RETURNING last_seq`, inc, ev.Timestamp.UnixMilli(), chatID, appID).Scan(&ev.Seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return store.Event{}, store.ErrNotFound
-	}
-	if err != nil {
-		return store.Event{}, wrap(err)
+		return store.Event{}, err
 	}
 	ev.ChatID = chatID
-	if _, err := tx.ExecContext(ctx, `INSERT INTO events (chat_id, seq, type, agent, data, ts) VALUES (?,?,?,?,?,?)`,
-		chatID, ev.Seq, ev.Type, ev.Agent, string(ev.Data), ev.Timestamp.UnixMilli()); err != nil {
-		return store.Event{}, wrap(err)
-	}
-	if err := tx.Commit(); err != nil {
-		return store.Event{}, wrap(err)
-	}
 	return ev, nil
 }
 
@@ -423,11 +431,12 @@ func (s *Store) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 	if u.Timestamp.IsZero() {
 		u.Timestamp = store.Now()
 	}
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(err)
-	}
-	defer tx.Rollback()
+	return s.write(ctx, func(tx *sql.Tx) error {
+		return recordUsage(ctx, tx, u)
+	})
+}
+
+func recordUsage(ctx context.Context, tx *sql.Tx, u store.UsageRecord) error {
 	res, err := tx.ExecContext(ctx, `UPDATE sessions SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
 		total_tokens = total_tokens + ?, cost_usd = cost_usd + ? WHERE chat_id = ? AND app_id = ?`,
 		u.PromptTokens, u.CompletionTokens, u.TotalTokens, u.CostUSD, u.ChatID, u.AppID)
@@ -440,19 +449,27 @@ func (s *Store) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 		u.CostUSD, u.Duration.Milliseconds(), u.Timestamp.UnixMilli()); err != nil {
 		return wrap(err)
 	}
-	return wrap(tx.Commit())
+	return nil
 }
 
 // AcquireLease implements store.Store.
 func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
 	now := time.Now()
-	res, err := s.w.ExecContext(ctx, `UPDATE sessions SET lease_owner = ?, lease_until = ?
-		WHERE chat_id = ? AND app_id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
-		owner, now.Add(ttl).UnixMilli(), chatID, appID, owner, now.UnixMilli())
+	var n int64
+	err := s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET lease_owner = ?, lease_until = ?
+			WHERE chat_id = ? AND app_id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
+			owner, now.Add(ttl).UnixMilli(), chatID, appID, owner, now.UnixMilli())
+		if err != nil {
+			return wrap(err)
+		}
+		n, _ = res.RowsAffected()
+		return nil
+	})
 	if err != nil {
-		return false, wrap(err)
+		return false, err
 	}
-	if n, _ := res.RowsAffected(); n == 1 {
+	if n == 1 {
 		return true, nil
 	}
 	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
@@ -463,9 +480,11 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 
 // ReleaseLease implements store.Store.
 func (s *Store) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
-	_, err := s.w.ExecContext(ctx, `UPDATE sessions SET lease_owner = '', lease_until = 0 WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`,
-		chatID, appID, owner)
-	return wrap(err)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE sessions SET lease_owner = '', lease_until = 0 WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`,
+			chatID, appID, owner)
+		return wrap(err)
+	})
 }
 
 func affected(res sql.Result, err error) error {

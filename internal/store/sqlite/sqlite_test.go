@@ -3,6 +3,8 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"sync"
 	"testing"
 
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -115,5 +117,45 @@ func TestHundredThousandEvents(t *testing.T) {
 	got, err := s.GetSession(ctx, "a", "big")
 	if err != nil || read != n || got.LastSeq != n || got.MessageCount != n {
 		t.Fatalf("read %d events; session last_seq %d, messages %d, %v", read, got.LastSeq, got.MessageCount, err)
+	}
+}
+
+// Writes that share a group commit fail alone: appends to a missing chat
+// return ErrNotFound while the appends batched with them are all kept.
+func TestGroupCommitIsolatesFailures(t *testing.T) {
+	t.Parallel()
+	s := open(t)
+	ctx := context.Background()
+	if _, _, err := s.CreateSession(ctx, store.Session{ChatID: "c", AppID: "a", UserID: "u", Workflow: "w"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 60
+	errs := make(chan error, 2*n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			_, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "chat.text", Data: []byte(`{}`)}, true)
+			errs <- err
+		}()
+		go func() {
+			defer wg.Done()
+			_, err := s.AppendEvent(ctx, "a", "missing", store.Event{Type: "chat.text", Data: []byte(`{}`)}, true)
+			if !errors.Is(err, store.ErrNotFound) {
+				errs <- fmt.Errorf("append to a missing chat: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := s.ListEvents(ctx, "a", "c", 0, 1000)
+	if err != nil || len(evs) != n || evs[n-1].Seq != n {
+		t.Fatalf("%d events kept (last seq %v), want %d: %v", len(evs), evs, n, err)
 	}
 }
