@@ -82,10 +82,8 @@ type Manager struct {
 type room struct {
 	appID, chatID string
 
-	// pubMu serialises this process's writes to the chat: appends with their
-	// fan-out (so frames reach sockets in seq order) and session updates.
-	// MongoDB updates one document atomically anyway; FerretDB v1, which the
-	// tests use, can lose one of two concurrent updates of a document.
+	// pubMu serialises an append with its fan-out, so frames reach sockets
+	// in seq order.
 	pubMu sync.Mutex
 
 	mu       sync.Mutex
@@ -279,9 +277,7 @@ func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID stri
 	r := m.room(appID, sess.ChatID)
 	// Clear the pending id first so a second answer to the same event is refused.
 	empty := ""
-	if err := r.locked(func() error {
-		return m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{PendingKind: &empty, PendingID: &empty})
-	}); err != nil {
+	if err := m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{PendingKind: &empty, PendingID: &empty}); err != nil {
 		return err
 	}
 	r.mu.Lock()
@@ -351,11 +347,4 @@ func randomID(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b)
 	return hex.EncodeToString(b)
-}
-
-// locked runs a write to the chat's session under pubMu.
-func (r *room) locked(fn func() error) error {
-	r.pubMu.Lock()
-	defer r.pubMu.Unlock()
-	return fn()
 }

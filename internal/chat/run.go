@@ -94,7 +94,7 @@ func (m *Manager) unlease(r *room, log *slog.Logger) {
 	}
 	rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if err := r.locked(func() error { return m.opts.Store.ReleaseLease(rctx, r.appID, r.chatID, m.opts.Owner) }); err != nil {
+	if err := m.opts.Store.ReleaseLease(rctx, r.appID, r.chatID, m.opts.Owner); err != nil {
 		log.Warn("release run lease", "err", err)
 	}
 }
@@ -128,9 +128,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, later map[int64
 	}
 	transcript = orderTranscript(transcript, j.seq, later)
 	inProgress := store.StatusInProgress
-	_ = r.locked(func() error {
-		return m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, store.SessionUpdate{Status: &inProgress})
-	})
+	_ = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, store.SessionUpdate{Status: &inProgress})
 
 	m.active.Add(1)
 	m.observer().RunStarted()
@@ -151,9 +149,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, later map[int64
 		}
 		// The chat stays usable: the next message starts a new run.
 		status := store.StatusAwaitingInput
-		_ = r.locked(func() error {
-			return m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status})
-		})
+		_ = m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status})
 		return
 	}
 	m.observer().RunFinished(res.Status)
@@ -179,10 +175,8 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, later map[int64
 	if status == "" {
 		status = store.StatusAwaitingInput
 	}
-	if err := r.locked(func() error {
-		return m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status, State: stateJSON,
-			PendingKind: &kind, PendingID: &id})
-	}); err != nil {
+	if err := m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status, State: stateJSON,
+		PendingKind: &kind, PendingID: &id}); err != nil {
 		log.Error("store run result", "err", err)
 	}
 	log.Debug("run ended", "status", status, "reason", res.Reason, "tokens", res.Tokens, "duration", res.Duration)
@@ -201,11 +195,7 @@ func (m *Manager) acquire(ctx context.Context, r *room) bool {
 	wait := 100 * time.Millisecond
 	deadline := time.Now().Add(2*m.opts.LeaseTTL + 5*time.Second)
 	for {
-		var ok bool
-		err := r.locked(func() (err error) {
-			ok, err = m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
-			return err
-		})
+		ok, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
 		if ok {
 			return true
 		}
@@ -237,11 +227,7 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				err := r.locked(func() error {
-					_, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
-					return err
-				})
-				if err != nil && ctx.Err() == nil {
+				if _, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL); err != nil && ctx.Err() == nil {
 					m.log.Warn("renew run lease", "chat_id", r.chatID, "err", err)
 				}
 			}
@@ -294,9 +280,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 			kind, id = "ui_tool", str(data["eventId"])
 		}
 		if id != "" && (ev.Kind == engine.KindInputRequest || data["awaiting_response"] == true) {
-			if err := s.r.locked(func() error {
-				return s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{PendingKind: &kind, PendingID: &id})
-			}); err != nil {
+			if err := s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{PendingKind: &kind, PendingID: &id}); err != nil {
 				return err
 			}
 		}
@@ -308,9 +292,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		if data["display"] == "artifact" {
 			if art, err := json.Marshal(map[string]any{"tool_name": data["tool_name"], "component_type": data["component_type"],
 				"payload": data["payload"], "eventId": data["corr"]}); err == nil {
-				_ = s.r.locked(func() error {
-					return s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{LastArtifact: art})
-				})
+				_ = s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{LastArtifact: art})
 			}
 		}
 	}
@@ -341,7 +323,7 @@ func (s *roomSink) recordUsage(ctx context.Context, ev engine.Event, data map[st
 	u := store.UsageRecord{AppID: s.r.appID, UserID: s.sess.UserID, ChatID: s.r.chatID, Workflow: s.sess.Workflow, Agent: agent,
 		Model: model, PromptTokens: num("prompt_tokens"), CompletionTokens: num("completion_tokens"), TotalTokens: num("total_tokens"),
 		Duration: time.Duration(num("duration_ms")) * time.Millisecond}
-	if err := s.r.locked(func() error { return s.m.opts.Store.RecordUsage(context.WithoutCancel(ctx), u) }); err != nil {
+	if err := s.m.opts.Store.RecordUsage(context.WithoutCancel(ctx), u); err != nil {
 		s.m.log.Warn("record usage", "chat_id", s.r.chatID, "err", err)
 	}
 	s.m.observer().LLMCall(model, u.Duration, u.PromptTokens, u.CompletionTokens)
