@@ -136,6 +136,9 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log})
 	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single, Logger: log})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS})
+	// Runs a killed process left unfinished, and messages it acknowledged
+	// but never answered, continue now.
+	chats.RecoverInBackground(5 * time.Second)
 
 	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st)
 	if o.Ready != nil {

@@ -9,9 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -60,6 +58,9 @@ type Options struct {
 	// embedded store's directory is locked): runs then take no lease, which
 	// saves the store writes of taking, renewing and releasing one per turn.
 	SingleProcess bool
+	// HistoryEvents bounds the events of an active chat kept in memory, and
+	// so the history a run sees (default 2000).
+	HistoryEvents int
 	Logger        *slog.Logger
 }
 
@@ -72,39 +73,49 @@ type Manager struct {
 	stopAll context.CancelFunc
 	closing atomic.Bool
 	runs    sync.WaitGroup
+	writers sync.WaitGroup
 	active  atomic.Int64
 
 	mu    sync.Mutex
 	rooms map[string]*room
 }
 
-// room is the in-memory side of one chat: its watchers and its run queue.
+// room is the in-memory side of one chat: its watchers, its run queue, the
+// queue of its writes (publish.go) and, while it is active, its transcript.
 type room struct {
 	appID, chatID string
 
-	// pubMu serialises an append with its fan-out, so frames reach sockets
-	// in seq order.
-	pubMu sync.Mutex
-
-	mu       sync.Mutex
-	answered map[string]bool // pending ids answered while the run that asked was still finishing
-	subs     map[*Subscriber]struct{}
-	queue    []job
-	running  bool
-	cancel   context.CancelFunc
+	mu      sync.Mutex
+	subs    map[*Subscriber]struct{}
+	queue   []job
+	running bool
+	cancel  context.CancelFunc
 	// stopRenew stops the lease renewal of the current run, if it holds one.
 	stopRenew func()
+
+	out     []*op // writes waiting, in order
+	writing bool  // a writer goroutine drains out
+
+	tr transcript
 }
 
 type job struct {
-	input *engine.Input // nil: start the workflow (AgentDriven) if it has not started
-	seq   int64         // the stored user message this job answers, 0 if none
+	// input is the user's message or UI tool answer; nil starts the workflow
+	// (AgentDriven) if it has not started, or, with resume, continues the
+	// run a crashed process left unfinished.
+	input  *engine.Input
+	msg    *op    // the stored user message this job answers, if any
+	msgID  string // its message_id
+	resume bool
 }
 
 // NewManager builds a Manager.
 func NewManager(o Options) *Manager {
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 15 * time.Second
+	}
+	if o.HistoryEvents <= 0 {
+		o.HistoryEvents = 2000
 	}
 	if o.Owner == "" {
 		o.Owner = "mozaiks-" + randomID(6)
@@ -146,7 +157,7 @@ func (m *Manager) forget(r *room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.mu.Lock()
-	idle := len(r.subs) == 0 && !r.running && len(r.queue) == 0
+	idle := len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing
 	r.mu.Unlock()
 	if idle {
 		delete(m.rooms, r.appID+"\x00"+r.chatID)
@@ -156,16 +167,13 @@ func (m *Manager) forget(r *room) {
 // OpenRequest names a chat as a socket URL does.
 type OpenRequest struct {
 	Workflow, AppID, ChatID, UserID string
+	ClientRequestID                 string // Create only: double-click safety
 }
 
 // Open returns the chat, creating it when it does not exist (ChatUI connects
 // to fresh chat ids). A chat of another user, app or workflow is ErrNotYours.
 func (m *Manager) Open(ctx context.Context, req OpenRequest) (store.Session, bool, error) {
-	sess, created, err := m.opts.Store.CreateSession(ctx, store.Session{ChatID: req.ChatID, AppID: req.AppID,
-		UserID: req.UserID, Workflow: req.Workflow, Status: store.StatusInProgress})
-	if errors.Is(err, store.ErrConflict) {
-		return store.Session{}, false, ErrNotYours
-	}
+	sess, created, err := m.Create(ctx, req)
 	if err != nil {
 		return store.Session{}, false, err
 	}
@@ -173,6 +181,29 @@ func (m *Manager) Open(ctx context.Context, req OpenRequest) (store.Session, boo
 		return store.Session{}, false, ErrNotYours
 	}
 	return sess, created, nil
+}
+
+// Create stores a new chat (or returns the one that exists under that id or
+// client request id; callers check ownership). A UserDriven workflow's
+// greeting is stored here, so it comes before anything the user says.
+func (m *Manager) Create(ctx context.Context, req OpenRequest) (store.Session, bool, error) {
+	sess, created, err := m.opts.Store.CreateSession(ctx, store.Session{ChatID: req.ChatID, AppID: req.AppID,
+		UserID: req.UserID, Workflow: req.Workflow, Status: store.StatusAwaitingInput, ClientRequestID: req.ClientRequestID})
+	if errors.Is(err, store.ErrConflict) {
+		return store.Session{}, false, ErrNotYours
+	}
+	if err != nil || !created {
+		return sess, created, err
+	}
+	if wf, ok := m.opts.Workflows.Get(req.Workflow); ok && wf.Orchestrator.StartupMode == workflow.StartupUserDriven {
+		// Greeting and input request, no model call: run the start now.
+		r := m.room(sess.AppID, sess.ChatID)
+		m.runLeased(ctx, r, job{}, m.log.With("app_id", sess.AppID, "chat_id", sess.ChatID))
+		if got, gerr := m.opts.Store.GetSession(ctx, sess.AppID, sess.ChatID); gerr == nil {
+			sess = got
+		}
+	}
+	return sess, true, nil
 }
 
 // Get returns a chat the user owns.
@@ -194,7 +225,7 @@ func (m *Manager) Get(ctx context.Context, appID, chatID, userID string) (store.
 // says it has not started (the engine decides what starting means:
 // AgentDriven speaks first, UserDriven waits).
 func (m *Manager) StartIfNeeded(sess store.Session) {
-	if started(sess) {
+	if engine.Started(sess.State) {
 		return
 	}
 	r := m.room(sess.AppID, sess.ChatID)
@@ -202,16 +233,10 @@ func (m *Manager) StartIfNeeded(sess store.Session) {
 	busy := r.running || len(r.queue) > 0
 	r.mu.Unlock()
 	if !busy {
+		busy := store.StatusInProgress
+		m.postUpdate(r, store.SessionUpdate{Status: &busy}, nil)
 		m.enqueue(r, job{})
 	}
-}
-
-func started(sess store.Session) bool {
-	if len(sess.State) == 0 {
-		return false
-	}
-	var st engine.State
-	return json.Unmarshal(sess.State, &st) == nil && st.Started
 }
 
 // Submission is a user message.
@@ -232,7 +257,8 @@ type Ack struct {
 // Submit stores the user's message (so it is never lost once acknowledged),
 // shows it to every socket, and queues it for the workflow: it answers the
 // pending input request or starts the next run. A message sent during a run
-// waits its turn.
+// waits its turn. The run may call the model while the message is being
+// stored; the ack waits for the store.
 func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	if m.closing.Load() {
 		return Ack{}, ErrClosing
@@ -243,11 +269,22 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	if in.InputRequestID != "" {
 		data["request_id"] = in.InputRequestID
 	}
-	ev, err := m.publish(ctx, r, "chat.text", "user", data, true)
+	// The message answers whatever the chat waited for, and the chat is busy
+	// until a run has answered it: both are stored with the message, so a
+	// crash right after the ack still finds the message to answer.
+	busy, none := store.StatusInProgress, ""
+	o := newOp()
+	o.typ, o.agent, o.data, o.message = "chat.text", "user", data, true
+	o.update = &store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none}
+	r.mu.Lock()
+	m.postLocked(r, o)
+	m.enqueueLocked(r, job{msg: o, msgID: msgID,
+		input: &engine.Input{Kind: engine.InputMessage, Text: in.Text, RequestID: in.InputRequestID, Context: in.Context}})
+	r.mu.Unlock()
+	ev, err := o.wait(ctx)
 	if err != nil {
 		return Ack{}, err
 	}
-	m.enqueue(r, job{seq: ev.Seq, input: &engine.Input{Kind: engine.InputMessage, Text: in.Text, RequestID: in.InputRequestID, Context: in.Context}})
 	return Ack{MessageID: msgID, Seq: ev.Seq, RequestID: in.InputRequestID}, nil
 }
 
@@ -275,17 +312,12 @@ func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID stri
 		return err
 	}
 	r := m.room(appID, sess.ChatID)
-	// Clear the pending id first so a second answer to the same event is refused.
-	empty := ""
-	if err := m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{PendingKind: &empty, PendingID: &empty}); err != nil {
+	// Clear the pending id first so a second answer to the same event is
+	// refused; the chat is busy until the run has used the answer.
+	empty, busy := "", store.StatusInProgress
+	if err := m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{Status: &busy, PendingKind: &empty, PendingID: &empty}); err != nil {
 		return err
 	}
-	r.mu.Lock()
-	if r.answered == nil {
-		r.answered = map[string]bool{}
-	}
-	r.answered[eventID] = true
-	r.mu.Unlock()
 	m.enqueue(r, job{input: &engine.Input{Kind: engine.InputUIToolResponse, RequestID: eventID, Response: response}})
 	return nil
 }
@@ -303,44 +335,18 @@ func (m *Manager) Cancel(appID, chatID string) bool {
 }
 
 // Shutdown stops taking work, cancels runs (the engine stops at a safe
-// point and its state is persisted) and waits for them until ctx ends.
+// point and its state is persisted) and waits for them and their writes
+// until ctx ends.
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.closing.Store(true)
 	m.stopAll()
 	done := make(chan struct{})
-	go func() { m.runs.Wait(); close(done) }()
+	go func() { m.runs.Wait(); m.writers.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-ctx.Done():
 		m.log.Warn("runs still going at the end of the drain", "active", m.ActiveRuns())
 	}
-}
-
-// publish stores an event and fans its frame out, in seq order per chat.
-func (m *Manager) publish(ctx context.Context, r *room, typ, agent string, data map[string]any, message bool) (store.Event, error) {
-	raw, err := json.Marshal(data)
-	if err != nil {
-		return store.Event{}, fmt.Errorf("encode event: %w", err)
-	}
-	// Persist even when the caller's context was cancelled (a run being
-	// stopped still records how it ended), but never wait forever.
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-	defer cancel()
-	r.pubMu.Lock()
-	defer r.pubMu.Unlock()
-	ev, err := m.opts.Store.AppendEvent(sctx, r.appID, r.chatID, store.Event{Type: typ, Agent: agent, Data: raw}, message)
-	if err != nil {
-		return store.Event{}, err
-	}
-	m.fanout(r, Encode(typ, ev.Seq, ev.Timestamp, data, false))
-	return ev, nil
-}
-
-// broadcast sends an unstored frame (a streamed chunk) to every socket.
-func (m *Manager) broadcast(r *room, f Frame) {
-	r.pubMu.Lock()
-	defer r.pubMu.Unlock()
-	m.fanout(r, f)
 }
 
 func randomID(n int) string {

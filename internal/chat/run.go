@@ -1,10 +1,12 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/engine"
@@ -15,6 +17,10 @@ import (
 func (m *Manager) enqueue(r *room, j job) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	m.enqueueLocked(r, j)
+}
+
+func (m *Manager) enqueueLocked(r *room, j job) {
 	r.queue = append(r.queue, j)
 	if r.running || m.closing.Load() {
 		return
@@ -37,17 +43,11 @@ func (m *Manager) runLoop(r *room) {
 		}
 		j := r.queue[0]
 		r.queue = r.queue[1:]
-		later := map[int64]bool{}
-		for _, q := range r.queue {
-			if q.seq > 0 {
-				later[q.seq] = true
-			}
-		}
 		ctx, cancel := context.WithCancel(m.base)
 		r.cancel = cancel
 		r.mu.Unlock()
 
-		m.runOne(ctx, r, j, later)
+		m.runOne(ctx, r, j)
 
 		r.mu.Lock()
 		r.cancel = nil
@@ -56,9 +56,9 @@ func (m *Manager) runLoop(r *room) {
 	}
 }
 
-// runOne takes the chat's lease, runs the engine from the stored transcript
-// and state, and stores the state it ends in.
-func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bool) {
+// runOne takes the chat's lease, runs the engine from the transcript and
+// state, and stores the state it ends in.
+func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 	log := m.log.With("app_id", r.appID, "chat_id", r.chatID)
 	if !m.opts.SingleProcess {
 		if !m.lease(ctx, r, log) {
@@ -66,7 +66,11 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job, later map[int64]bo
 		}
 		defer m.unlease(r, log)
 	}
-	m.runLeased(ctx, r, j, later, log)
+	if j.resume {
+		m.recoverChat(ctx, r, log)
+		return
+	}
+	m.runLeased(ctx, r, j, log)
 }
 
 // lease takes the chat's run lease (waiting for another replica's run, or a
@@ -99,87 +103,91 @@ func (m *Manager) unlease(r *room, log *slog.Logger) {
 	}
 }
 
-// runLeased runs one job once this process may run the chat.
-func (m *Manager) runLeased(ctx context.Context, r *room, j job, later map[int64]bool, log *slog.Logger) {
-
+// runLeased runs one job once this process may run the chat. Nothing is
+// written before the model is called: the run's bookkeeping events queue
+// behind the user's message and are stored while the model thinks.
+func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logger) {
 	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
 	if err != nil {
 		log.Error("load session for run", "err", err)
 		return
 	}
-	var st engine.State
-	if len(sess.State) > 0 {
-		if err := json.Unmarshal(sess.State, &st); err != nil {
-			log.Error("stored engine state is unreadable; starting from a clean state", "err", err)
-			st = engine.State{}
-		}
+	st, err := engine.DecodeState(sess.State)
+	if err != nil {
+		log.Error("stored engine state is unreadable; starting from a clean state", "err", err)
 	}
-	if j.input == nil && st.Started {
+	if j.input == nil && st.Started && !j.resume {
+		m.settle(ctx, r, st)
 		return // a start that another connect or replica already did
 	}
-	var transcript []engine.StoredEvent
-	if _, _, err := m.scan(ctx, r.appID, r.chatID, 0, func(ev store.Event) {
-		var data map[string]any
-		_ = json.Unmarshal(ev.Data, &data)
-		transcript = append(transcript, engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(ev.Type), Agent: ev.Agent, Data: data})
-	}); err != nil {
+	transcript, err := m.transcriptFor(ctx, r, sess, j)
+	if err != nil {
 		log.Error("load transcript for run", "err", err)
 		return
 	}
-	transcript = orderTranscript(transcript, j.seq, later)
-	inProgress := store.StatusInProgress
-	_ = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, store.SessionUpdate{Status: &inProgress})
-
 	m.active.Add(1)
 	m.observer().RunStarted()
-	sink := &roomSink{m: m, r: r, sess: sess, inputSeq: j.seq}
+	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg}
+	input := j.input
+	if j.resume {
+		input = &engine.Input{Kind: engine.InputResume}
+	}
 	res, err := m.opts.Runner.Run(ctx, engine.RunRequest{Workflow: sess.Workflow, AppID: r.appID, UserID: sess.UserID,
-		ChatID: r.chatID, Transcript: transcript, State: st, Input: j.input, Sink: sink})
+		ChatID: r.chatID, Transcript: transcript, State: st, Input: input, Sink: sink})
 	m.active.Add(-1)
 
-	// Persist how the run ended even if it was cancelled.
-	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	// Record how the run ended even if it was cancelled.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*storeTimeout)
 	defer cancel()
 	if err != nil {
 		log.Error("run failed", "err", err)
 		m.observer().RunFinished(store.StatusFailed)
-		if !errors.Is(err, store.ErrUnavailable) {
-			_, _ = m.publish(pctx, r, "chat.error", "", map[string]any{"kind": "error", "message": "the workflow stopped on an internal error",
-				"error_code": "RUN_FAILED", "retryable": true}, false)
+		if !errors.Is(err, store.ErrUnavailable) && !sink.failed() {
+			m.postEvent(r, "chat.error", "", map[string]any{"kind": "error", "message": "the workflow stopped on an internal error",
+				"error_code": "RUN_FAILED", "retryable": true}, false, nil)
 		}
 		// The chat stays usable: the next message starts a new run.
-		status := store.StatusAwaitingInput
-		_ = m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status})
+		m.postUpdate(r, store.SessionUpdate{}, m.statusAfter(r, store.StatusAwaitingInput))
+		m.flush(pctx, r)
+		sink.reset()
 		return
 	}
 	m.observer().RunFinished(res.Status)
 	if !sink.completed && res.Reason == engine.ReasonCancelled {
 		// The engine returns without run_complete when it is cancelled: the
 		// clients still learn that the run is over.
-		_, _ = m.publish(pctx, r, "chat.run_complete", "", map[string]any{"kind": engine.KindRunComplete, "status": res.Status,
-			"reason": res.Reason, "total_tokens": res.Tokens, "duration_sec": res.Duration.Seconds()}, false)
+		m.postEvent(r, "chat.run_complete", "", map[string]any{"kind": engine.KindRunComplete, "status": res.Status,
+			"reason": res.Reason, "total_tokens": res.Tokens, "duration_sec": res.Duration.Seconds()}, false, nil)
 	}
-	stateJSON, _ := json.Marshal(res.State)
-	kind, id := "", ""
-	if p := res.State.Pending; p != nil {
-		kind, id = p.Kind, p.RequestID
-	}
-	r.mu.Lock()
-	if r.answered[id] {
-		// Answered already (the answer is queued): do not offer it again.
-		kind, id = "", ""
-	}
-	r.answered = nil
-	r.mu.Unlock()
-	status := res.Status
-	if status == "" {
-		status = store.StatusAwaitingInput
-	}
-	if err := m.opts.Store.UpdateSession(pctx, r.appID, r.chatID, store.SessionUpdate{Status: &status, State: stateJSON,
-		PendingKind: &kind, PendingID: &id}); err != nil {
-		log.Error("store run result", "err", err)
-	}
+	status := cmp.Or(res.Status, store.StatusAwaitingInput)
+	m.postUpdate(r, store.SessionUpdate{State: engine.EncodeState(res.State)}, m.statusAfter(r, status))
+	m.flush(pctx, r)
+	sink.reset()
 	log.Debug("run ended", "status", status, "reason", res.Reason, "tokens", res.Tokens, "duration", res.Duration)
+}
+
+// statusAfter is the status a run leaves the chat in, decided when it is
+// stored: still in progress while messages wait for their run, so that a
+// crash now finds them.
+func (m *Manager) statusAfter(r *room, status string) func() string {
+	return func() string {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.queue) > 0 {
+			return store.StatusInProgress
+		}
+		return status
+	}
+}
+
+// settle marks a chat with nothing to run as no longer in progress.
+func (m *Manager) settle(ctx context.Context, r *room, st engine.State) {
+	status := store.StatusAwaitingInput
+	if st.Done {
+		status = store.StatusCompleted
+	}
+	m.postUpdate(r, store.SessionUpdate{}, m.statusAfter(r, status))
+	m.flush(ctx, r)
 }
 
 func kindOf(typ string) string {
@@ -236,19 +244,65 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 	return func() { cancel(); <-done }
 }
 
-// roomSink persists and fans out what the engine emits.
+// roomSink queues what the engine emits for the chat's writer. Only a tool
+// call about to run waits for the store (a crash must not hide that a side
+// effect may have happened); a write that failed stops the run at its next
+// event.
 type roomSink struct {
 	m         *Manager
 	r         *room
 	sess      store.Session
-	inputSeq  int64 // the user message this run answers; recorded on run_start
-	completed bool  // the engine emitted run_complete
+	input     *op  // the user message this run answers; its seq goes on run_start
+	completed bool // the engine emitted run_complete
+
+	mu      sync.Mutex
+	pending []*op
+	err     error
+}
+
+// check returns the first failed write of this run, dropping finished ones.
+func (s *roomSink) check() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	keep := s.pending[:0]
+	for _, o := range s.pending {
+		select {
+		case <-o.done:
+			if o.err != nil && s.err == nil {
+				s.err = o.err
+			}
+		default:
+			keep = append(keep, o)
+		}
+	}
+	clear(s.pending[len(keep):])
+	s.pending = keep
+	return s.err
+}
+
+func (s *roomSink) track(o *op) {
+	s.mu.Lock()
+	s.pending = append(s.pending, o)
+	s.mu.Unlock()
+}
+
+func (s *roomSink) failed() bool { return s.check() != nil }
+
+func (s *roomSink) reset() {
+	s.mu.Lock()
+	s.pending = nil
+	s.mu.Unlock()
 }
 
 func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
-	data := ev.Data
-	if data == nil {
-		data = map[string]any{}
+	if err := s.check(); err != nil {
+		return err
+	}
+	// The writer owns what it is given: copy, so the engine's own map is
+	// never touched by another goroutine.
+	data := make(map[string]any, len(ev.Data)+2)
+	for k, v := range ev.Data {
+		data[k] = v
 	}
 	data["kind"] = ev.Kind
 	if ev.Agent != "" {
@@ -257,47 +311,53 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		}
 	}
 	typ := "chat." + ev.Kind
-	if ev.Kind == engine.KindRunComplete {
-		s.completed = true
-	}
-	if ev.Kind == engine.KindRunStart && s.inputSeq > 0 {
-		data["input_seq"] = s.inputSeq
-	}
 	if !ev.Stored() {
-		f := Encode(typ, 0, time.Now(), data, false)
+		now := time.Now()
+		f := Encode(typ, 0, now, data, false)
 		if ev.Kind == engine.KindPrint {
-			f = EncodePrint(time.Now(), data)
+			f = EncodePrint(now, data)
 		}
-		s.m.broadcast(s.r, f)
+		s.m.postFrame(s.r, f)
 		return nil
 	}
+	var u *store.SessionUpdate
+	wait := false
 	switch ev.Kind {
-	case engine.KindInputRequest, engine.KindToolCall:
-		// Store what the chat waits for before the client can see the
-		// question, so an answer that comes back at once finds it.
+	case engine.KindRunComplete:
+		s.completed = true
+	case engine.KindInputRequest:
+		// What the chat waits for is stored with the question, before any
+		// client can see it, so an answer that comes back at once finds it.
 		kind, id := "input", str(data["request_id"])
-		if ev.Kind == engine.KindToolCall {
-			kind, id = "ui_tool", str(data["eventId"])
-		}
-		if id != "" && (ev.Kind == engine.KindInputRequest || data["awaiting_response"] == true) {
-			if err := s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{PendingKind: &kind, PendingID: &id}); err != nil {
-				return err
+		u = &store.SessionUpdate{PendingKind: &kind, PendingID: &id}
+	case engine.KindToolCall:
+		if data["awaiting_response"] == true {
+			kind, id := "ui_tool", str(data["eventId"])
+			u = &store.SessionUpdate{PendingKind: &kind, PendingID: &id}
+			if data["display"] == "artifact" {
+				if art, err := json.Marshal(map[string]any{"tool_name": data["tool_name"], "component_type": data["component_type"],
+					"payload": data["payload"], "eventId": data["corr"]}); err == nil {
+					u.LastArtifact = art
+				}
 			}
+		} else {
+			wait = true // the tool runs next
 		}
-	}
-	switch ev.Kind {
 	case engine.KindUsageDelta:
 		s.recordUsage(ctx, ev, data)
-	case engine.KindToolCall:
-		if data["display"] == "artifact" {
-			if art, err := json.Marshal(map[string]any{"tool_name": data["tool_name"], "component_type": data["component_type"],
-				"payload": data["payload"], "eventId": data["corr"]}); err == nil {
-				_ = s.m.opts.Store.UpdateSession(ctx, s.r.appID, s.r.chatID, store.SessionUpdate{LastArtifact: art})
-			}
-		}
 	}
-	_, err := s.m.publish(ctx, s.r, typ, ev.Agent, data, ev.Kind == engine.KindText)
-	return err
+	o := newOp()
+	o.typ, o.agent, o.data, o.message, o.update = typ, ev.Agent, data, ev.Kind == engine.KindText, u
+	if ev.Kind == engine.KindRunStart {
+		o.inputOf = s.input
+	}
+	s.m.post(s.r, o)
+	if wait {
+		_, err := o.wait(ctx)
+		return err
+	}
+	s.track(o)
+	return nil
 }
 
 // recordUsage stores one usage record and writes the per-call log line
@@ -323,74 +383,19 @@ func (s *roomSink) recordUsage(ctx context.Context, ev engine.Event, data map[st
 	u := store.UsageRecord{AppID: s.r.appID, UserID: s.sess.UserID, ChatID: s.r.chatID, Workflow: s.sess.Workflow, Agent: agent,
 		Model: model, PromptTokens: num("prompt_tokens"), CompletionTokens: num("completion_tokens"), TotalTokens: num("total_tokens"),
 		Duration: time.Duration(num("duration_ms")) * time.Millisecond}
-	if err := s.m.opts.Store.RecordUsage(context.WithoutCancel(ctx), u); err != nil {
-		s.m.log.Warn("record usage", "chat_id", s.r.chatID, "err", err)
+	o := newOp()
+	o.fn = func(ctx context.Context) error {
+		if err := s.m.opts.Store.RecordUsage(ctx, u); err != nil {
+			s.m.log.Warn("record usage", "chat_id", s.r.chatID, "err", err)
+		}
+		return nil
 	}
+	s.m.post(s.r, o)
 	s.m.observer().LLMCall(model, u.Duration, u.PromptTokens, u.CompletionTokens)
 	s.m.log.LogAttrs(ctx, slog.LevelInfo, "llm usage", slog.String("app_id", u.AppID), slog.String("user_id", u.UserID),
 		slog.String("chat_id", u.ChatID), slog.String("workflow", u.Workflow), slog.String("agent", u.Agent),
 		slog.String("model", u.Model), slog.Int64("prompt_tokens", u.PromptTokens), slog.Int64("completion_tokens", u.CompletionTokens),
 		slog.Int64("total_tokens", u.TotalTokens), slog.Int64("duration_ms", u.Duration.Milliseconds()))
-}
-
-// orderTranscript puts user messages where the workflow read them rather
-// than where they were stored. A message sent during a run is stored (and
-// acknowledged) at once, so its seq falls inside the run it interrupted; the
-// run that answers it records input_seq on its run_start. Messages still
-// queued for later runs are left out, and the one this run answers goes last.
-func orderTranscript(evs []engine.StoredEvent, current int64, later map[int64]bool) []engine.StoredEvent {
-	consumed := map[int64]bool{}
-	for _, ev := range evs {
-		if ev.Kind == engine.KindRunStart {
-			if s := seqValue(ev.Data["input_seq"]); s > 0 {
-				consumed[s] = true
-			}
-		}
-	}
-	isUser := func(ev engine.StoredEvent) bool { return ev.Kind == engine.KindText && ev.Agent == "user" }
-	held := map[int64]engine.StoredEvent{}
-	out := make([]engine.StoredEvent, 0, len(evs))
-	var cur *engine.StoredEvent
-	for i := range evs {
-		ev := evs[i]
-		switch {
-		case isUser(ev) && ev.Seq == current:
-			cur = &evs[i]
-			continue
-		case isUser(ev) && later[ev.Seq]:
-			continue
-		case isUser(ev) && consumed[ev.Seq]:
-			held[ev.Seq] = ev
-			continue
-		case ev.Kind == engine.KindRunStart:
-			if s := seqValue(ev.Data["input_seq"]); s > 0 {
-				if u, ok := held[s]; ok {
-					out = append(out, u)
-					delete(held, s)
-				}
-			}
-		}
-		out = append(out, ev)
-	}
-	if cur != nil {
-		out = append(out, *cur)
-	}
-	return out
-}
-
-func seqValue(v any) int64 {
-	switch n := v.(type) {
-	case float64:
-		return int64(n)
-	case int64:
-		return n
-	case int:
-		return int64(n)
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	}
-	return 0
 }
 
 func str(v any) string {

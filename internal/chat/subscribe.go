@@ -92,13 +92,20 @@ func (m *Manager) fanout(r *room, f Frame) {
 
 // Replay reads the chat's stored events after afterSeq in order and calls fn
 // with each frame (marked replay). textsOnly restricts it to chat.text, as a
-// first connect shows the transcript. It returns the last seq read (even when
-// it was filtered out) and how many frames it sent.
-func (m *Manager) Replay(ctx context.Context, appID, chatID string, afterSeq int64, textsOnly bool, fn func(Frame) error) (int64, int, error) {
+// first connect shows the transcript, plus the event of what the chat still
+// waits for (pendingID: its input request or UI tool call), in its place. It
+// returns the last seq read (even when it was filtered out) and how many
+// frames it sent.
+func (m *Manager) Replay(ctx context.Context, appID, chatID string, afterSeq int64, textsOnly bool, pendingID string,
+	fn func(Frame) error) (int64, int, error) {
 	n := 0
 	var ferr error
 	last, _, err := m.scan(ctx, appID, chatID, afterSeq, func(ev store.Event) {
-		if ferr != nil || (textsOnly && ev.Type != "chat.text") {
+		if ferr != nil {
+			return
+		}
+		if textsOnly && ev.Type != "chat.text" &&
+			(pendingID == "" || (ev.Type != "chat.input_request" && ev.Type != "chat.tool_call") || !eventHasID(ev, pendingID)) {
 			return
 		}
 		if ferr = fn(EncodeStored(ev, true)); ferr == nil {
@@ -129,34 +136,6 @@ func (m *Manager) scan(ctx context.Context, appID, chatID string, afterSeq int64
 			return last, n, nil
 		}
 	}
-}
-
-// Pending returns the stored frame of what the chat waits for (the input
-// request or UI tool call), so a client that replays only texts still sees
-// the question it has to answer. ok is false when nothing is pending.
-func (m *Manager) Pending(ctx context.Context, sess store.Session) (Frame, bool, error) {
-	if sess.PendingID == "" {
-		return Frame{}, false, nil
-	}
-	// The request is among the last events: look there first, then everywhere.
-	var found *store.Event
-	for _, from := range []int64{max(sess.LastSeq-500, 0), 0} {
-		_, _, err := m.scan(ctx, sess.AppID, sess.ChatID, from, func(ev store.Event) {
-			if (ev.Type == "chat.input_request" || ev.Type == "chat.tool_call") && eventHasID(ev, sess.PendingID) {
-				found = &ev
-			}
-		})
-		if err != nil {
-			return Frame{}, false, err
-		}
-		if found != nil || from == 0 {
-			break
-		}
-	}
-	if found == nil {
-		return Frame{}, false, nil
-	}
-	return EncodeStored(*found, true), true, nil
 }
 
 func eventHasID(ev store.Event, id string) bool {

@@ -11,6 +11,8 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 )
 
@@ -77,6 +79,37 @@ type State struct {
 	AutoReplies  map[string]int `json:"auto_replies,omitempty"`
 	Pending      *Pending       `json:"pending,omitempty"`
 	Done         bool           `json:"done,omitempty"` // the workflow terminated
+	// Run is the id of the run whose end this state records: a stored
+	// run_start with another id did not end (the process died during it).
+	Run string `json:"run,omitempty"`
+}
+
+// DecodeState reads a state the runtime stored. Only the engine knows its
+// shape; an unreadable state comes back empty with the error.
+func DecodeState(raw []byte) (State, error) {
+	var st State
+	if len(raw) == 0 {
+		return st, nil
+	}
+	if err := json.Unmarshal(raw, &st); err != nil {
+		return State{}, fmt.Errorf("decode engine state: %w", err)
+	}
+	return st, nil
+}
+
+// EncodeState is the stored form of a state.
+func EncodeState(st State) []byte {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return nil // only JSON-safe values are put in context
+	}
+	return b
+}
+
+// Started reports whether a stored state has begun its workflow.
+func Started(raw []byte) bool {
+	st, err := DecodeState(raw)
+	return err == nil && st.Started
 }
 
 // Input is what starts a run: nil for an AgentDriven start, else the user's
@@ -94,6 +127,10 @@ type Input struct {
 const (
 	InputMessage        = "message"
 	InputUIToolResponse = "ui_tool_response"
+	// InputResume continues the run that the transcript shows unfinished
+	// (its process died): from its last stored step, without repeating a
+	// stored reply or blindly repeating a tool with side effects.
+	InputResume = "resume"
 )
 
 // Run statuses, as the session stores them.

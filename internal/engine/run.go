@@ -38,6 +38,7 @@ type run struct {
 	turns  int
 	start  time.Time
 	runID  string
+	began  bool // run_start was emitted (or, resuming, found)
 }
 
 // errSink marks a failing sink: the run stops and Run returns the error.
@@ -57,6 +58,9 @@ func (r *run) emit(ctx context.Context, kind, agent string, data map[string]any)
 }
 
 func (r *run) result(status, reason string) Result {
+	if r.began {
+		r.st.Run = r.runID
+	}
 	return Result{State: r.st, Status: status, Reason: reason, Tokens: r.tokens, Duration: time.Since(r.start)}
 }
 
@@ -109,6 +113,8 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		speaker = o.InitialAgent
 	case in.Kind == InputUIToolResponse:
 		return r.resumeUITool(ctx, in)
+	case in.Kind == InputResume:
+		return r.resume(ctx)
 	case in.Kind == InputMessage:
 		var err error
 		if speaker, err = r.acceptMessage(ctx, in); err != nil {
@@ -118,10 +124,16 @@ func (r *run) run(ctx context.Context) (Result, error) {
 		return r.result(StatusFailed, "bad_input"), fmt.Errorf("run %s: unknown input kind %q", r.wf.Name, in.Kind)
 	}
 	r.st.Started = true
-	if err := r.emit(ctx, KindRunStart, "", map[string]any{"run_id": r.runID}); err != nil {
+	if err := r.begin(ctx, speaker); err != nil {
 		return r.stop(ctx, err)
 	}
 	return r.loop(ctx, speaker)
+}
+
+// begin emits run_start, naming who speaks first (recovery reads it).
+func (r *run) begin(ctx context.Context, speaker string) error {
+	r.began = true
+	return r.emit(ctx, KindRunStart, "", map[string]any{"run_id": r.runID, "speaker": speaker})
 }
 
 func (r *run) startUserDriven(ctx context.Context) (Result, error) {
@@ -194,7 +206,7 @@ func (r *run) resumeUITool(ctx context.Context, in *Input) (Result, error) {
 		}
 		return r.result(StatusAwaitingInput, ReasonUIToolNotPending), nil
 	}
-	if err := r.emit(ctx, KindRunStart, "", map[string]any{"run_id": r.runID}); err != nil {
+	if err := r.begin(ctx, p.Agent); err != nil {
 		return r.stop(ctx, err)
 	}
 	resp := in.Response
@@ -242,33 +254,46 @@ func (r *run) loop(ctx context.Context, speaker string) (Result, error) {
 		if err != nil {
 			return r.stop(ctx, err)
 		}
+		next, res, done, err := r.afterTurn(ctx, speaker, out)
+		if done {
+			return res, err
+		}
+		speaker = next
+	}
+}
+
+// afterTurn decides what follows speaker's finished turn: the next speaker,
+// or the run's end (done).
+func (r *run) afterTurn(ctx context.Context, speaker string, out turnOutcome) (next string, res Result, done bool, err error) {
+	end := func(res Result, err error) (string, Result, bool, error) { return "", res, true, err }
+	{
 		switch {
 		case out.failure != nil:
-			return r.fail(ctx, out.failure)
+			return end(r.fail(ctx, out.failure))
 		case out.uiPending:
-			return r.awaiting(ReasonInputRequired)
+			return end(r.awaiting(ReasonInputRequired))
 		case out.terminate:
 			r.st.Done = true
-			return r.finish(ctx, StatusCompleted, ReasonTerminate)
+			return end(r.finish(ctx, StatusCompleted, ReasonTerminate))
 		}
 		next := out.next
 		if next == "" {
 			if next, err = r.route(ctx, speaker); err != nil {
 				var le *llm.Error
 				if errors.As(err, &le) {
-					return r.fail(ctx, &failure{code: le.Code, msg: le.Msg, retryable: le.Retryable, reason: ReasonLLMUnavailable})
+					return end(r.fail(ctx, &failure{code: le.Code, msg: le.Msg, retryable: le.Retryable, reason: ReasonLLMUnavailable}))
 				}
-				return r.stop(ctx, err)
+				return end(r.stop(ctx, err))
 			}
 		}
 		switch next {
 		case workflow.TargetTerminate:
 			r.st.Done = true
-			return r.finish(ctx, StatusCompleted, ReasonTerminate)
+			return end(r.finish(ctx, StatusCompleted, ReasonTerminate))
 		case workflow.TargetUser:
-			return r.askUser(ctx, speaker, out.lastText)
+			return end(r.askUser(ctx, speaker, out.lastText))
 		}
-		speaker = next
+		return next, Result{}, false, nil
 	}
 }
 

@@ -58,7 +58,9 @@ func TestSessionLifecycleAndPersistence(t *testing.T) {
 	if code := e.do("POST", "/api/sessions", map[string]any{"workflow": "assistant", "user_id": "u1"}, &created); code != 201 {
 		t.Fatalf("create = %d", code)
 	}
-	if created.AppID != "default" || created.UserID != "u1" || created.Status != "in_progress" ||
+	// assistant is UserDriven: its greeting and input request are stored at
+	// creation, and the chat waits for the user.
+	if created.AppID != "default" || created.UserID != "u1" || created.Status != "awaiting_input" || created.LastSeq != 2 ||
 		created.WebSocketURL != "/ws/assistant/default/"+created.ChatID+"/u1" {
 		t.Fatalf("created = %+v", created)
 	}

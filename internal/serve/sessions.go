@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/engine"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
@@ -35,9 +36,11 @@ func viewOf(x store.Session) sessionView {
 	v := sessionView{ChatID: x.ChatID, AppID: x.AppID, UserID: x.UserID, Workflow: x.Workflow, Status: x.Status,
 		CreatedAt: x.CreatedAt, UpdatedAt: x.UpdatedAt, LastSeq: x.LastSeq, MessageCount: x.MessageCount, Usage: x.Usage,
 		WebSocketURL: wsURL(x.Workflow, x.AppID, x.ChatID, x.UserID)}
-	if x.PendingID != "" && len(x.State) > 0 {
-		var st engine.State
-		if json.Unmarshal(x.State, &st) == nil && st.Pending != nil {
+	if x.PendingID != "" {
+		// The session's columns say what is pending; the engine's state adds
+		// the detail once the run that asked has ended.
+		v.PendingInput = &engine.Pending{Kind: x.PendingKind, RequestID: x.PendingID}
+		if st, err := engine.DecodeState(x.State); err == nil && st.Pending != nil && st.Pending.RequestID == x.PendingID {
 			v.PendingInput = st.Pending
 		}
 	}
@@ -82,8 +85,8 @@ func (s *Server) createSession(w http.ResponseWriter, r *http.Request) error {
 	if _, ok := s.workflows.Get(req.Workflow); !ok {
 		return apiErr(http.StatusNotFound, "WORKFLOW_NOT_FOUND", "no workflow %q", req.Workflow)
 	}
-	sess, created, err := s.store.CreateSession(r.Context(), store.Session{ChatID: NewChatID(), AppID: req.AppID,
-		UserID: req.UserID, Workflow: req.Workflow, Status: store.StatusInProgress, ClientRequestID: req.ClientRequestID})
+	sess, created, err := s.chats.Create(r.Context(), chat.OpenRequest{ChatID: NewChatID(), AppID: req.AppID,
+		UserID: req.UserID, Workflow: req.Workflow, ClientRequestID: req.ClientRequestID})
 	if err != nil {
 		return err
 	}

@@ -34,11 +34,14 @@ func greet(t *testing.T, e *env, chatID string) *client {
 	if fs[0].Type != "chat_meta" || fs[0].str("chat_id") != chatID || fs[0].str("workflow_name") != "assistant" {
 		t.Fatalf("first frame = %s", fs[0].raw)
 	}
-	// UserDriven: the workflow greets, then waits.
-	if g := c.until("chat.text", wait); g[len(g)-1].str("agent") != "Assistant" {
-		t.Fatalf("greeting = %s", g[len(g)-1].raw)
+	// UserDriven: the greeting and its input request are stored when the
+	// chat is created, so the first connect replays them, in seq order.
+	if g := ofType(fs, "chat.text"); len(g) != 1 || g[0].str("agent") != "Assistant" || g[0].Seq != 1 {
+		t.Fatalf("greeting in replay = %s", types(fs))
 	}
-	c.until("chat.input_request", wait)
+	if q := ofType(fs, "chat.input_request"); len(q) != 1 || q[0].Seq != 2 {
+		t.Fatalf("input request in replay = %s", types(fs))
+	}
 	return c
 }
 

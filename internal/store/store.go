@@ -141,6 +141,11 @@ type Store interface {
 	// sets Timestamp when zero, bumps UpdatedAt and, when message is true,
 	// MessageCount. It returns the stored event.
 	AppendEvent(ctx context.Context, appID, chatID string, ev Event, message bool) (Event, error)
+	// AppendEventUpdate is AppendEvent that also applies u to the session in
+	// the same step: a user message and the chat's in_progress status, or a
+	// run's last event and the state it ended in, are stored together or not
+	// at all (on MongoDB: with the seq counter, before the event's insert).
+	AppendEventUpdate(ctx context.Context, appID, chatID string, ev Event, message bool, u SessionUpdate) (Event, error)
 	// ListEvents returns up to limit events with Seq > afterSeq, in order.
 	ListEvents(ctx context.Context, appID, chatID string, afterSeq int64, limit int) ([]Event, error)
 
@@ -152,6 +157,11 @@ type Store interface {
 	AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error)
 	// ReleaseLease frees the lease if owner holds it.
 	ReleaseLease(ctx context.Context, appID, chatID, owner string) error
+
+	// ListUnfinished returns up to limit sessions of any app whose status is
+	// in_progress: chats with a run (or an acknowledged message) that a
+	// crashed or stopped process did not finish, oldest update first.
+	ListUnfinished(ctx context.Context, limit int) ([]Session, error)
 }
 
 // IdempotencyWindow is how long a client_request_id returns the same session.

@@ -110,7 +110,11 @@ func metaFrame(s store.Session) chat.Frame {
 // connect, plus what the chat is waiting for), then chat.resume_boundary. It
 // runs before the writer starts or inside it, so writes never interleave.
 func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, textsOnly bool) (int64, error) {
-	last, n, err := c.h.chats.Replay(ctx, sess.AppID, sess.ChatID, afterSeq, textsOnly, func(f chat.Frame) error {
+	pending := ""
+	if textsOnly {
+		pending = sess.PendingID
+	}
+	last, n, err := c.h.chats.Replay(ctx, sess.AppID, sess.ChatID, afterSeq, textsOnly, pending, func(f chat.Frame) error {
 		if !c.writeDirect(f) {
 			return errClosed
 		}
@@ -118,16 +122,6 @@ func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, t
 	})
 	if err != nil {
 		return 0, err
-	}
-	if textsOnly {
-		if cur, gerr := c.h.chats.Get(ctx, sess.AppID, sess.ChatID, ""); gerr == nil {
-			if f, ok, _ := c.h.chats.Pending(ctx, cur); ok && f.Seq <= last {
-				if !c.writeDirect(f) {
-					return 0, errClosed
-				}
-				n++
-			}
-		}
 	}
 	b := chat.Encode("chat.resume_boundary", 0, time.Now(), map[string]any{"kind": "resume_boundary", "chat_id": sess.ChatID,
 		"last_seq": last, "replayed": n}, false)

@@ -28,6 +28,12 @@ const gapGrace = 5 * time.Second
 // insert fails with a duplicate key and it takes another seq. On MongoDB the
 // $inc is atomic and the retry only heals a counter behind its events.
 func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.Event, message bool) (store.Event, error) {
+	return s.AppendEventUpdate(ctx, appID, chatID, ev, message, store.SessionUpdate{})
+}
+
+// AppendEventUpdate implements store.Store: u is applied by the same
+// findAndModify that takes the seq.
+func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev store.Event, message bool, u store.SessionUpdate) (store.Event, error) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = store.Now()
 	}
@@ -40,7 +46,7 @@ func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.
 	}
 	ev.ChatID = chatID
 	for attempt := 1; ; attempt++ {
-		seq, err := s.nextSeq(ctx, appID, chatID, message && attempt == 1, ev.Timestamp)
+		seq, err := s.nextSeq(ctx, appID, chatID, message && attempt == 1, ev.Timestamp, u)
 		if err != nil {
 			return store.Event{}, err
 		}
@@ -67,7 +73,7 @@ func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.
 const maxSeqAttempts = 200
 
 // nextSeq bumps the chat's counter (and message count) and returns it.
-func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool, at time.Time) (int64, error) {
+func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool, at time.Time, u store.SessionUpdate) (int64, error) {
 	var inc int64
 	if message {
 		inc = 1
@@ -80,7 +86,7 @@ func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool,
 		bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
 		bson.D{
 			{Key: "$inc", Value: bson.D{{Key: fLastSeq, Value: int64(1)}, {Key: fMessages, Value: inc}}},
-			{Key: "$set", Value: bson.D{{Key: fUpdated, Value: at}}},
+			{Key: "$set", Value: updateSet(bson.D{{Key: fUpdated, Value: at}}, u)},
 		},
 		// No projection: FerretDB v1 does not implement findAndModify's "fields".
 		options.FindOneAndUpdate().SetReturnDocument(options.After),

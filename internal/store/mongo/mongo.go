@@ -181,6 +181,8 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 				Options: options.Index().SetName("by_user_newest")},
 			{Keys: bson.D{{Key: "app_id", Value: 1}, {Key: "pending_id", Value: 1}},
 				Options: options.Index().SetName("by_pending")},
+			{Keys: bson.D{{Key: "status", Value: 1}, {Key: "last_updated_at", Value: 1}},
+				Options: options.Index().SetName("by_status")},
 		}},
 		{s.events, []mongo.IndexModel{
 			{Keys: bson.D{{Key: "chat_id", Value: 1}, {Key: "seq", Value: 1}},

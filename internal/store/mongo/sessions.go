@@ -213,7 +213,25 @@ func (s *Store) ListSessions(ctx context.Context, q store.ListQuery) ([]store.Se
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
-	set := bson.D{{Key: fUpdated, Value: store.Now()}}
+	set := updateSet(bson.D{{Key: fUpdated, Value: store.Now()}}, u)
+	if err := s.ensureIndexed(ctx); err != nil {
+		return err
+	}
+	unlock := s.chats.lock(chatID)
+	res, err := s.sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
+		bson.D{{Key: "$set", Value: set}})
+	unlock()
+	if err != nil {
+		return wrap("update session", err)
+	}
+	if res.MatchedCount == 0 {
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// updateSet adds u's fields to a $set document.
+func updateSet(set bson.D, u store.SessionUpdate) bson.D {
 	if u.Status != nil {
 		set = append(set, bson.E{Key: fStatus, Value: *u.Status})
 	}
@@ -229,20 +247,31 @@ func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store
 	if u.LastArtifact != nil {
 		set = append(set, bson.E{Key: fArtifact, Value: string(u.LastArtifact)})
 	}
+	return set
+}
+
+// ListUnfinished implements store.Store.
+func (s *Store) ListUnfinished(ctx context.Context, limit int) ([]store.Session, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
 	if err := s.ensureIndexed(ctx); err != nil {
-		return err
+		return nil, err
 	}
-	unlock := s.chats.lock(chatID)
-	res, err := s.sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
-		bson.D{{Key: "$set", Value: set}})
-	unlock()
+	cur, err := s.sessions.Find(ctx, bson.D{{Key: fStatus, Value: store.StatusInProgress}},
+		options.Find().SetSort(bson.D{{Key: fUpdated, Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return wrap("update session", err)
+		return nil, wrap("list unfinished sessions", err)
 	}
-	if res.MatchedCount == 0 {
-		return store.ErrNotFound
+	var docs []sessionDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("list unfinished sessions", err)
 	}
-	return nil
+	out := make([]store.Session, len(docs))
+	for i, d := range docs {
+		out[i] = d.session()
+	}
+	return out, nil
 }
 
 // FindPending implements store.Store.

@@ -107,6 +107,7 @@ CREATE TABLE IF NOT EXISTS sessions (
 CREATE INDEX IF NOT EXISTS sessions_by_user ON sessions (app_id, user_id, created_at DESC, chat_id DESC);
 CREATE INDEX IF NOT EXISTS sessions_by_request ON sessions (app_id, user_id, client_request_id, created_at);
 CREATE INDEX IF NOT EXISTS sessions_by_pending ON sessions (app_id, pending_id);
+CREATE INDEX IF NOT EXISTS sessions_by_status ON sessions (status, updated_at);
 
 CREATE TABLE IF NOT EXISTS events (
 	chat_id TEXT    NOT NULL,
@@ -324,8 +325,16 @@ func (s *Store) ListSessions(ctx context.Context, q store.ListQuery) ([]store.Se
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
-	set := `updated_at = ?`
-	args := []any{store.Now().UnixMilli()}
+	set, args := updateClause(`updated_at = ?`, []any{store.Now().UnixMilli()}, u)
+	args = append(args, chatID, appID)
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ?`, args...)
+		return affected(res, err)
+	})
+}
+
+// updateClause adds u's fields to an UPDATE's SET clause.
+func updateClause(set string, args []any, u store.SessionUpdate) (string, []any) {
 	if u.Status != nil {
 		set += `, status = ?`
 		args = append(args, *u.Status)
@@ -346,11 +355,7 @@ func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store
 		set += `, last_artifact = ?`
 		args = append(args, string(u.LastArtifact))
 	}
-	args = append(args, chatID, appID)
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ?`, args...)
-		return affected(res, err)
-	})
+	return set, args
 }
 
 // FindPending implements store.Store.
@@ -367,6 +372,11 @@ func (s *Store) FindPending(ctx context.Context, appID, pendingID string) (store
 
 // AppendEvent implements store.Store.
 func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.Event, message bool) (store.Event, error) {
+	return s.AppendEventUpdate(ctx, appID, chatID, ev, message, store.SessionUpdate{})
+}
+
+// AppendEventUpdate implements store.Store.
+func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev store.Event, message bool, u store.SessionUpdate) (store.Event, error) {
 	if ev.Timestamp.IsZero() {
 		ev.Timestamp = store.Now()
 	}
@@ -378,9 +388,12 @@ func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.
 	if message {
 		inc = 1
 	}
+	set, args := updateClause(`last_seq = last_seq + 1, message_count = message_count + ?, updated_at = ?`,
+		[]any{inc, ev.Timestamp.UnixMilli()}, u)
+	args = append(args, chatID, appID)
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + ?, updated_at = ?
-			WHERE chat_id = ? AND app_id = ? RETURNING last_seq`, inc, ev.Timestamp.UnixMilli(), chatID, appID).Scan(&ev.Seq)
+		err := tx.QueryRowContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ? RETURNING last_seq`,
+			args...).Scan(&ev.Seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -396,6 +409,28 @@ func (s *Store) AppendEvent(ctx context.Context, appID, chatID string, ev store.
 	}
 	ev.ChatID = chatID
 	return ev, nil
+}
+
+// ListUnfinished implements store.Store.
+func (s *Store) ListUnfinished(ctx context.Context, limit int) ([]store.Session, error) {
+	if limit <= 0 {
+		limit = 1000
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE status = ? ORDER BY updated_at LIMIT ?`,
+		store.StatusInProgress, limit)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		out = append(out, x)
+	}
+	return out, wrap(rows.Err())
 }
 
 // ListEvents implements store.Store.

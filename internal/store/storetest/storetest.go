@@ -39,6 +39,8 @@ func Run(t *testing.T, open Opener) {
 		{"EventDataRoundTrip", testEventData},
 		{"RecordUsage", testUsage},
 		{"Lease", testLease},
+		{"AppendEventUpdate", testAppendUpdate},
+		{"ListUnfinished", testListUnfinished},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -447,5 +449,61 @@ func assertJSONEqual(t *testing.T, what string, got, want json.RawMessage) {
 	wb, _ := json.Marshal(w)
 	if string(gb) != string(wb) {
 		t.Fatalf("%s = %s, want %s", what, gb, wb)
+	}
+}
+
+func testAppendUpdate(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	done := store.StatusAwaitingInput
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &done}); err != nil {
+		t.Fatal(err)
+	}
+	busy := store.StatusInProgress
+	kind, id := "input", "req_1"
+	ev, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.text", Agent: "user", Data: json.RawMessage(`{"content":"hi"}`)},
+		true, store.SessionUpdate{Status: &busy, State: json.RawMessage(`{"started":true}`), PendingKind: &kind, PendingID: &id})
+	if err != nil {
+		t.Fatalf("AppendEventUpdate: %v", err)
+	}
+	got, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Seq != 1 || got.LastSeq != 1 || got.MessageCount != 1 || got.Status != busy || string(got.State) != `{"started":true}` ||
+		got.PendingKind != kind || got.PendingID != id {
+		t.Fatalf("after AppendEventUpdate: seq %d, session %+v", ev.Seq, got)
+	}
+	if _, err := s.AppendEventUpdate(ctx(t), "a2", "c1", store.Event{Type: "chat.text"}, false, store.SessionUpdate{Status: &done}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("AppendEventUpdate in another app: %v, want ErrNotFound", err)
+	}
+	if got, _ := s.GetSession(ctx(t), "a1", "c1"); got.Status != busy {
+		t.Fatalf("another app's append changed the status to %q", got.Status)
+	}
+}
+
+func testListUnfinished(t *testing.T, s store.Store) {
+	done := store.StatusAwaitingInput
+	for i, app := range []string{"a1", "a2", "a1", "a3"} {
+		chat := fmt.Sprintf("c%d", i)
+		mustCreate(t, s, newSession(app, "u1", chat))
+		if i%2 == 1 {
+			if err := s.UpdateSession(ctx(t), app, chat, store.SessionUpdate{Status: &done}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got, err := s.ListUnfinished(ctx(t), 10)
+	if err != nil {
+		t.Fatalf("ListUnfinished: %v", err)
+	}
+	var ids []string
+	for _, x := range got {
+		ids = append(ids, x.AppID+"/"+x.ChatID)
+	}
+	if len(ids) != 2 || ids[0] != "a1/c0" || ids[1] != "a1/c2" {
+		t.Fatalf("ListUnfinished = %v, want [a1/c0 a1/c2] (in_progress only, oldest first)", ids)
+	}
+	if got, _ := s.ListUnfinished(ctx(t), 1); len(got) != 1 {
+		t.Fatalf("ListUnfinished(limit 1) returned %d", len(got))
 	}
 }

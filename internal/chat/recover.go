@@ -1,0 +1,145 @@
+package chat
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// Recover finds the chats that a crashed or killed process left in
+// progress and queues their recovery: each interrupted run continues from
+// its last stored step, then every acknowledged message that no run has
+// answered yet gets its run, in order. It returns how many chats it queued.
+func (m *Manager) Recover(ctx context.Context) (int, error) {
+	const page = 1000
+	seen := map[string]bool{}
+	n := 0
+	for {
+		sessions, err := m.opts.Store.ListUnfinished(ctx, page)
+		if err != nil {
+			return n, err
+		}
+		fresh := 0
+		for _, sess := range sessions {
+			key := sess.AppID + "\x00" + sess.ChatID
+			if seen[key] {
+				continue
+			}
+			seen[key] = true
+			fresh++
+			m.enqueue(m.room(sess.AppID, sess.ChatID), job{resume: true})
+		}
+		n += fresh
+		if len(sessions) < page || fresh == 0 {
+			return n, nil
+		}
+	}
+}
+
+// RecoverInBackground runs Recover until it succeeds once (the database may
+// be unreachable at start-up), retrying every interval until the manager
+// shuts down.
+func (m *Manager) RecoverInBackground(interval time.Duration) {
+	m.runs.Add(1)
+	go func() {
+		defer m.runs.Done()
+		for {
+			n, err := m.Recover(m.base)
+			if err == nil {
+				if n > 0 {
+					m.log.Info("recovering chats left in progress", "chats", n)
+				}
+				return
+			}
+			m.log.Warn("list chats left in progress; retrying", "err", err, "in", interval)
+			select {
+			case <-m.base.Done():
+				return
+			case <-time.After(interval):
+			}
+		}
+	}()
+}
+
+// recoverChat runs under the chat's lease: it resumes the chat's last run if
+// it did not end, then answers the messages no run has read.
+func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
+	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
+	if err != nil {
+		log.Error("load session for recovery", "err", err)
+		return
+	}
+	if sess.Status != store.StatusInProgress {
+		return // finished since it was listed
+	}
+	m.flush(ctx, r)
+	if err := m.loadTranscript(ctx, r, sess); err != nil {
+		log.Error("load transcript for recovery", "err", err)
+		return
+	}
+	st, _ := engine.DecodeState(sess.State)
+	r.mu.Lock()
+	evs := r.tr.evs
+	later := map[string]bool{}
+	for _, q := range r.queue {
+		if q.msgID != "" {
+			later[q.msgID] = true
+		}
+	}
+	r.mu.Unlock()
+
+	open, unanswered := pendingWork(evs, st, later)
+	log.Info("recovering chat", "interrupted_run", open, "unanswered_messages", len(unanswered))
+	if open {
+		m.runLeased(ctx, r, job{resume: true}, log)
+	}
+	for _, ev := range unanswered {
+		if ctx.Err() != nil {
+			return
+		}
+		msg := newOp()
+		msg.data, msg.ev = ev.Data, store.Event{Seq: ev.Seq}
+		close(msg.done)
+		id := str(ev.Data["message_id"])
+		m.runLeased(ctx, r, job{msg: msg, msgID: id, input: &engine.Input{Kind: engine.InputMessage,
+			Text: str(ev.Data["content"]), RequestID: str(ev.Data["request_id"])}}, log)
+	}
+	if !open && len(unanswered) == 0 {
+		if !st.Started && sess.LastSeq == 0 {
+			// An AgentDriven start that never got going: start it.
+			m.runLeased(ctx, r, job{}, log)
+			return
+		}
+		m.settle(ctx, r, st)
+	}
+}
+
+// pendingWork reads a chat's events: whether its last run is unfinished (it
+// started after the run the state records the end of, and did not
+// complete), and which user messages no run has read, in order.
+func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]bool) (bool, []engine.StoredEvent) {
+	consumed := map[int64]bool{}
+	lastRun := ""
+	for _, ev := range evs {
+		switch ev.Kind {
+		case engine.KindRunStart:
+			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+				consumed[s] = true
+			}
+			lastRun = str(ev.Data["run_id"])
+		case engine.KindRunComplete:
+			lastRun = ""
+		}
+	}
+	open := lastRun != "" && lastRun != st.Run
+	var unanswered []engine.StoredEvent
+	for _, ev := range evs {
+		if ev.Kind == engine.KindText && ev.Agent == "user" && !consumed[ev.Seq] && !later[str(ev.Data["message_id"])] {
+			unanswered = append(unanswered, ev)
+		}
+	}
+	return open, unanswered
+}

@@ -1,0 +1,162 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+
+	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// transcript is an active chat's recent events, decoded once: a turn reads
+// memory, not the whole chat from the store. It lives as long as its room
+// (a socket watches, a run or a write is going) and holds at most the
+// manager's HistoryEvents (twice that just before a trim).
+type transcript struct {
+	loaded  bool
+	loading bool
+	evs     []engine.StoredEvent
+	during  []engine.StoredEvent // stored while the cache was being loaded
+	limit   int
+}
+
+// remember adds a stored event to the room's cache. The writer calls it.
+func (r *room) remember(ev engine.StoredEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t := &r.tr
+	switch {
+	case t.loaded:
+		t.evs = append(t.evs, ev)
+		if t.limit > 0 && len(t.evs) > 2*t.limit {
+			t.evs = append([]engine.StoredEvent(nil), t.evs[len(t.evs)-t.limit:]...)
+		}
+	case t.loading:
+		t.during = append(t.during, ev)
+	}
+}
+
+// transcriptFor returns what the engine sees for job j: the cached events
+// (loaded from the store on a room's first run), user messages placed where
+// the workflow read them, the one j answers last (stored or not yet).
+func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session, j job) ([]engine.StoredEvent, error) {
+	r.mu.Lock()
+	loaded := r.tr.loaded
+	r.mu.Unlock()
+	if !loaded {
+		if err := m.loadTranscript(ctx, r, sess); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	evs := append([]engine.StoredEvent(nil), r.tr.evs...)
+	later := map[string]bool{}
+	for _, q := range r.queue {
+		if q.msgID != "" {
+			later[q.msgID] = true
+		}
+	}
+	r.mu.Unlock()
+	var cur *engine.StoredEvent
+	if j.msg != nil {
+		cur = &engine.StoredEvent{Kind: engine.KindText, Agent: "user", Data: j.msg.data}
+	}
+	return orderTranscript(evs, j.msgID, cur, later), nil
+}
+
+// loadTranscript fills the room's cache with the chat's last events.
+func (m *Manager) loadTranscript(ctx context.Context, r *room, sess store.Session) error {
+	r.mu.Lock()
+	r.tr.loading, r.tr.during, r.tr.limit = true, nil, m.opts.HistoryEvents
+	r.mu.Unlock()
+	var evs []engine.StoredEvent
+	from := max(sess.LastSeq-int64(m.opts.HistoryEvents), 0)
+	_, _, err := m.scan(ctx, r.appID, r.chatID, from, func(ev store.Event) {
+		evs = append(evs, decodeEvent(ev))
+	})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.tr.loading = false
+	if err != nil {
+		r.tr.during = nil
+		return err
+	}
+	last := int64(0)
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].Seq
+	}
+	for _, ev := range r.tr.during {
+		if ev.Seq > last {
+			evs = append(evs, ev)
+		}
+	}
+	r.tr.evs, r.tr.during, r.tr.loaded = evs, nil, true
+	return nil
+}
+
+func decodeEvent(ev store.Event) engine.StoredEvent {
+	var data map[string]any
+	_ = json.Unmarshal(ev.Data, &data)
+	return engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(ev.Type), Agent: ev.Agent, Data: data}
+}
+
+// orderTranscript puts user messages where the workflow read them rather
+// than where they were stored. A message sent during a run is stored (and
+// acknowledged) at once, so its seq falls inside the run it interrupted; the
+// run that answers it records input_seq on its run_start. Messages still
+// queued for later runs are left out, and the one this run answers (curID,
+// given as cur in case it is not stored yet) goes last.
+func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredEvent, later map[string]bool) []engine.StoredEvent {
+	consumed := map[int64]bool{}
+	for _, ev := range evs {
+		if ev.Kind == engine.KindRunStart {
+			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+				consumed[s] = true
+			}
+		}
+	}
+	isUser := func(ev engine.StoredEvent) bool { return ev.Kind == engine.KindText && ev.Agent == "user" }
+	held := map[int64]engine.StoredEvent{}
+	out := make([]engine.StoredEvent, 0, len(evs)+1)
+	for _, ev := range evs {
+		id := str(ev.Data["message_id"])
+		switch {
+		case isUser(ev) && curID != "" && id == curID:
+			c := ev
+			cur = &c
+			continue
+		case isUser(ev) && later[id]:
+			continue
+		case isUser(ev) && consumed[ev.Seq]:
+			held[ev.Seq] = ev
+			continue
+		case ev.Kind == engine.KindRunStart:
+			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+				if u, ok := held[s]; ok {
+					out = append(out, u)
+					delete(held, s)
+				}
+			}
+		}
+		out = append(out, ev)
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
+}
+
+func seqValue(v any) int64 {
+	switch n := v.(type) {
+	case float64:
+		return int64(n)
+	case int64:
+		return n
+	case int:
+		return int64(n)
+	case json.Number:
+		i, _ := n.Int64()
+		return i
+	}
+	return 0
+}
