@@ -22,9 +22,9 @@ const testKey = "sk-test-secret-0123456789abcdef"
 func newTestClient(t *testing.T, srv *llmtest.Server, mods ...func(*Options)) Client {
 	t.Helper()
 	o := Options{
-		APIKey:       testKey,
-		BaseURL:      srv.URL(),
-		DefaultModel: "gpt-4o-mini",
+		APIKey:           testKey,
+		BaseURL:          srv.URL(),
+		DefaultModel:     "gpt-4o-mini",
 		BaseBackoff:      time.Millisecond,
 		MaxBackoff:       5 * time.Second,
 		FirstByteTimeout: 5 * time.Second,
