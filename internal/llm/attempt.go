@@ -120,7 +120,7 @@ func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRe
 		}
 	})
 	defer watchdog.Stop()
-	if cb.onStatus != nil {
+	if cb.onStatus != nil && c.opts.SlowFirstByte < c.opts.FirstByteTimeout {
 		cb.waitingFor(n)
 		defer cb.waitingFor(0)
 		slow := time.AfterFunc(c.opts.SlowFirstByte, func() { cb.slow(n, c.opts.SlowFirstByte) })

@@ -47,7 +47,8 @@ type Options struct {
 	// runs out is not made.
 	Timeout time.Duration
 	// SlowFirstByte is how long an attempt waits for its first event before
-	// Request.OnStatus hears StatusWaiting (default 5s).
+	// Request.OnStatus hears StatusWaiting (default 5s; never, when it is
+	// not shorter than FirstByteTimeout).
 	SlowFirstByte time.Duration
 	Logger        *slog.Logger // default: discard
 }
@@ -303,6 +304,7 @@ func (c *openAIClient) chatRequest(req Request) (openai.ChatCompletionRequest, e
 		} else {
 			// max_tokens is what most compatible servers (vLLM, Ollama,
 			// llama.cpp) understand.
+			//lint:ignore SA1019 deprecated by OpenAI for its reasoning models only (handled above)
 			cr.MaxTokens = req.MaxTokens
 		}
 	}
