@@ -87,7 +87,8 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 // LLMClient builds the model client the config asks for.
 func LLMClient(cfg *config.Config, log *slog.Logger) (llm.Client, error) {
 	return llm.New(cfg.LLMProvider, llm.Options{APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL,
-		DefaultModel: cfg.DefaultLLMModel, Logger: log})
+		DefaultModel: cfg.DefaultLLMModel, Logger: log,
+		FirstByteTimeout: cfg.LLMFirstByteTimeout, IdleTimeout: cfg.LLMIdleTimeout, Timeout: cfg.LLMTimeout})
 }
 
 // Run serves until ctx is cancelled, then shuts down in order and closes the store.

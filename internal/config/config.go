@@ -27,6 +27,11 @@ type Config struct {
 	OpenAIBaseURL   string
 	DefaultLLMModel string
 	LLMProvider     string // openai | echo
+	// Model call timeouts: to the first byte of a reply, between two of its
+	// chunks, and for a whole call with its retries.
+	LLMFirstByteTimeout time.Duration
+	LLMIdleTimeout      time.Duration
+	LLMTimeout          time.Duration
 
 	LogFormat string // auto | json | text
 	LogLevel  string // debug | info | warn | error
@@ -78,6 +83,9 @@ var Settings = []Setting{
 	{Key: "openai_base_url", Env: "OPENAI_BASE_URL", Flag: "openai-base-url", Help: "OpenAI-compatible base URL (e.g. http://vllm:8000/v1)"},
 	{Key: "default_llm_model", Env: "DEFAULT_LLM_MODEL", Flag: "model", Default: "gpt-4o-mini", Help: "model used when an agent names none"},
 	{Key: "llm_provider", Env: "LLM_PROVIDER", Flag: "llm-provider", Default: "openai", Help: "openai, or echo (offline stand-in for demos)"},
+	{Key: "llm_first_byte_timeout", Env: "LLM_FIRST_BYTE_TIMEOUT", Flag: "llm-first-byte-timeout", Default: "30s", Help: "how long a model call waits for the first byte of the reply before it retries"},
+	{Key: "llm_idle_timeout", Env: "LLM_IDLE_TIMEOUT", Flag: "llm-idle-timeout", Default: "30s", Help: "how long a streamed reply may stall between chunks before the call retries"},
+	{Key: "llm_timeout", Env: "LLM_TIMEOUT", Flag: "llm-timeout", Default: "5m", Help: "bound on a whole model call, retries included"},
 	{Key: "log_format", Env: "LOG_FORMAT", Flag: "log-format", Default: "auto", Help: "auto (text on a TTY, else JSON), json or text"},
 	{Key: "log_level", Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 	{Key: "auth_enabled", Env: "AUTH_ENABLED", Flag: "auth-enabled", Default: "false", Help: "require bearer JWTs"},
@@ -169,6 +177,14 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 	c.LLMProvider = strings.ToLower(vals["llm_provider"])
 	if c.LLMProvider != "openai" && c.LLMProvider != "echo" {
 		return nil, bad("llm_provider", "want openai or echo")
+	}
+	for _, d := range []struct {
+		key string
+		to  *time.Duration
+	}{{"llm_first_byte_timeout", &c.LLMFirstByteTimeout}, {"llm_idle_timeout", &c.LLMIdleTimeout}, {"llm_timeout", &c.LLMTimeout}} {
+		if *d.to, err = time.ParseDuration(strings.TrimSpace(vals[d.key])); err != nil || *d.to <= 0 {
+			return nil, bad(d.key, "want a positive duration such as 30s or 5m")
+		}
 	}
 	c.LogFormat = strings.ToLower(vals["log_format"])
 	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {

@@ -64,6 +64,9 @@ func TestInvalidValuesNameSettingAndSource(t *testing.T) {
 		{"OPENAI_BASE_URL=localhost:11434", "OPENAI_BASE_URL"},
 		{"DEFAULT_APP_ID=a b", "DEFAULT_APP_ID"},
 		{"MOZAIKS_SHUTDOWN_TIMEOUT=soon", "MOZAIKS_SHUTDOWN_TIMEOUT"},
+		{"LLM_FIRST_BYTE_TIMEOUT=30", `LLM_FIRST_BYTE_TIMEOUT="30" (from environment)`},
+		{"LLM_IDLE_TIMEOUT=0s", "LLM_IDLE_TIMEOUT"},
+		{"LLM_TIMEOUT=-1m", "LLM_TIMEOUT"},
 	} {
 		_, err := Load(LoadOptions{Dir: t.TempDir(), Environ: []string{tc.env}})
 		var ie *InvalidError

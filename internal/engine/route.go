@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -36,7 +37,10 @@ func (r *run) route(ctx context.Context, speaker string) (string, error) {
 }
 
 // afterUser picks who answers a user message that follows agent's turn:
-// a handoff from "user", else the agent that asked (DefaultPattern), else
+// a handoff from "user", else, when no agent has spoken yet (the opening
+// input request of a UserDriven chat, which no agent asked), the initial
+// agent, as an AgentDriven chat starts; else the agent that asked
+// (DefaultPattern), the agent after the last speaker (RoundRobinPattern), or
 // the pattern's choice.
 func (r *run) afterUser(ctx context.Context, agent string) (string, error) {
 	next, ok, err := r.handoff(ctx, workflow.TargetUser)
@@ -46,16 +50,33 @@ func (r *run) afterUser(ctx context.Context, agent string) (string, error) {
 	if ok && next != workflow.TargetUser && next != workflow.TargetTerminate {
 		return next, nil
 	}
+	if !r.agentHasSpoken() {
+		return r.wf.Orchestrator.InitialAgent, nil
+	}
 	agents := r.wf.AgentNames()
 	switch r.wf.Orchestrator.Pattern {
 	case workflow.PatternRoundRobin:
-		return agents[(indexOf(agents, agent)+1)%len(agents)], nil
+		// The rotation goes on from whoever spoke last, also when the run
+		// before ended (terminate, max_turns) rather than asked.
+		last := cmp.Or(r.st.CurrentAgent, agent)
+		return agents[(indexOf(agents, last)+1)%len(agents)], nil
 	case workflow.PatternRandom:
 		return r.random("", false), nil
 	case workflow.PatternAuto:
 		return r.autoPick(ctx, workflow.TargetUser, false, false)
 	}
 	return agent, nil
+}
+
+// agentHasSpoken reports whether any agent took a turn in this chat. The
+// last turn is usually near the end, so the scan is short.
+func (r *run) agentHasSpoken() bool {
+	for i := len(r.events) - 1; i >= 0; i-- {
+		if r.events[i].Kind == KindSelectSpeaker {
+			return true
+		}
+	}
+	return false
 }
 
 func (r *run) handoff(ctx context.Context, source string) (string, bool, error) {

@@ -274,10 +274,9 @@ func TestStreamRestartIsForwarded(t *testing.T) {
 	var after strings.Builder
 	restarts := 0
 	for _, p := range c.kinds(KindPrint) {
-		if p.Data["restart"] == true {
+		if p.Data["restart"] == true { // replaces what came before, with its own content
 			restarts++
 			after.Reset()
-			continue
 		}
 		after.WriteString(p.Data["content"].(string))
 	}

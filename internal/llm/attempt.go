@@ -9,13 +9,21 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	openai "github.com/sashabaranov/go-openai"
 )
 
 var (
-	errAttemptTimeout = errors.New("no data from the LLM endpoint within the timeout")
+	// errFirstByteTimeout: the attempt got no stream event within
+	// FirstByteTimeout of sending its request.
+	errFirstByteTimeout = errors.New("no reply from the LLM endpoint within the first-byte timeout")
+	// errIdleTimeout: the stream had started, then stalled for IdleTimeout.
+	errIdleTimeout = errors.New("the reply stream stalled for the idle timeout")
+	// errCallTimeout: the whole Stream call ran out of its Timeout.
+	errCallTimeout = errors.New("no complete reply within the call timeout")
 	// errBrokenStream is a stream that ended without a finish reason or the
 	// usage chunk: the connection closed early even though the HTTP body
 	// ended cleanly (go-openai reports that as a plain io.EOF).
@@ -49,22 +57,87 @@ func (d recordingDoer) Do(req *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
+// callbacks serialises the caller's callbacks of one Stream call: the
+// "waiting" status comes from a timer goroutine, everything else from
+// Stream's. waiting (guarded by mu) is the attempt whose first event has not
+// come yet, 0 when none: clearing it under mu when the first event arrives,
+// and when the attempt ends, waits out a status call in flight and stops any
+// later one, so onChunk itself needs no lock.
+type callbacks struct {
+	onChunk  func(Chunk)
+	onStatus func(Status)
+	// restart: text was streamed by an attempt that failed; the next text
+	// chunk must say Restart. Used on Stream's goroutine only.
+	restart bool
+
+	mu      sync.Mutex
+	waiting int
+}
+
+func (cb *callbacks) status(s Status) {
+	if cb.onStatus == nil {
+		return
+	}
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	cb.onStatus(s)
+}
+
+// waitingFor marks attempt as waiting for its first event (0: none).
+func (cb *callbacks) waitingFor(attempt int) {
+	if cb.onStatus == nil {
+		return
+	}
+	cb.mu.Lock()
+	cb.waiting = attempt
+	cb.mu.Unlock()
+}
+
+// slow is the timer's report that attempt has waited d for its first event.
+func (cb *callbacks) slow(attempt int, d time.Duration) {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	if cb.waiting == attempt {
+		cb.onStatus(Status{Kind: StatusWaiting, Attempt: attempt, Waited: d})
+	}
+}
+
 // attempt streams one completion. emitted says whether onChunk saw any text,
 // i.e. whether a retry must tell the caller to restart.
-func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRequest, onChunk func(Chunk)) (_ *Response, emitted bool, _ error) {
+func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRequest, cb *callbacks, n int) (_ *Response, emitted bool, _ error) {
 	actx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	ai := &attemptInfo{}
 	actx = withAttemptInfo(actx, ai)
-	watchdog := time.AfterFunc(c.opts.Timeout, func() { cancel(errAttemptTimeout) })
+	// One watchdog: first the first-byte timeout, then, reset at every
+	// event, the idle timeout.
+	var started atomic.Bool
+	watchdog := time.AfterFunc(c.opts.FirstByteTimeout, func() {
+		if started.Load() {
+			cancel(errIdleTimeout)
+		} else {
+			cancel(errFirstByteTimeout)
+		}
+	})
 	defer watchdog.Stop()
+	if cb.onStatus != nil && c.opts.SlowFirstByte < c.opts.FirstByteTimeout {
+		cb.waitingFor(n)
+		defer cb.waitingFor(0)
+		slow := time.AfterFunc(c.opts.SlowFirstByte, func() { cb.slow(n, c.opts.SlowFirstByte) })
+		defer slow.Stop()
+	}
 
 	start := time.Now()
 	fail := func(err error) (*Response, bool, error) {
-		if context.Cause(actx) == errAttemptTimeout && ctx.Err() == nil {
-			// The transport's own error only repeats the cancel cause.
-			err = fmt.Errorf("%w (%s)", errAttemptTimeout, c.opts.Timeout)
+		switch cause := context.Cause(actx); {
+		case cause == errFirstByteTimeout:
+			err = fmt.Errorf("%w (%s)", errFirstByteTimeout, c.opts.FirstByteTimeout)
+		case cause == errIdleTimeout:
+			err = fmt.Errorf("%w (%s)", errIdleTimeout, c.opts.IdleTimeout)
+		case cause == errCallTimeout:
+			err = fmt.Errorf("%w (%s)", errCallTimeout, c.opts.Timeout)
 		}
+		// Otherwise the transport's own error, or the caller's cancel.
 		return nil, emitted, &attemptError{err: err, info: *ai}
 	}
 	stream, err := c.api.CreateChatCompletionStream(actx, creq)
@@ -85,13 +158,18 @@ func (c *openAIClient) attempt(ctx context.Context, creq openai.ChatCompletionRe
 		if err != nil {
 			return fail(err)
 		}
-		watchdog.Reset(c.opts.Timeout)
+		if !started.Load() {
+			started.Store(true)
+			cb.waitingFor(0)
+		}
+		watchdog.Reset(c.opts.IdleTimeout)
 		chunk = streamChunk{}
 		if err := json.Unmarshal(raw, &chunk); err != nil {
 			return fail(fmt.Errorf("decode stream chunk: %w", err))
 		}
-		if text := acc.add(&chunk); text != "" && onChunk != nil {
-			onChunk(Chunk{Content: text})
+		if text := acc.add(&chunk); text != "" && cb.onChunk != nil {
+			cb.onChunk(Chunk{Content: text, Restart: cb.restart})
+			cb.restart = false
 			emitted = true
 		}
 	}

@@ -67,8 +67,12 @@ func (c *openAIClient) classify(err error, model string) failure {
 	}
 
 	switch {
-	case errors.Is(err, errAttemptTimeout):
-		f.retryable, f.msg = true, fmt.Sprintf("no response within %s", c.opts.Timeout)
+	case errors.Is(err, errFirstByteTimeout):
+		f.retryable, f.msg = true, fmt.Sprintf("no response within %s", c.opts.FirstByteTimeout)
+	case errors.Is(err, errIdleTimeout):
+		f.retryable, f.msg = true, fmt.Sprintf("the reply stalled for %s", c.opts.IdleTimeout)
+	case errors.Is(err, errCallTimeout):
+		f.retryable, f.msg = true, fmt.Sprintf("no complete reply within %s", c.opts.Timeout)
 	case errors.Is(err, errBrokenStream) || errors.Is(err, io.ErrUnexpectedEOF):
 		f.retryable, f.msg = true, "the stream broke off"
 	case f.status == http.StatusTooManyRequests && apiCode == "insufficient_quota":

@@ -47,6 +47,31 @@ type Request struct {
 	Temperature    *float32
 	MaxTokens      int
 	ResponseFormat *ResponseFormat
+	// OnStatus, when set, hears what the user would otherwise wait through in
+	// silence: a model slow to start (StatusWaiting) and a failed attempt
+	// about to be retried (StatusRetrying). It is called from Stream's
+	// goroutine or from a timer's, never concurrently with itself or with
+	// onChunk, never after Stream returns; it must not block for long.
+	OnStatus func(Status)
+}
+
+// Status kinds reported through Request.OnStatus.
+const (
+	// StatusWaiting: the attempt has sent its request but no part of the
+	// reply has come for Options.SlowFirstByte. Once per attempt.
+	StatusWaiting = "waiting"
+	// StatusRetrying: an attempt failed with a transient error; the next one
+	// starts after RetryIn. Once per retry.
+	StatusRetrying = "retrying"
+)
+
+// Status is a progress note about a call that has nothing to stream yet.
+type Status struct {
+	Kind    string        // StatusWaiting | StatusRetrying
+	Attempt int           // waiting: the attempt in flight; retrying: the attempt about to start (2, 3, ...)
+	Waited  time.Duration // waiting: how long the attempt has waited so far
+	RetryIn time.Duration // retrying: the back-off before the next attempt
+	Cause   string        // retrying: why the last attempt failed, safe to show a user
 }
 
 // Usage is the token count of one call.
@@ -70,15 +95,20 @@ type Response struct {
 // Chunk is one piece of a streamed reply.
 type Chunk struct {
 	Content string // text delta
-	// Restart says the previous attempt broke mid-stream and is being retried:
-	// discard what was streamed so far.
+	// Restart says an earlier attempt streamed text and then failed: replace
+	// what was streamed so far by this chunk's Content (and what follows). It
+	// is set exactly once per failed attempt that had streamed text, on the
+	// first text chunk of the next attempt that streams any; when the
+	// successful attempt streams no text at all (tool calls only), Stream
+	// sends one Chunk{Restart: true} with no Content before it returns.
 	Restart bool
 }
 
 // Client is a chat model.
 type Client interface {
 	// Stream runs a completion, calling onChunk for each text delta as it
-	// arrives (onChunk may be nil), and returns the whole reply.
+	// arrives (onChunk may be nil), and returns the whole reply. When it
+	// returns an error, text already streamed belongs to no reply.
 	Stream(ctx context.Context, req Request, onChunk func(Chunk)) (*Response, error)
 	// Models lists the model ids the endpoint offers.
 	Models(ctx context.Context) ([]string, error)

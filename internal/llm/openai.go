@@ -34,12 +34,32 @@ type Options struct {
 	// ends the retries at once: waiting that long inside a chat turn helps
 	// nobody.
 	MaxBackoff time.Duration
-	// Timeout bounds each attempt's wait for its first byte, and every later
-	// gap between chunks (default 60s), so a stalled endpoint is retried
-	// instead of hanging the run.
+	// FirstByteTimeout bounds each attempt's wait from sending the request to
+	// the first event of the reply stream (default DefaultFirstByteTimeout):
+	// a silent endpoint is retried (or given up on) after this long, not
+	// after Timeout.
+	FirstByteTimeout time.Duration
+	// IdleTimeout bounds each gap between events once the stream has started
+	// (default DefaultIdleTimeout), so a stalled stream is retried.
+	IdleTimeout time.Duration
+	// Timeout bounds a whole Stream call: every attempt and every back-off
+	// (default DefaultTimeout). A retry that could not start before it
+	// runs out is not made.
 	Timeout time.Duration
-	Logger  *slog.Logger // default: discard
+	// SlowFirstByte is how long an attempt waits for its first event before
+	// Request.OnStatus hears StatusWaiting (default 5s; never, when it is
+	// not shorter than FirstByteTimeout).
+	SlowFirstByte time.Duration
+	Logger        *slog.Logger // default: discard
 }
+
+// Default timeouts of the OpenAI-compatible client.
+const (
+	DefaultFirstByteTimeout = 30 * time.Second
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultTimeout          = 5 * time.Minute
+	DefaultSlowFirstByte    = 5 * time.Second
+)
 
 // New builds the client for a provider name as configured by LLM_PROVIDER:
 // "openai" (or "") or "echo".
@@ -86,8 +106,17 @@ func NewOpenAI(o Options) Client {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 30 * time.Second
 	}
+	if o.FirstByteTimeout <= 0 {
+		o.FirstByteTimeout = DefaultFirstByteTimeout
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	if o.Timeout <= 0 {
-		o.Timeout = 60 * time.Second
+		o.Timeout = DefaultTimeout
+	}
+	if o.SlowFirstByte <= 0 {
+		o.SlowFirstByte = DefaultSlowFirstByte
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = defaultHTTPClient()
@@ -131,8 +160,7 @@ func notConfigured() *Error {
 }
 
 // Stream runs one chat completion with bounded retries; see Options for the
-// policy. A retry after a stream broke mid-way first sends Chunk{Restart:
-// true} so the caller can discard the partial text.
+// policy and Chunk.Restart for how a retry after streamed text is announced.
 func (c *openAIClient) Stream(ctx context.Context, req Request, onChunk func(Chunk)) (*Response, error) {
 	if !c.Configured() {
 		return nil, notConfigured()
@@ -141,9 +169,16 @@ func (c *openAIClient) Stream(ctx context.Context, req Request, onChunk func(Chu
 	if err != nil {
 		return nil, &Error{Code: CodeRejected, Msg: err.Error()}
 	}
+	cctx, cancel := context.WithTimeoutCause(ctx, c.opts.Timeout, errCallTimeout)
+	defer cancel()
+	cb := &callbacks{onChunk: onChunk, onStatus: req.OnStatus}
 	for attempt := 1; ; attempt++ {
-		res, emitted, err := c.attempt(ctx, creq, onChunk)
+		res, emitted, err := c.attempt(cctx, creq, cb, attempt)
 		if err == nil {
+			if cb.restart && onChunk != nil {
+				// The reply has no text to carry the restart.
+				onChunk(Chunk{Restart: true})
+			}
 			res.Attempts = attempt
 			return res, nil
 		}
@@ -154,22 +189,35 @@ func (c *openAIClient) Stream(ctx context.Context, req Request, onChunk func(Chu
 		if !f.retryable {
 			return nil, &Error{Code: CodeRejected, Status: f.status, Msg: f.msg, Err: f.cause}
 		}
-		wait, retry, why := c.wait(attempt, f)
-		if !retry {
+		unavailable := func(why string) error {
 			msg := fmt.Sprintf("the LLM endpoint is unavailable: %s, %d attempt%s", f.msg, attempt, plural(attempt))
 			if why != "" {
 				msg += "; " + why
 			}
-			return nil, &Error{Code: CodeUnavailable, Status: f.status, Retryable: true, Msg: msg, Err: f.cause}
+			return &Error{Code: CodeUnavailable, Status: f.status, Retryable: true, Msg: msg, Err: f.cause}
+		}
+		if errors.Is(err, errCallTimeout) {
+			return nil, unavailable("")
+		}
+		wait, retry, why := c.wait(attempt, f)
+		if !retry {
+			return nil, unavailable(why)
+		}
+		if deadline, ok := cctx.Deadline(); ok && time.Until(deadline) <= wait {
+			return nil, unavailable(fmt.Sprintf("no time left for another attempt within the call timeout (%s)", c.opts.Timeout))
 		}
 		c.log.LogAttrs(ctx, slog.LevelWarn, "llm call failed, retrying",
 			slog.String("model", creq.Model), slog.Int("attempt", attempt), slog.Int("status", f.status),
 			slog.String("reason", f.msg), slog.Duration("wait", wait), slog.Bool("mid_stream", emitted))
-		if emitted && onChunk != nil {
-			onChunk(Chunk{Restart: true})
+		if emitted {
+			cb.restart = true
 		}
-		if err := sleepCtx(ctx, wait); err != nil {
-			return nil, fmt.Errorf("stream completion: wait to retry: %w", err)
+		cb.status(Status{Kind: StatusRetrying, Attempt: attempt + 1, RetryIn: wait, Cause: f.msg})
+		if err := sleepCtx(cctx, wait); err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("stream completion: wait to retry: %w", ctx.Err())
+			}
+			return nil, unavailable("")
 		}
 	}
 }
@@ -256,6 +304,7 @@ func (c *openAIClient) chatRequest(req Request) (openai.ChatCompletionRequest, e
 		} else {
 			// max_tokens is what most compatible servers (vLLM, Ollama,
 			// llama.cpp) understand.
+			//lint:ignore SA1019 deprecated by OpenAI for its reasoning models only (handled above)
 			cr.MaxTokens = req.MaxTokens
 		}
 	}
@@ -277,7 +326,7 @@ func (c *openAIClient) Models(ctx context.Context) ([]string, error) {
 	if !c.Configured() {
 		return nil, notConfigured()
 	}
-	actx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
+	actx, cancel := context.WithTimeout(ctx, c.opts.FirstByteTimeout)
 	defer cancel()
 	list, err := c.api.ListModels(withAttemptInfo(actx, &attemptInfo{}))
 	if err != nil {
@@ -285,7 +334,7 @@ func (c *openAIClient) Models(ctx context.Context) ([]string, error) {
 			return nil, fmt.Errorf("list models: %w", ctx.Err())
 		}
 		if actx.Err() != nil {
-			err = errAttemptTimeout
+			err = errFirstByteTimeout
 		}
 		f := c.classify(err, "")
 		code := CodeRejected

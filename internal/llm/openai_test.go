@@ -22,12 +22,14 @@ const testKey = "sk-test-secret-0123456789abcdef"
 func newTestClient(t *testing.T, srv *llmtest.Server, mods ...func(*Options)) Client {
 	t.Helper()
 	o := Options{
-		APIKey:       testKey,
-		BaseURL:      srv.URL(),
-		DefaultModel: "gpt-4o-mini",
-		BaseBackoff:  time.Millisecond,
-		MaxBackoff:   5 * time.Second,
-		Timeout:      5 * time.Second,
+		APIKey:           testKey,
+		BaseURL:          srv.URL(),
+		DefaultModel:     "gpt-4o-mini",
+		BaseBackoff:      time.Millisecond,
+		MaxBackoff:       5 * time.Second,
+		FirstByteTimeout: 5 * time.Second,
+		IdleTimeout:      5 * time.Second,
+		Timeout:          time.Minute,
 	}
 	for _, m := range mods {
 		m(&o)
@@ -51,19 +53,34 @@ func (r *recorder) on(c Chunk) {
 	r.mu.Unlock()
 }
 
-// texts renders the chunks with restarts shown as "<restart>".
+// texts renders the chunks with a restart shown as a "<restart>" prefix.
 func (r *recorder) texts() []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	var out []string
 	for _, c := range r.chunks {
 		if c.Restart {
-			out = append(out, "<restart>")
+			out = append(out, "<restart>"+c.Content)
 			continue
 		}
 		out = append(out, c.Content)
 	}
 	return out
+}
+
+// shown is the text a client that follows Restart (replace, then append)
+// ends up showing.
+func (r *recorder) shown() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var b strings.Builder
+	for _, c := range r.chunks {
+		if c.Restart {
+			b.Reset()
+		}
+		b.WriteString(c.Content)
+	}
+	return b.String()
 }
 
 func asLLMError(t *testing.T, err error) *Error {
@@ -243,7 +260,7 @@ func TestBrokenStreamRestarts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := "alpha |beta |<restart>|alpha |beta |gamma |delta"
+			want := "alpha |beta |<restart>alpha |beta |gamma |delta"
 			if got := strings.Join(rec.texts(), "|"); got != want {
 				t.Errorf("chunks %q, want %q", got, want)
 			}
@@ -266,7 +283,7 @@ func TestInStreamErrorIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(rec.texts(), "|"); got != "first |<restart>|second |try" || res.Attempts != 2 {
+	if got := strings.Join(rec.texts(), "|"); got != "first |<restart>second |try" || res.Attempts != 2 {
 		t.Errorf("chunks %q, attempts %d", got, res.Attempts)
 	}
 }
@@ -400,7 +417,7 @@ func TestFirstByteTimeoutIsRetried(t *testing.T) {
 	t.Parallel()
 	srv := llmtest.New(t)
 	srv.Enqueue(llmtest.Reply{Text: "slow", FirstByteDelay: time.Minute}, llmtest.Reply{Text: "fast"})
-	c := newTestClient(t, srv, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+	c := newTestClient(t, srv, func(o *Options) { o.FirstByteTimeout, o.IdleTimeout = 300*time.Millisecond, time.Hour })
 	res, err := c.Stream(context.Background(), userSays("hi"), nil)
 	if err != nil {
 		t.Fatal(err)
@@ -415,7 +432,7 @@ func TestStalledStreamIsRetried(t *testing.T) {
 	srv := llmtest.New(t)
 	// Headers and the role chunk come at once, then nothing.
 	srv.Enqueue(llmtest.Reply{Text: "stuck", TokenDelay: time.Minute}, llmtest.Reply{Text: "flowing"})
-	c := newTestClient(t, srv, func(o *Options) { o.Timeout = 300 * time.Millisecond })
+	c := newTestClient(t, srv, func(o *Options) { o.FirstByteTimeout, o.IdleTimeout = time.Hour, 300*time.Millisecond })
 	res, err := c.Stream(context.Background(), userSays("hi"), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -477,3 +477,27 @@ func TestDelaysStopWhenClientLeaves(t *testing.T) {
 	// The handler must have returned, or the cleanup's Close would hang for
 	// an hour; nothing to assert beyond the test finishing.
 }
+
+func TestFirstChunkDelaySendsHeadersFirst(t *testing.T) {
+	t.Parallel()
+	srv := New(t)
+	srv.Enqueue(Reply{Text: "late words", FirstChunkDelay: time.Hour})
+	// The headers arrive although the body will not for an hour: the client
+	// is not held at Do, only at its first read.
+	resp := post(t, srv.URL(), "", `{"model":"m","stream":true,"messages":[{"role":"user","content":"x"}]}`)
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := resp.Body.Read(make([]byte, 1))
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("read returned before the delay: %v", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	resp.Body.Close() // the handler sees the client go and returns
+	<-got
+}

@@ -53,6 +53,7 @@ type wireRequest struct {
 func parseChatRequest(body []byte, r *Request) error {
 	var w wireRequest
 	if err := json.Unmarshal(body, &w); err != nil {
+		//lint:ignore ST1005 OpenAI's own wording: it is the body of the 400 the fake answers
 		return fmt.Errorf("We could not parse the JSON body of your request. (%v)", err)
 	}
 	if w.Model == "" {
@@ -93,12 +94,14 @@ func parseChatRequest(body []byte, r *Request) error {
 			r.ResponseFormat.Strict = rf.JSONSchema.Strict
 		}
 		if rf.Type == "json_schema" && rf.JSONSchema == nil {
+			//lint:ignore ST1005 OpenAI's own wording: it is the body of the 400 the fake answers
 			return fmt.Errorf("Missing required parameter: 'response_format.json_schema'.")
 		}
 	}
 	r.Stream = w.Stream
 	r.IncludeUsage = w.StreamOptions != nil && w.StreamOptions.IncludeUsage
 	if w.StreamOptions != nil && !w.Stream {
+		//lint:ignore ST1005 OpenAI's own wording: it is the body of the 400 the fake answers
 		return fmt.Errorf("The 'stream_options' parameter is only allowed when 'stream' is enabled.")
 	}
 	return nil

@@ -51,9 +51,15 @@ type Reply struct {
 	// a reply fails part-way; the body then ends cleanly.
 
 	// FirstByteDelay waits before the status line; TokenDelay waits before
-	// every piece. Both stop early when the client goes away.
+	// every piece. Both stop early when the client goes away. A "silent"
+	// model is FirstByteDelay: time.Hour.
 	FirstByteDelay time.Duration
 	TokenDelay     time.Duration
+	// FirstChunkDelay, when streaming, sends the 200 status line and headers
+	// at once and then waits before the first event (the role chunk), as a
+	// server that accepts a request and then processes a long prompt does
+	// (llama.cpp, vLLM). It stops early when the client goes away.
+	FirstChunkDelay time.Duration
 }
 
 // ToolCall is a function call the fake model makes.

@@ -127,6 +127,14 @@ func (c *completion) stream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Request-Id", "req_"+c.id)
 	w.WriteHeader(http.StatusOK)
+	if c.rep.FirstChunkDelay > 0 {
+		if flusher != nil {
+			flusher.Flush()
+		}
+		if !sleep(r.Context(), c.rep.FirstChunkDelay) {
+			return
+		}
+	}
 	buf := make([]byte, 0, 512)
 	send := func(v any) {
 		b, _ := json.Marshal(v)
