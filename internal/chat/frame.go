@@ -30,6 +30,9 @@ func Encode(typ string, seq int64, ts time.Time, data map[string]any, replay boo
 		}
 	}
 	m["type"] = typ
+	if data["restart"] == true {
+		m["replace"] = true // see printFrame.Replace
+	}
 	if seq > 0 {
 		m["seq"] = seq
 	}
@@ -78,12 +81,15 @@ func ErrorFrame(code, msg string, retryable bool) Frame {
 // the most frequent frames by far; encoding a struct skips the map and the
 // key sort of Encode, which showed up in the throughput profile.
 type printFrame struct {
-	Type      string    `json:"type"`
-	Timestamp string    `json:"timestamp"`
-	Agent     string    `json:"agent,omitempty"`
-	Content   string    `json:"content"`
-	MessageID string    `json:"message_id,omitempty"`
-	Data      printData `json:"data"`
+	Type      string `json:"type"`
+	Timestamp string `json:"timestamp"`
+	Agent     string `json:"agent,omitempty"`
+	Content   string `json:"content"`
+	MessageID string `json:"message_id,omitempty"`
+	// Replace: the model's stream was retried; a client that appends
+	// chunks discards what this message showed so far (data.restart too).
+	Replace bool      `json:"replace,omitempty"`
+	Data    printData `json:"data"`
 }
 
 type printData struct {
@@ -117,7 +123,7 @@ func EncodePrint(ts time.Time, data map[string]any) Frame {
 		}
 	}
 	b, err := json.Marshal(printFrame{Type: "chat.print", Timestamp: ts.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		Agent: d.Agent, Content: d.Content, MessageID: d.MessageID, Data: d})
+		Agent: d.Agent, Content: d.Content, MessageID: d.MessageID, Replace: d.Restart, Data: d})
 	if err != nil {
 		return Encode("chat.print", 0, ts, data, false)
 	}

@@ -25,6 +25,11 @@ func TestEncodePrintMatchesEncode(t *testing.T) {
 		if !reflect.DeepEqual(a, b) {
 			t.Errorf("EncodePrint = %s\nEncode      = %s", fast.Bytes, slow.Bytes)
 		}
+		// A retried stream is announced at the top level, where clients
+		// that append chunks look.
+		if want := data["restart"] == true; (a["replace"] == true) != want {
+			t.Errorf("replace = %v for %v", a["replace"], data)
+		}
 	}
 }
 

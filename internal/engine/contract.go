@@ -31,6 +31,10 @@ const (
 	KindUsageDelta     = "usage_delta"      // data: agent_name, model_name, prompt_tokens, completion_tokens, total_tokens, duration_ms
 	KindError          = "error"            // data: message, error_code, retryable
 	KindRunComplete    = "run_complete"     // data: status, reason, total_tokens, duration_sec
+	// KindStatus says the model is slow to answer or being retried, so the
+	// user sees why nothing streams yet; never stored.
+	// data: agent, message_id, state (waiting|retrying), attempt, waited_ms, retry_in_ms, cause
+	KindStatus = "status"
 )
 
 // Event is something that happened in a run.
@@ -41,8 +45,8 @@ type Event struct {
 }
 
 // Stored reports whether the runtime persists the event (and gives it a seq).
-// Streaming chunks are the only events that are not stored.
-func (e Event) Stored() bool { return e.Kind != KindPrint }
+// Streaming chunks and model status notes are not stored.
+func (e Event) Stored() bool { return e.Kind != KindPrint && e.Kind != KindStatus }
 
 // Sink receives the events of a run in order. An error from Emit (the store
 // is down) stops the run.

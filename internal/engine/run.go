@@ -51,7 +51,7 @@ func (r *run) emit(ctx context.Context, kind, agent string, data map[string]any)
 	if err := r.req.Sink.Emit(ctx, Event{Kind: kind, Agent: agent, Data: data}); err != nil {
 		return &errSink{err}
 	}
-	if kind != KindPrint {
+	if kind != KindPrint && kind != KindStatus {
 		r.events = append(r.events, StoredEvent{Kind: kind, Agent: agent, Data: data})
 	}
 	return nil

@@ -161,6 +161,27 @@ func (r *run) call(ctx context.Context, agent string, req llm.Request, msgID str
 			}
 		}
 	}
+	if msgID != "" {
+		req.OnStatus = func(st llm.Status) {
+			if sinkErr != nil {
+				return
+			}
+			data := map[string]any{"agent": agent, "message_id": msgID, "state": st.Kind, "attempt": st.Attempt}
+			if st.Waited > 0 {
+				data["waited_ms"] = st.Waited.Milliseconds()
+			}
+			if st.RetryIn > 0 {
+				data["retry_in_ms"] = st.RetryIn.Milliseconds()
+			}
+			if st.Cause != "" {
+				data["cause"] = st.Cause
+			}
+			if err := r.emit(ctx, KindStatus, agent, data); err != nil {
+				sinkErr = err
+				cancel()
+			}
+		}
+	}
 	if r.e.opts.LLM == nil {
 		return nil, &llm.Error{Code: llm.CodeNotConfigured, Msg: "no model client is configured"}
 	}

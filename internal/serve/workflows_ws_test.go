@@ -264,7 +264,8 @@ func TestHeartbeatSlowConsumerAndShutdown(t *testing.T) {
 		if code := e.do("POST", "/chat/app1/chat-slow/u1/input", map[string]any{"message": "flood"}, nil); code != 202 {
 			t.Fatalf("input %d", code)
 		}
-		waitStatus(t, e, "app1", "chat-slow", "in_progress")
+		// The 202 came after the message was stored with the chat in
+		// progress; it is awaiting input again once the run is over.
 		waitStatus(t, e, "app1", "chat-slow", "awaiting_input")
 		// The chat finished regardless of the slow socket, which ends with 1013.
 		_ = slow.SetReadDeadline(time.Now().Add(wait))

@@ -165,7 +165,7 @@ func TestIndexesIdempotent(t *testing.T) {
 		t.Fatalf("third EnsureIndexes: %v", err)
 	}
 	want := map[string][]string{
-		mongo.SessionsCollection: {"_id_", "by_pending", "by_user_newest"},
+		mongo.SessionsCollection: {"_id_", "by_pending", "by_status", "by_user_newest"},
 		mongo.EventsCollection:   {"_id_", "chat_seq"},
 		mongo.UsageCollection:    {"_id_", "by_chat"},
 	}
