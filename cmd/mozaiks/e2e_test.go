@@ -47,6 +47,7 @@ type proc struct {
 	cmd    *exec.Cmd
 	url    string
 	stderr *syncBuffer
+	prev   string // the log of the process this one replaced, for failures
 	done   chan struct{}
 	code   int
 }

@@ -135,7 +135,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log})
-	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single, Logger: log})
+	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single,
+		LeaseTTL: cfg.RunLease, Logger: log})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS})
 	// Runs a killed process left unfinished, and messages it acknowledged
 	// but never answered, continue now.

@@ -43,6 +43,10 @@ type Config struct {
 	AuthUserIDClaim string
 
 	ShutdownTimeout time.Duration
+	// RunLease is how long a chat's run lease lasts without renewal: how
+	// soon another process (or this one, restarted) takes over the runs of
+	// a process that died. MongoDB only; the embedded store is one process.
+	RunLease time.Duration
 
 	// Sources records where each setting's value came from, by key.
 	Sources map[string]Source
@@ -94,6 +98,7 @@ var Settings = []Setting{
 	{Key: "auth_audience", Env: "AUTH_AUDIENCE", Help: "expected JWT audience"},
 	{Key: "auth_user_id_claim", Env: "AUTH_USER_ID_CLAIM", Default: "sub", Help: "claim holding the user id"},
 	{Key: "shutdown_timeout", Env: "MOZAIKS_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "25s", Help: "how long shutdown may drain"},
+	{Key: "run_lease", Env: "MOZAIKS_RUN_LEASE", Flag: "run-lease", Default: "15s", Help: "run lease on MongoDB: a dead process's runs are taken over after this"},
 }
 
 // SettingByKey finds a setting.
@@ -210,6 +215,10 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 	c.ShutdownTimeout, err = time.ParseDuration(vals["shutdown_timeout"])
 	if err != nil || c.ShutdownTimeout <= 0 {
 		return nil, bad("shutdown_timeout", "want a positive duration such as 25s")
+	}
+	c.RunLease, err = time.ParseDuration(vals["run_lease"])
+	if err != nil || c.RunLease < time.Second {
+		return nil, bad("run_lease", "want a duration of at least 1s such as 15s")
 	}
 	return c, nil
 }
