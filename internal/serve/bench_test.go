@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -99,32 +100,38 @@ type countingStore struct {
 }
 
 func (c *countingStore) CreateSession(ctx context.Context, s store.Session) (store.Session, bool, error) {
-	c.writes.Add(1)
+	defer c.writes.Add(1)
 	return c.Store.CreateSession(ctx, s)
 }
 
 func (c *countingStore) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
-	c.writes.Add(1)
+	defer c.writes.Add(1)
 	return c.Store.UpdateSession(ctx, appID, chatID, u)
 }
 
 func (c *countingStore) AppendEvent(ctx context.Context, appID, chatID string, ev store.Event, message bool) (store.Event, error) {
-	c.writes.Add(1)
+	defer c.writes.Add(1)
 	return c.Store.AppendEvent(ctx, appID, chatID, ev, message)
 }
 
+func (c *countingStore) AppendEventUpdate(ctx context.Context, appID, chatID string, ev store.Event, message bool,
+	u store.SessionUpdate) (store.Event, error) {
+	defer c.writes.Add(1)
+	return c.Store.AppendEventUpdate(ctx, appID, chatID, ev, message, u)
+}
+
 func (c *countingStore) RecordUsage(ctx context.Context, u store.UsageRecord) error {
-	c.writes.Add(1)
+	defer c.writes.Add(1)
 	return c.Store.RecordUsage(ctx, u)
 }
 
 func (c *countingStore) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
-	c.writes.Add(1)
+	defer c.writes.Add(1)
 	return c.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
 }
 
 func (c *countingStore) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
-	c.writes.Add(1)
+	defer c.writes.Add(1)
 	return c.Store.ReleaseLease(ctx, appID, chatID, owner)
 }
 
@@ -304,10 +311,20 @@ func pct(d []time.Duration, p float64) float64 {
 // first byte and 2 ms before each token on both paths.
 func BenchmarkTTFT(b *testing.B) {
 	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
-	for _, n := range []int{1, 100} {
+	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
-			llmURL := fakeModel(b, rep)
-			base, st := countedServer(b, llmURL, ws.Options{})
+			// The writes finished when the model's request arrives, for
+			// "store writes before the model call" (one chat at a time).
+			var st *countingStore
+			var atModel atomic.Int64
+			llmURL := llmtest.New(b, llmtest.WithRecordLimit(1), llmtest.WithResponder(func(llmtest.Request) llmtest.Reply {
+				if st != nil {
+					atModel.Store(st.writes.Load())
+				}
+				return rep
+			})).URL()
+			var base string
+			base, st = countedServer(b, llmURL, ws.Options{})
 			hc := directClient(n)
 			chats := make([]*wsChat, n)
 			for i := range chats {
@@ -324,7 +341,7 @@ func BenchmarkTTFT(b *testing.B) {
 				b.Fatal(err)
 			}
 			var direct, moz []time.Duration
-			var writes, reads int64
+			var writes, reads, before int64
 			for b.Loop() {
 				d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil {
@@ -340,6 +357,7 @@ func BenchmarkTTFT(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
+				before += atModel.Load() - w0
 				// Lease renewals and releases may land after the round.
 				writes, reads = writes+st.writes.Load()-w0, reads+st.reads.Load()-r0
 				direct, moz = append(direct, d...), append(moz, m...)
@@ -352,6 +370,9 @@ func BenchmarkTTFT(b *testing.B) {
 			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
 			b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 			b.ReportMetric(float64(reads)/float64(len(moz)), "store-reads/turn")
+			if n == 1 {
+				b.ReportMetric(float64(before)/float64(len(moz)), "writes-before-model")
+			}
 			for _, c := range chats {
 				c.c.Close()
 			}
@@ -597,4 +618,97 @@ func memNow() (heap, rss, goroutines float64) {
 		rss = pages * float64(os.Getpagesize())
 	}
 	return float64(ms.HeapAlloc), rss, float64(runtime.NumGoroutine())
+}
+
+// BenchmarkTurnCost times whole turns (message sent to the next input
+// request, the model answering at once) on a chat with 10 stored events and
+// on one with 10,000, turns interleaved so both see the same load. An active
+// chat's transcript is kept in memory, so the long chat should cost about
+// what the short one does; what remains is the model request carrying a
+// longer history (bounded by chat.Options.HistoryEvents).
+//
+//	go test -run '^$' -bench TurnCost -benchtime 50x ./internal/serve/
+func BenchmarkTurnCost(b *testing.B) {
+	rep := llmtest.Reply{Text: "short answer", Chunks: 2}
+	base, st := countedServer(b, fakeModel(b, rep), ws.Options{})
+	small := prefilledChat(b, base, st, 10)
+	large := prefilledChat(b, base, st, 10000)
+	var ts, tl time.Duration
+	for b.Loop() {
+		for _, c := range []*wsChat{small, large} {
+			start := time.Now()
+			if err := c.c.WriteMessage(websocket.TextMessage, []byte(`{"type":"user.input.submit","text":"and then?"}`)); err != nil {
+				b.Fatal(err)
+			}
+			if _, err := readUntil(c.c, `"chat.input_request"`, nil); err != nil {
+				b.Fatal(err)
+			}
+			if c == small {
+				ts += time.Since(start)
+			} else {
+				tl += time.Since(start)
+			}
+		}
+	}
+	n := float64(b.N)
+	b.ReportMetric(float64(ts.Microseconds())/n/1000, "events=10-ms/turn")
+	b.ReportMetric(float64(tl.Microseconds())/n/1000, "events=10000-ms/turn")
+	b.ReportMetric(float64(tl)/float64(ts), "ratio")
+}
+
+// prefilledChat stores a chat of about events events (whole turns of the
+// assistant workflow: message, run_start, select_speaker, usage, reply,
+// input request), connects to it and plays one turn so its room is warm.
+func prefilledChat(b *testing.B, base string, st store.Store, events int) *wsChat {
+	b.Helper()
+	ctx := context.Background()
+	id := fmt.Sprintf("long%d", chatSeq.Add(1))
+	if _, _, err := st.CreateSession(ctx, store.Session{ChatID: id, AppID: "bench", UserID: "u1", Workflow: "assistant",
+		Status: store.StatusAwaitingInput}); err != nil {
+		b.Fatal(err)
+	}
+	add := func(typ, agent string, data map[string]any, u store.SessionUpdate) int64 {
+		raw, _ := json.Marshal(data)
+		ev, err := st.AppendEventUpdate(ctx, "bench", id, store.Event{Type: typ, Agent: agent, Data: raw}, typ == "chat.text", u)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return ev.Seq
+	}
+	req := ""
+	for i := 0; i < events; i += 6 {
+		seq := add("chat.text", "user", map[string]any{"kind": "text", "agent": "user", "role": "user", "content": fmt.Sprintf("question %d", i),
+			"message_id": fmt.Sprintf("mu%d", i)}, store.SessionUpdate{})
+		add("chat.run_start", "", map[string]any{"kind": "run_start", "run_id": fmt.Sprintf("run%d", i), "input_seq": seq, "speaker": "Assistant"},
+			store.SessionUpdate{})
+		add("chat.select_speaker", "Assistant", map[string]any{"kind": "select_speaker", "agent": "Assistant"}, store.SessionUpdate{})
+		add("chat.usage_delta", "Assistant", map[string]any{"kind": "usage_delta", "agent_name": "Assistant", "total_tokens": 20}, store.SessionUpdate{})
+		add("chat.text", "Assistant", map[string]any{"kind": "text", "agent": "Assistant", "role": "assistant",
+			"content": fmt.Sprintf("answer %d, with a few more words to make it a sentence", i), "message_id": fmt.Sprintf("ma%d", i)}, store.SessionUpdate{})
+		req = fmt.Sprintf("req%d", i)
+		kind := "input"
+		add("chat.input_request", "Assistant", map[string]any{"kind": "input_request", "request_id": req, "prompt": "", "agent": "Assistant"},
+			store.SessionUpdate{PendingKind: &kind, PendingID: &req})
+	}
+	state, _ := json.Marshal(map[string]any{"started": true, "current_agent": "Assistant", "run": fmt.Sprintf("run%d", events-events%6),
+		"pending": map[string]any{"kind": "input", "request_id": req, "agent": "Assistant"}})
+	if err := st.UpdateSession(ctx, "bench", id, store.SessionUpdate{State: state}); err != nil {
+		b.Fatal(err)
+	}
+	c, _, err := websocket.DefaultDialer.Dial(fmt.Sprintf("%s/ws/assistant/bench/%s/u1?after_seq=%d", base, id, max(events-6, 0)), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { c.Close() })
+	if _, err := readUntil(c, `"chat.resume_boundary"`, nil); err != nil {
+		b.Fatal(err)
+	}
+	w := &wsChat{base: base, c: c}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"type":"user.input.submit","text":"warm up"}`)); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := readUntil(c, `"chat.input_request"`, nil); err != nil {
+		b.Fatal(err)
+	}
+	return w
 }
