@@ -298,58 +298,52 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	if err := s.check(); err != nil {
 		return err
 	}
-	// The writer owns what it is given: copy, so the engine's own map is
-	// never touched by another goroutine.
-	data := make(map[string]any, len(ev.Data)+2)
-	for k, v := range ev.Data {
-		data[k] = v
+	// Data builds a fresh map: the writer owns it from here.
+	data := ev.Data()
+	data["kind"] = ev.Kind()
+	if _, ok := data["agent"]; !ok && ev.From() != "" {
+		data["agent"] = ev.From()
 	}
-	data["kind"] = ev.Kind
-	if ev.Agent != "" {
-		if _, ok := data["agent"]; !ok {
-			data["agent"] = ev.Agent
-		}
-	}
-	typ := "chat." + ev.Kind
-	if !ev.Stored() {
+	typ := "chat." + ev.Kind()
+	if !engine.Stored(ev) {
 		now := time.Now()
 		f := Encode(typ, 0, now, data, false)
-		if ev.Kind == engine.KindPrint {
+		if _, ok := ev.(engine.Print); ok {
 			f = EncodePrint(now, data)
 		}
 		s.m.postFrame(s.r, f)
 		return nil
 	}
-	var u *store.SessionUpdate
+	o := newOp()
+	o.typ, o.agent, o.data = typ, ev.From(), data
 	wait := false
-	switch ev.Kind {
-	case engine.KindRunComplete:
+	switch e := ev.(type) {
+	case engine.RunStart:
+		o.inputOf = s.input
+	case engine.Text:
+		o.message = true
+	case engine.RunComplete:
 		s.completed = true
-	case engine.KindInputRequest:
+	case engine.InputRequest:
 		// What the chat waits for is stored with the question, before any
 		// client can see it, so an answer that comes back at once finds it.
-		kind, id := "input", str(data["request_id"])
-		u = &store.SessionUpdate{PendingKind: &kind, PendingID: &id}
-	case engine.KindToolCall:
-		if data["awaiting_response"] == true {
-			kind, id := "ui_tool", str(data["eventId"])
-			u = &store.SessionUpdate{PendingKind: &kind, PendingID: &id}
-			if data["display"] == "artifact" {
-				if art, err := json.Marshal(map[string]any{"tool_name": data["tool_name"], "component_type": data["component_type"],
-					"payload": data["payload"], "eventId": data["corr"]}); err == nil {
-					u.LastArtifact = art
-				}
-			}
-		} else {
-			wait = true // the tool runs next
+		kind, id := "input", e.RequestID
+		o.update = &store.SessionUpdate{PendingKind: &kind, PendingID: &id}
+	case engine.ToolCall:
+		if e.UI == nil {
+			wait = true // the tool runs next: its call is stored first
+			break
 		}
-	case engine.KindUsageDelta:
-		s.recordUsage(ctx, ev, data)
-	}
-	o := newOp()
-	o.typ, o.agent, o.data, o.message, o.update = typ, ev.Agent, data, ev.Kind == engine.KindText, u
-	if ev.Kind == engine.KindRunStart {
-		o.inputOf = s.input
+		kind, id := "ui_tool", e.UI.EventID
+		o.update = &store.SessionUpdate{PendingKind: &kind, PendingID: &id}
+		if e.UI.Display == "artifact" {
+			if art, err := json.Marshal(map[string]any{"tool_name": e.Name, "component_type": e.UI.Component,
+				"payload": e.UI.Payload, "eventId": e.UI.EventID}); err == nil {
+				o.update.LastArtifact = art
+			}
+		}
+	case engine.Usage:
+		s.recordUsage(ctx, e)
 	}
 	s.m.post(s.r, o)
 	if wait {
@@ -360,29 +354,13 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	return nil
 }
 
-// recordUsage stores one usage record and writes the per-call log line
-// (the "token usage per (app_id, user_id, chat_id)" of the deployment guide).
-func (s *roomSink) recordUsage(ctx context.Context, ev engine.Event, data map[string]any) {
-	data["app_id"], data["user_id"], data["chat_id"], data["workflow_name"] = s.r.appID, s.sess.UserID, s.r.chatID, s.sess.Workflow
-	num := func(k string) int64 {
-		switch v := data[k].(type) {
-		case int:
-			return int64(v)
-		case int64:
-			return v
-		case float64:
-			return int64(v)
-		}
-		return 0
-	}
-	agent, _ := data["agent_name"].(string)
-	if agent == "" {
-		agent = ev.Agent
-	}
-	model, _ := data["model_name"].(string)
-	u := store.UsageRecord{AppID: s.r.appID, UserID: s.sess.UserID, ChatID: s.r.chatID, Workflow: s.sess.Workflow, Agent: agent,
-		Model: model, PromptTokens: num("prompt_tokens"), CompletionTokens: num("completion_tokens"), TotalTokens: num("total_tokens"),
-		Duration: time.Duration(num("duration_ms")) * time.Millisecond}
+// recordUsage stores one usage record (in order with the chat's events)
+// and writes the per-call log line: the "token usage per (app_id, user_id,
+// chat_id)" of the deployment guide.
+func (s *roomSink) recordUsage(ctx context.Context, e engine.Usage) {
+	u := store.UsageRecord{AppID: s.r.appID, UserID: s.sess.UserID, ChatID: s.r.chatID, Workflow: s.sess.Workflow, Agent: e.Agent,
+		Model: e.Model, PromptTokens: int64(e.PromptTokens), CompletionTokens: int64(e.CompletionTokens),
+		TotalTokens: int64(e.TotalTokens), Duration: e.Duration}
 	o := newOp()
 	o.fn = func(ctx context.Context) error {
 		if err := s.m.opts.Store.RecordUsage(ctx, u); err != nil {
@@ -391,7 +369,7 @@ func (s *roomSink) recordUsage(ctx context.Context, ev engine.Event, data map[st
 		return nil
 	}
 	s.m.post(s.r, o)
-	s.m.observer().LLMCall(model, u.Duration, u.PromptTokens, u.CompletionTokens)
+	s.m.observer().LLMCall(u.Model, u.Duration, u.PromptTokens, u.CompletionTokens)
 	s.m.log.LogAttrs(ctx, slog.LevelInfo, "llm usage", slog.String("app_id", u.AppID), slog.String("user_id", u.UserID),
 		slog.String("chat_id", u.ChatID), slog.String("workflow", u.Workflow), slog.String("agent", u.Agent),
 		slog.String("model", u.Model), slog.Int64("prompt_tokens", u.PromptTokens), slog.Int64("completion_tokens", u.CompletionTokens),

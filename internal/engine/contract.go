@@ -37,17 +37,6 @@ const (
 	KindStatus = "status"
 )
 
-// Event is something that happened in a run.
-type Event struct {
-	Kind  string
-	Agent string
-	Data  map[string]any
-}
-
-// Stored reports whether the runtime persists the event (and gives it a seq).
-// Streaming chunks and model status notes are not stored.
-func (e Event) Stored() bool { return e.Kind != KindPrint && e.Kind != KindStatus }
-
 // Sink receives the events of a run in order. An error from Emit (the store
 // is down) stops the run.
 type Sink interface {

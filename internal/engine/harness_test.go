@@ -16,10 +16,18 @@ import (
 	"github.com/mozaiks/mozaiks/internal/workflow"
 )
 
+// rec is an event as the runtime sees it: its kind, agent and wire data.
+type rec struct {
+	Kind  string
+	Agent string
+	Data  map[string]any
+	Event Event
+}
+
 // recorder is a Sink that keeps every event.
 type recorder struct {
 	mu     sync.Mutex
-	events []Event
+	events []rec
 	fail   error
 }
 
@@ -29,7 +37,7 @@ func (r *recorder) Emit(_ context.Context, ev Event) error {
 	if r.fail != nil {
 		return r.fail
 	}
-	r.events = append(r.events, ev)
+	r.events = append(r.events, rec{Kind: ev.Kind(), Agent: ev.From(), Data: ev.Data(), Event: ev})
 	return nil
 }
 
@@ -43,7 +51,7 @@ type chat struct {
 	workflow   string
 	transcript []StoredEvent
 	stateJSON  []byte
-	last       []Event // events of the last run, including print
+	last       []rec // events of the last run, including print
 	seq        int64
 }
 
@@ -93,7 +101,7 @@ func (c *chat) runCtx(ctx context.Context, in *Input) Result {
 	}
 	c.last = rec.events
 	for _, ev := range rec.events {
-		if ev.Stored() {
+		if Stored(ev.Event) {
 			c.store(ev.Kind, ev.Agent, ev.Data)
 		}
 	}
@@ -118,8 +126,8 @@ func (c *chat) say(text string) Result {
 	return c.run(&Input{Kind: InputMessage, Text: text, RequestID: reqID})
 }
 
-func (c *chat) kinds(kind string) []Event {
-	var out []Event
+func (c *chat) kinds(kind string) []rec {
+	var out []rec
 	for _, ev := range c.last {
 		if ev.Kind == kind {
 			out = append(out, ev)
@@ -128,7 +136,7 @@ func (c *chat) kinds(kind string) []Event {
 	return out
 }
 
-func (c *chat) lastOf(kind string) Event {
+func (c *chat) lastOf(kind string) rec {
 	c.t.Helper()
 	evs := c.kinds(kind)
 	if len(evs) == 0 {
@@ -137,7 +145,7 @@ func (c *chat) lastOf(kind string) Event {
 	return evs[len(evs)-1]
 }
 
-func kindList(evs []Event) []string {
+func kindList(evs []rec) []string {
 	var out []string
 	for _, e := range evs {
 		if e.Kind != KindPrint {

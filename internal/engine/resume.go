@@ -123,9 +123,7 @@ func (r *run) resume(ctx context.Context) (Result, error) {
 		// A builtin only changes this run's state: running it again is safe.
 		call := llm.ToolCall{ID: str(c.Data, "call_id"), Name: str(c.Data, "name"), Arguments: argumentsText(c.Data["arguments"])}
 		status, result := r.execute(ctx, agent, t, call, &out)
-		if err := r.emit(ctx, KindToolResponse, speaker, map[string]any{
-			"call_id": call.ID, "name": call.Name, "agent": speaker, "status": status, "result": result,
-		}); err != nil {
+		if err := r.emit(ctx, ToolResponse{CallID: call.ID, Name: call.Name, Agent: speaker, Status: status, Result: result}); err != nil {
 			return r.stop(ctx, err)
 		}
 	}
@@ -148,16 +146,12 @@ func (r *run) resume(ctx context.Context) (Result, error) {
 // interrupted ends a run whose side-effecting tool call has no result.
 func (r *run) interrupted(ctx context.Context, agent string, call StoredEvent) (Result, error) {
 	name := str(call.Data, "name")
-	if err := r.emit(ctx, KindToolResponse, agent, map[string]any{
-		"call_id": str(call.Data, "call_id"), "name": name, "agent": agent, "status": "error",
-		"result": map[string]any{"error": "the server restarted while this tool ran; whether it took effect is unknown"},
-	}); err != nil {
+	if err := r.emit(ctx, ToolResponse{CallID: str(call.Data, "call_id"), Name: name, Agent: agent, Status: "error",
+		Result: map[string]any{"error": "the server restarted while this tool ran; whether it took effect is unknown"}}); err != nil {
 		return r.stop(ctx, err)
 	}
-	if err := r.emit(ctx, KindError, "", map[string]any{
-		"message":    "the server restarted while the tool " + name + " was running; check its effect and ask again",
-		"error_code": CodeRunInterrupted, "retryable": true,
-	}); err != nil {
+	if err := r.emit(ctx, Error{Message: "the server restarted while the tool " + name + " was running; check its effect and ask again",
+		Code: CodeRunInterrupted, Retryable: true}); err != nil {
 		return r.stop(ctx, err)
 	}
 	return r.finish(ctx, StatusAwaitingInput, ReasonInterrupted)

@@ -47,12 +47,12 @@ type errSink struct{ err error }
 func (e *errSink) Error() string { return "emit event: " + e.err.Error() }
 func (e *errSink) Unwrap() error { return e.err }
 
-func (r *run) emit(ctx context.Context, kind, agent string, data map[string]any) error {
-	if err := r.req.Sink.Emit(ctx, Event{Kind: kind, Agent: agent, Data: data}); err != nil {
+func (r *run) emit(ctx context.Context, ev Event) error {
+	if err := r.req.Sink.Emit(ctx, ev); err != nil {
 		return &errSink{err}
 	}
-	if kind != KindPrint && kind != KindStatus {
-		r.events = append(r.events, StoredEvent{Kind: kind, Agent: agent, Data: data})
+	if Stored(ev) {
+		r.events = append(r.events, StoredEvent{Kind: ev.Kind(), Agent: ev.From(), Data: ev.Data()})
 	}
 	return nil
 }
@@ -71,10 +71,7 @@ func (r *run) finish(ctx context.Context, status, reason string) (Result, error)
 	if status == StatusAwaitingInput {
 		completeStatus = StatusFailed // only failures end a run while the chat waits
 	}
-	err := r.emit(ctx, KindRunComplete, "", map[string]any{
-		"status": completeStatus, "reason": reason, "total_tokens": r.tokens,
-		"duration_sec": res.Duration.Seconds(),
-	})
+	err := r.emit(ctx, RunComplete{Status: completeStatus, Reason: reason, Tokens: r.tokens, Duration: res.Duration})
 	return res, err
 }
 
@@ -133,7 +130,7 @@ func (r *run) run(ctx context.Context) (Result, error) {
 // begin emits run_start, naming who speaks first (recovery reads it).
 func (r *run) begin(ctx context.Context, speaker string) error {
 	r.began = true
-	return r.emit(ctx, KindRunStart, "", map[string]any{"run_id": r.runID, "speaker": speaker})
+	return r.emit(ctx, RunStart{RunID: r.runID, Speaker: speaker})
 }
 
 func (r *run) startUserDriven(ctx context.Context) (Result, error) {
@@ -142,9 +139,7 @@ func (r *run) startUserDriven(ctx context.Context) (Result, error) {
 	r.st.CurrentAgent = o.InitialAgent
 	if o.InitialMessageToUser != "" {
 		msg := r.render(o.InitialMessageToUser)
-		if err := r.emit(ctx, KindText, o.InitialAgent, map[string]any{
-			"agent": o.InitialAgent, "role": "assistant", "content": msg, "message_id": newID("m_"),
-		}); err != nil {
+		if err := r.emit(ctx, Text{Agent: o.InitialAgent, Role: "assistant", Content: msg, MessageID: newID("m_")}); err != nil {
 			return r.stop(ctx, err)
 		}
 	}
@@ -166,15 +161,12 @@ func (r *run) acceptMessage(ctx context.Context, in *Input) (string, error) {
 		if p.Kind == "ui_tool" {
 			// The user typed instead of using the component: the tool call
 			// still needs a result for the model.
-			if err := r.emit(ctx, KindToolResponse, p.Agent, map[string]any{
-				"call_id": p.CallID, "name": p.ToolName, "agent": p.Agent, "status": "error",
-				"result": map[string]any{"error": "the user replied with a message instead of using the component"},
-			}); err != nil {
+			if err := r.emit(ctx, ToolResponse{CallID: p.CallID, Name: p.ToolName, Agent: p.Agent, Status: "error",
+				Result: map[string]any{"error": "the user replied with a message instead of using the component"}}); err != nil {
 				return "", err
 			}
-			if err := r.emit(ctx, uiDoneKind(p.Display), p.Agent, map[string]any{
-				"eventId": p.RequestID, "ui_tool_id": p.ToolName, "status": "dismissed",
-			}); err != nil {
+			if err := r.emit(ctx, UIToolDone{EventID: p.RequestID, ToolName: p.ToolName, Agent: p.Agent, Status: "dismissed",
+				Display: p.Display}); err != nil {
 				return "", err
 			}
 		}
@@ -198,9 +190,7 @@ func uiDoneKind(display string) string {
 func (r *run) resumeUITool(ctx context.Context, in *Input) (Result, error) {
 	p := r.st.Pending
 	if p == nil || p.Kind != "ui_tool" || (in.RequestID != "" && in.RequestID != p.RequestID) {
-		err := r.emit(ctx, KindError, "", map[string]any{
-			"message": "no UI tool is waiting for this response", "error_code": CodeUIToolNotPending, "retryable": false,
-		})
+		err := r.emit(ctx, Error{Message: "no UI tool is waiting for this response", Code: CodeUIToolNotPending})
 		if err != nil {
 			return r.stop(ctx, err)
 		}
@@ -213,14 +203,11 @@ func (r *run) resumeUITool(ctx context.Context, in *Input) (Result, error) {
 	if resp == nil {
 		resp = map[string]any{}
 	}
-	if err := r.emit(ctx, KindToolResponse, p.Agent, map[string]any{
-		"call_id": p.CallID, "name": p.ToolName, "agent": p.Agent, "status": "ok", "result": resp,
-	}); err != nil {
+	if err := r.emit(ctx, ToolResponse{CallID: p.CallID, Name: p.ToolName, Agent: p.Agent, Status: "ok", Result: resp}); err != nil {
 		return r.stop(ctx, err)
 	}
-	if err := r.emit(ctx, uiDoneKind(p.Display), p.Agent, map[string]any{
-		"eventId": p.RequestID, "ui_tool_id": p.ToolName, "status": "completed",
-	}); err != nil {
+	if err := r.emit(ctx, UIToolDone{EventID: p.RequestID, ToolName: p.ToolName, Agent: p.Agent, Status: "completed",
+		Display: p.Display}); err != nil {
 		return r.stop(ctx, err)
 	}
 	r.applyUITriggers(p.ToolName, resp)
@@ -299,7 +286,7 @@ func (r *run) afterTurn(ctx context.Context, speaker string, out turnOutcome) (n
 
 func (r *run) askUser(ctx context.Context, agent, prompt string) (Result, error) {
 	id := newID("req_")
-	if err := r.emit(ctx, KindInputRequest, agent, map[string]any{"request_id": id, "prompt": prompt, "agent": agent}); err != nil {
+	if err := r.emit(ctx, InputRequest{RequestID: id, Prompt: prompt, Agent: agent}); err != nil {
 		return r.stop(ctx, err)
 	}
 	r.st.Pending = &Pending{Kind: "input", RequestID: id, Agent: agent, Prompt: prompt}
@@ -314,7 +301,7 @@ type failure struct {
 }
 
 func (r *run) fail(ctx context.Context, f *failure) (Result, error) {
-	if err := r.emit(ctx, KindError, "", map[string]any{"message": f.msg, "error_code": f.code, "retryable": f.retryable}); err != nil {
+	if err := r.emit(ctx, Error{Message: f.msg, Code: f.code, Retryable: f.retryable}); err != nil {
 		return r.stop(ctx, err)
 	}
 	return r.finish(ctx, StatusAwaitingInput, f.reason)

@@ -199,7 +199,7 @@ type cancelOnPrint struct {
 }
 
 func (c *cancelOnPrint) Emit(ctx context.Context, ev Event) error {
-	if ev.Kind == KindPrint {
+	if ev.Kind() == KindPrint {
 		c.cancel()
 	}
 	return c.recorder.Emit(ctx, ev)

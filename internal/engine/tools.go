@@ -29,15 +29,11 @@ func (r *run) runTools(ctx context.Context, agent *workflow.Agent, msgID string,
 			continue
 		}
 		args := parseArgs(c.Arguments)
-		if err := r.emit(ctx, KindToolCall, agent.Name, map[string]any{
-			"call_id": c.ID, "name": c.Name, "agent": agent.Name, "arguments": args, "message_id": msgID,
-		}); err != nil {
+		if err := r.emit(ctx, ToolCall{CallID: c.ID, Name: c.Name, Agent: agent.Name, Arguments: args, MessageID: msgID}); err != nil {
 			return err
 		}
 		status, result := r.execute(ctx, agent, tools[c.Name], c, out)
-		if err := r.emit(ctx, KindToolResponse, agent.Name, map[string]any{
-			"call_id": c.ID, "name": c.Name, "agent": agent.Name, "status": status, "result": result,
-		}); err != nil {
+		if err := r.emit(ctx, ToolResponse{CallID: c.ID, Name: c.Name, Agent: agent.Name, Status: status, Result: result}); err != nil {
 			return err
 		}
 	}
@@ -45,38 +41,28 @@ func (r *run) runTools(ctx context.Context, agent *workflow.Agent, msgID string,
 		args := parseArgs(c.Arguments)
 		t := tools[c.Name]
 		if i > 0 || out.terminate || out.next != "" {
-			if err := r.emit(ctx, KindToolCall, agent.Name, map[string]any{
-				"call_id": c.ID, "name": c.Name, "agent": agent.Name, "arguments": args, "message_id": msgID,
-			}); err != nil {
+			if err := r.emit(ctx, ToolCall{CallID: c.ID, Name: c.Name, Agent: agent.Name, Arguments: args, MessageID: msgID}); err != nil {
 				return err
 			}
-			if err := r.emit(ctx, KindToolResponse, agent.Name, map[string]any{
-				"call_id": c.ID, "name": c.Name, "agent": agent.Name, "status": "error",
-				"result": map[string]any{"error": "only one UI tool can wait for the user at a time; call it again later"},
-			}); err != nil {
+			if err := r.emit(ctx, ToolResponse{CallID: c.ID, Name: c.Name, Agent: agent.Name, Status: "error",
+				Result: map[string]any{"error": "only one UI tool can wait for the user at a time; call it again later"}}); err != nil {
 				return err
 			}
 			continue
 		}
 		if problem := checkArgs(t, c.Arguments); problem != "" {
-			if err := r.emit(ctx, KindToolCall, agent.Name, map[string]any{
-				"call_id": c.ID, "name": c.Name, "agent": agent.Name, "arguments": args, "message_id": msgID,
-			}); err != nil {
+			if err := r.emit(ctx, ToolCall{CallID: c.ID, Name: c.Name, Agent: agent.Name, Arguments: args, MessageID: msgID}); err != nil {
 				return err
 			}
-			if err := r.emit(ctx, KindToolResponse, agent.Name, map[string]any{
-				"call_id": c.ID, "name": c.Name, "agent": agent.Name, "status": "error", "result": map[string]any{"error": problem},
-			}); err != nil {
+			if err := r.emit(ctx, ToolResponse{CallID: c.ID, Name: c.Name, Agent: agent.Name, Status: "error",
+				Result: map[string]any{"error": problem}}); err != nil {
 				return err
 			}
 			continue
 		}
 		eventID := newID("ui_")
-		if err := r.emit(ctx, KindToolCall, agent.Name, map[string]any{
-			"call_id": c.ID, "name": c.Name, "agent": agent.Name, "arguments": args, "message_id": msgID,
-			"tool_name": c.Name, "ui_tool_id": c.Name, "component_type": t.Component, "payload": args,
-			"corr": eventID, "eventId": eventID, "display": t.Display, "awaiting_response": true,
-		}); err != nil {
+		if err := r.emit(ctx, ToolCall{CallID: c.ID, Name: c.Name, Agent: agent.Name, Arguments: args, MessageID: msgID,
+			UI: &UICall{EventID: eventID, Component: t.Component, Display: t.Display, Payload: args}}); err != nil {
 			return err
 		}
 		r.st.Pending = &Pending{Kind: "ui_tool", RequestID: eventID, Agent: agent.Name, CallID: c.ID, ToolName: c.Name, Display: t.Display}

@@ -26,7 +26,7 @@ type turnOutcome struct {
 }
 
 func (r *run) turn(ctx context.Context, agent *workflow.Agent) (turnOutcome, error) {
-	if err := r.emit(ctx, KindSelectSpeaker, agent.Name, map[string]any{"agent": agent.Name}); err != nil {
+	if err := r.emit(ctx, SelectSpeaker{Agent: agent.Name}); err != nil {
 		return turnOutcome{}, err
 	}
 	var out turnOutcome
@@ -38,11 +38,8 @@ func (r *run) turn(ctx context.Context, agent *workflow.Agent) (turnOutcome, err
 			return out, err
 		}
 		if resp.Content != "" || len(resp.ToolCalls) == 0 {
-			data := map[string]any{"agent": agent.Name, "role": "assistant", "content": resp.Content, "message_id": msgID}
-			if structured != nil {
-				data["structured_output"] = structured
-			}
-			if err := r.emit(ctx, KindText, agent.Name, data); err != nil {
+			if err := r.emit(ctx, Text{Agent: agent.Name, Role: "assistant", Content: resp.Content, MessageID: msgID,
+				Structured: structured}); err != nil {
 				return out, err
 			}
 			out.lastText = resp.Content
@@ -93,7 +90,7 @@ func (r *run) reply(ctx context.Context, agent *workflow.Agent, msgID string) (*
 	var problems []string
 	for attempt := 1; attempt <= maxStructuredAttempts; attempt++ {
 		if attempt > 1 {
-			if err := r.emit(ctx, KindPrint, agent.Name, map[string]any{"agent": agent.Name, "message_id": msgID, "content": "", "restart": true}); err != nil {
+			if err := r.emit(ctx, Print{Agent: agent.Name, MessageID: msgID, Restart: true}); err != nil {
 				return nil, nil, nil, err
 			}
 		}
@@ -151,11 +148,7 @@ func (r *run) call(ctx context.Context, agent string, req llm.Request, msgID str
 			if sinkErr != nil {
 				return
 			}
-			data := map[string]any{"agent": agent, "message_id": msgID, "content": c.Content}
-			if c.Restart {
-				data["restart"] = true
-			}
-			if err := r.emit(ctx, KindPrint, agent, data); err != nil {
+			if err := r.emit(ctx, Print{Agent: agent, MessageID: msgID, Content: c.Content, Restart: c.Restart}); err != nil {
 				sinkErr = err
 				cancel()
 			}
@@ -166,17 +159,8 @@ func (r *run) call(ctx context.Context, agent string, req llm.Request, msgID str
 			if sinkErr != nil {
 				return
 			}
-			data := map[string]any{"agent": agent, "message_id": msgID, "state": st.Kind, "attempt": st.Attempt}
-			if st.Waited > 0 {
-				data["waited_ms"] = st.Waited.Milliseconds()
-			}
-			if st.RetryIn > 0 {
-				data["retry_in_ms"] = st.RetryIn.Milliseconds()
-			}
-			if st.Cause != "" {
-				data["cause"] = st.Cause
-			}
-			if err := r.emit(ctx, KindStatus, agent, data); err != nil {
+			if err := r.emit(ctx, Status{Agent: agent, MessageID: msgID, State: st.Kind, Attempt: st.Attempt, Waited: st.Waited,
+				RetryIn: st.RetryIn, Cause: st.Cause}); err != nil {
 				sinkErr = err
 				cancel()
 			}
@@ -193,12 +177,9 @@ func (r *run) call(ctx context.Context, agent string, req llm.Request, msgID str
 		return nil, err
 	}
 	r.tokens += resp.Usage.TotalTokens
-	if err := r.emit(ctx, KindUsageDelta, agent, map[string]any{
-		"app_id": r.req.AppID, "user_id": r.req.UserID, "chat_id": r.req.ChatID, "workflow_name": r.wf.Name,
-		"agent_name": agent, "model_name": firstNonEmpty(resp.Model, req.Model),
-		"prompt_tokens": resp.Usage.PromptTokens, "completion_tokens": resp.Usage.CompletionTokens,
-		"total_tokens": resp.Usage.TotalTokens, "duration_ms": resp.Duration.Milliseconds(),
-	}); err != nil {
+	if err := r.emit(ctx, Usage{AppID: r.req.AppID, UserID: r.req.UserID, ChatID: r.req.ChatID, Workflow: r.wf.Name,
+		Agent: agent, Model: firstNonEmpty(resp.Model, req.Model), PromptTokens: resp.Usage.PromptTokens,
+		CompletionTokens: resp.Usage.CompletionTokens, TotalTokens: resp.Usage.TotalTokens, Duration: resp.Duration}); err != nil {
 		return nil, err
 	}
 	return resp, nil
