@@ -96,7 +96,8 @@ type room struct {
 	out     []*op // writes waiting, in order
 	writing bool  // a writer goroutine drains out
 
-	tr transcript
+	tr   transcript
+	last *lastRun // how the last run here ended (run.go)
 }
 
 type job struct {
@@ -199,6 +200,7 @@ func (m *Manager) Create(ctx context.Context, req OpenRequest) (store.Session, b
 		// Greeting and input request, no model call: run the start now.
 		r := m.room(sess.AppID, sess.ChatID)
 		m.runLeased(ctx, r, job{}, m.log.With("app_id", sess.AppID, "chat_id", sess.ChatID))
+		m.flush(ctx, r)
 		if got, gerr := m.opts.Store.GetSession(ctx, sess.AppID, sess.ChatID); gerr == nil {
 			sess = got
 		}

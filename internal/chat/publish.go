@@ -10,17 +10,18 @@ import (
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
-// A chat's events leave in the order they happen, but the store's writes are
-// taken off the caller's path: post queues an operation and returns, and one
-// goroutine per chat (alive only while operations wait) stores each event,
-// fans its frame out with the seq the store gave it, and adds it to the
-// cached transcript. Streamed chunks go through the same queue, so no frame
-// ever overtakes one emitted before it. A caller that needs an event durable
+// A chat's events are stored in the order they happen, but the store's
+// writes are taken off the caller's path: post queues an operation and
+// returns, and one goroutine per chat (alive only while operations wait)
+// stores each event, fans its frame out with the seq the store gave it, and
+// adds it to the cached transcript, so stored frames reach sockets in seq
+// order. Streamed chunks (no seq) are sent at once by the run, so the first
+// token never waits for the store. A caller that needs an event durable
 // before it goes on (the ack of a user message, a tool call about to run)
 // waits on the operation.
 
-// op is one queued operation: store an event (ev != nil), send an unstored
-// frame, or apply a session update. done is closed when it has been carried
+// op is one queued operation: store an event (typ set), apply a session
+// update, or other ordered work (fn). done is closed when it has been carried
 // out, with err set if it failed.
 type op struct {
 	typ     string
@@ -103,8 +104,6 @@ func (m *Manager) apply(r *room, o *op) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
 		o.err = o.fn(ctx)
-	case o.frame != nil:
-		m.fanout(r, *o.frame)
 	case o.typ == "":
 		u := *o.update
 		if o.status != nil {
@@ -156,13 +155,6 @@ func (m *Manager) postEvent(r *room, typ, agent string, data map[string]any, mes
 	o := newOp()
 	o.typ, o.agent, o.data, o.message, o.update = typ, agent, data, message, u
 	return m.post(r, o)
-}
-
-// postFrame queues an unstored frame.
-func (m *Manager) postFrame(r *room, f Frame) {
-	o := newOp()
-	o.frame = &f
-	m.post(r, o)
 }
 
 // postUpdate queues a session update.

@@ -107,14 +107,9 @@ func (m *Manager) unlease(r *room, log *slog.Logger) {
 // written before the model is called: the run's bookkeeping events queue
 // behind the user's message and are stored while the model thinks.
 func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logger) {
-	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
-	if err != nil {
-		log.Error("load session for run", "err", err)
+	sess, st, ok := m.runState(ctx, r, log)
+	if !ok {
 		return
-	}
-	st, err := engine.DecodeState(sess.State)
-	if err != nil {
-		log.Error("stored engine state is unreadable; starting from a clean state", "err", err)
 	}
 	if j.input == nil && st.Started && !j.resume {
 		m.settle(ctx, r, st)
@@ -150,6 +145,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		m.postUpdate(r, store.SessionUpdate{}, m.statusAfter(r, store.StatusAwaitingInput))
 		m.flush(pctx, r)
 		sink.reset()
+		r.setLast(nil)
 		return
 	}
 	m.observer().RunFinished(res.Status)
@@ -161,9 +157,45 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 	}
 	status := cmp.Or(res.Status, store.StatusAwaitingInput)
 	m.postUpdate(r, store.SessionUpdate{State: engine.EncodeState(res.State)}, m.statusAfter(r, status))
-	m.flush(pctx, r)
+	// The next run of this chat starts from this state at once, while the
+	// update is being stored behind the run's events.
+	r.setLast(&lastRun{sess: sess, state: res.State})
 	sink.reset()
 	log.Debug("run ended", "status", status, "reason", res.Reason, "tokens", res.Tokens, "duration", res.Duration)
+}
+
+// lastRun is how the chat's last run in this process ended: the next run
+// starts from it instead of reading the session back, on a store that only
+// this process writes.
+type lastRun struct {
+	sess  store.Session
+	state engine.State
+}
+
+func (r *room) setLast(l *lastRun) {
+	r.mu.Lock()
+	r.last = l
+	r.mu.Unlock()
+}
+
+// runState is the session and engine state a run starts from.
+func (m *Manager) runState(ctx context.Context, r *room, log *slog.Logger) (store.Session, engine.State, bool) {
+	r.mu.Lock()
+	last := r.last
+	r.mu.Unlock()
+	if last != nil && m.opts.SingleProcess {
+		return last.sess, last.state, true
+	}
+	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
+	if err != nil {
+		log.Error("load session for run", "err", err)
+		return store.Session{}, engine.State{}, false
+	}
+	st, err := engine.DecodeState(sess.State)
+	if err != nil {
+		log.Error("stored engine state is unreadable; starting from a clean state", "err", err)
+	}
+	return sess, st, true
 }
 
 // statusAfter is the status a run leaves the chat in, decided when it is
@@ -311,7 +343,10 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		if _, ok := ev.(engine.Print); ok {
 			f = EncodePrint(now, data)
 		}
-		s.m.postFrame(s.r, f)
+		// Chunks carry no seq and are sent as they come, without waiting
+		// for the events queued before them to be stored: the first token
+		// does not wait for the store. Stored frames keep their seq order.
+		s.m.fanout(s.r, f)
 		return nil
 	}
 	o := newOp()

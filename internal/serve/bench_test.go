@@ -97,41 +97,55 @@ func countedServer(b *testing.B, llmURL string, wsOpts ws.Options) (string, *cou
 type countingStore struct {
 	store.Store
 	writes, reads atomic.Int64
+	delay         time.Duration // added to every write, as a remote database would
+}
+
+func (c *countingStore) wait() {
+	if c.delay > 0 {
+		time.Sleep(c.delay)
+	}
 }
 
 func (c *countingStore) CreateSession(ctx context.Context, s store.Session) (store.Session, bool, error) {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.CreateSession(ctx, s)
 }
 
 func (c *countingStore) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.UpdateSession(ctx, appID, chatID, u)
 }
 
 func (c *countingStore) AppendEvent(ctx context.Context, appID, chatID string, ev store.Event, message bool) (store.Event, error) {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.AppendEvent(ctx, appID, chatID, ev, message)
 }
 
 func (c *countingStore) AppendEventUpdate(ctx context.Context, appID, chatID string, ev store.Event, message bool,
 	u store.SessionUpdate) (store.Event, error) {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.AppendEventUpdate(ctx, appID, chatID, ev, message, u)
 }
 
 func (c *countingStore) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.RecordUsage(ctx, u)
 }
 
 func (c *countingStore) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
 }
 
 func (c *countingStore) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
 	defer c.writes.Add(1)
+	c.wait()
 	return c.Store.ReleaseLease(ctx, appID, chatID, owner)
 }
 
@@ -313,18 +327,8 @@ func BenchmarkTTFT(b *testing.B) {
 	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
-			// The writes finished when the model's request arrives, for
-			// "store writes before the model call" (one chat at a time).
-			var st *countingStore
-			var atModel atomic.Int64
-			llmURL := llmtest.New(b, llmtest.WithRecordLimit(1), llmtest.WithResponder(func(llmtest.Request) llmtest.Reply {
-				if st != nil {
-					atModel.Store(st.writes.Load())
-				}
-				return rep
-			})).URL()
-			var base string
-			base, st = countedServer(b, llmURL, ws.Options{})
+			llmURL := fakeModel(b, rep)
+			base, st := countedServer(b, llmURL, ws.Options{})
 			hc := directClient(n)
 			chats := make([]*wsChat, n)
 			for i := range chats {
@@ -341,7 +345,7 @@ func BenchmarkTTFT(b *testing.B) {
 				b.Fatal(err)
 			}
 			var direct, moz []time.Duration
-			var writes, reads, before int64
+			var writes, reads int64
 			for b.Loop() {
 				d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil {
@@ -357,7 +361,6 @@ func BenchmarkTTFT(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				before += atModel.Load() - w0
 				// Lease renewals and releases may land after the round.
 				writes, reads = writes+st.writes.Load()-w0, reads+st.reads.Load()-r0
 				direct, moz = append(direct, d...), append(moz, m...)
@@ -370,9 +373,6 @@ func BenchmarkTTFT(b *testing.B) {
 			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
 			b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 			b.ReportMetric(float64(reads)/float64(len(moz)), "store-reads/turn")
-			if n == 1 {
-				b.ReportMetric(float64(before)/float64(len(moz)), "writes-before-model")
-			}
 			for _, c := range chats {
 				c.c.Close()
 			}
@@ -711,4 +711,38 @@ func prefilledChat(b *testing.B, base string, st store.Store, events int) *wsCha
 		b.Fatal(err)
 	}
 	return w
+}
+
+// BenchmarkWritesBeforeModel counts the store writes a turn waits for before
+// its model request leaves: every write takes 50 ms here (a slow remote
+// database), so the time from the user's message to the model's request,
+// over 50 ms, is that count.
+//
+//	go test -run '^$' -bench WritesBeforeModel -benchtime 10x ./internal/serve/
+func BenchmarkWritesBeforeModel(b *testing.B) {
+	const delay = 50 * time.Millisecond
+	var arrived atomic.Int64
+	llmURL := llmtest.New(b, llmtest.WithRecordLimit(1), llmtest.WithResponder(func(llmtest.Request) llmtest.Reply {
+		arrived.Store(time.Now().UnixNano())
+		return llmtest.Reply{Text: "ok", Chunks: 1}
+	})).URL()
+	base, st := countedServer(b, llmURL, ws.Options{})
+	w := &wsChat{base: base}
+	var waits []time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		st.delay = 0
+		if err := fresh([]*wsChat{w}); err != nil {
+			b.Fatal(err)
+		}
+		st.delay = delay
+		b.StartTimer()
+		start := time.Now()
+		if _, _, err := w.turn(); err != nil {
+			b.Fatal(err)
+		}
+		waits = append(waits, time.Duration(arrived.Load()-start.UnixNano()))
+	}
+	st.delay = 0
+	b.ReportMetric(pct(waits, .5)/float64(delay/time.Millisecond), "writes-before-model")
 }
