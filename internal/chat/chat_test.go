@@ -426,3 +426,34 @@ func TestRecoverDoesNotRepeatHTTPTool(t *testing.T) {
 		t.Fatalf("errors %v, status %s, events %s", codes, sess.Status, describe(evs))
 	}
 }
+
+// Every read or change of a chat goes through an access check, and a
+// missing check refuses (fails closed).
+func TestAccessFailsClosed(t *testing.T) {
+	t.Parallel()
+	g := newRig(t, nil)
+	sess := g.open("assistant", "c1")
+	ctx := context.Background()
+	if _, err := g.m.Get(ctx, "app", "c1", nil); err != ErrNotYours {
+		t.Fatalf("Get without an access check: %v, want ErrNotYours", err)
+	}
+	if _, err := g.m.Get(ctx, "app", "c1", SameUser("u2")); err != ErrNotYours {
+		t.Fatalf("Get of another user's chat: %v", err)
+	}
+	if _, err := g.m.Get(ctx, "app", "c1", SameUser("u1")); err != nil {
+		t.Fatalf("Get of one's own chat: %v", err)
+	}
+	if _, _, err := g.m.List(ctx, store.ListQuery{AppID: "app", UserID: "u1", Limit: 10}, nil); err != ErrNotYours {
+		t.Fatalf("List without an access check: %v", err)
+	}
+	// Answering by request id: someone else's request looks like none.
+	if _, _, err := g.m.AnswerInput(ctx, "app", sess.PendingID, "hi", SameUser("u2")); err != ErrNoPending {
+		t.Fatalf("AnswerInput for another user: %v, want ErrNoPending", err)
+	}
+	if _, _, err := g.m.AnswerInput(ctx, "app", sess.PendingID, "hi", nil); err != ErrNoPending {
+		t.Fatalf("AnswerInput without an access check: %v", err)
+	}
+	if got := g.session("c1"); got.PendingID != sess.PendingID || got.LastSeq != sess.LastSeq {
+		t.Fatalf("a refused answer changed the chat: %+v", got)
+	}
+}

@@ -208,21 +208,6 @@ func (m *Manager) Create(ctx context.Context, req OpenRequest) (store.Session, b
 	return sess, true, nil
 }
 
-// Get returns a chat the user owns.
-func (m *Manager) Get(ctx context.Context, appID, chatID, userID string) (store.Session, error) {
-	sess, err := m.opts.Store.GetSession(ctx, appID, chatID)
-	if errors.Is(err, store.ErrNotFound) {
-		return store.Session{}, ErrNotYours
-	}
-	if err != nil {
-		return store.Session{}, err
-	}
-	if userID != "" && sess.UserID != userID {
-		return store.Session{}, ErrNotYours
-	}
-	return sess, nil
-}
-
 // StartIfNeeded queues the workflow's start for a chat whose engine state
 // says it has not started (the engine decides what starting means:
 // AgentDriven speaks first, UserDriven waits).
@@ -290,12 +275,10 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	return Ack{MessageID: msgID, Seq: ev.Seq, RequestID: in.InputRequestID}, nil
 }
 
-// AnswerInput answers a pending input request by id (the REST route).
-func (m *Manager) AnswerInput(ctx context.Context, appID, requestID, text string) (store.Session, Ack, error) {
-	sess, err := m.opts.Store.FindPending(ctx, appID, requestID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && sess.PendingKind != "input") {
-		return store.Session{}, Ack{}, ErrNoPending
-	}
+// AnswerInput answers a pending input request by id (the REST route), if
+// the caller may answer for the chat's user.
+func (m *Manager) AnswerInput(ctx context.Context, appID, requestID, text string, allow Allow) (store.Session, Ack, error) {
+	sess, err := m.pendingFor(ctx, appID, requestID, "input", "", allow)
 	if err != nil {
 		return store.Session{}, Ack{}, err
 	}
@@ -303,13 +286,11 @@ func (m *Manager) AnswerInput(ctx context.Context, appID, requestID, text string
 	return sess, ack, err
 }
 
-// RespondUITool answers the UI tool waiting under eventID. chatID may be ""
-// (the REST route does not know it).
-func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID string, response map[string]any) error {
-	sess, err := m.opts.Store.FindPending(ctx, appID, eventID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && (sess.PendingKind != "ui_tool" || (chatID != "" && sess.ChatID != chatID))) {
-		return ErrNoPending
-	}
+// RespondUITool answers the UI tool waiting under eventID, if the caller
+// may answer for the chat's user. chatID may be "" (the REST route does not
+// know it).
+func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID string, response map[string]any, allow Allow) error {
+	sess, err := m.pendingFor(ctx, appID, eventID, "ui_tool", chatID, allow)
 	if err != nil {
 		return err
 	}

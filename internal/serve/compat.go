@@ -60,7 +60,8 @@ func (s *Server) legacyStart(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIDs(map[string]string{"app_id": appID, "workflow": wf, "user_id": req.UserID}); err != nil {
 		return err
 	}
-	if err := s.authorize(r, appID, req.UserID); err != nil {
+	allow := s.allow(r, appID, req.UserID)
+	if err := allow(req.UserID); err != nil {
 		return err
 	}
 	if _, ok := s.workflows.Get(wf); !ok {
@@ -70,7 +71,7 @@ func (s *Server) legacyStart(w http.ResponseWriter, r *http.Request) error {
 	reused := false
 	if !req.ForceNew && req.ClientRequestID == "" {
 		for _, st := range []string{store.StatusAwaitingInput, store.StatusInProgress} {
-			list, _, err := s.store.ListSessions(r.Context(), store.ListQuery{AppID: appID, UserID: req.UserID, Workflow: wf, Status: st, Limit: 1})
+			list, _, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: req.UserID, Workflow: wf, Status: st, Limit: 1}, allow)
 			if err != nil {
 				return err
 			}
@@ -82,8 +83,8 @@ func (s *Server) legacyStart(w http.ResponseWriter, r *http.Request) error {
 	if !reused {
 		var created bool
 		var err error
-		sess, created, err = s.store.CreateSession(r.Context(), store.Session{ChatID: NewChatID(), AppID: appID, UserID: req.UserID,
-			Workflow: wf, Status: store.StatusInProgress, ClientRequestID: req.ClientRequestID})
+		sess, created, err = s.chats.Create(r.Context(), chat.OpenRequest{ChatID: NewChatID(), AppID: appID, UserID: req.UserID,
+			Workflow: wf, ClientRequestID: req.ClientRequestID})
 		if err != nil {
 			return err
 		}
@@ -106,14 +107,11 @@ func (s *Server) legacyLookup(r *http.Request) (store.Session, bool, error) {
 	if err := checkIDs(map[string]string{"app_id": appID, "workflow": wf, "chat_id": chatID}); err != nil {
 		return store.Session{}, false, err
 	}
-	sess, err := s.store.GetSession(r.Context(), appID, chatID)
-	if errors.Is(err, store.ErrNotFound) || (err == nil && sess.Workflow != wf) {
+	sess, err := s.chats.Get(r.Context(), appID, chatID, s.allow(r, appID, ""))
+	if errors.Is(err, chat.ErrNotYours) || (err == nil && sess.Workflow != wf) {
 		return store.Session{}, false, nil
 	}
 	if err != nil {
-		return store.Session{}, false, err
-	}
-	if err := s.authorize(r, appID, sess.UserID); err != nil {
 		return store.Session{}, false, err
 	}
 	return sess, true, nil
@@ -162,10 +160,7 @@ func (s *Server) legacyChatIDs(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIDs(map[string]string{"app_id": appID, "workflow": wf, "user_id": userID}); err != nil {
 		return err
 	}
-	if err := s.authorize(r, appID, userID); err != nil {
-		return err
-	}
-	list, _, err := s.store.ListSessions(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Workflow: wf, Limit: 20})
+	list, _, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Workflow: wf, Limit: 20}, s.allow(r, appID, userID))
 	if err != nil {
 		return err
 	}
@@ -183,12 +178,9 @@ func (s *Server) inProgress(r *http.Request) ([]map[string]any, error) {
 	if err := checkIDs(map[string]string{"app_id": appID, "user_id": userID}); err != nil {
 		return nil, err
 	}
-	if err := s.authorize(r, appID, userID); err != nil {
-		return nil, err
-	}
 	var out []map[string]any
 	for _, st := range []string{store.StatusInProgress, store.StatusAwaitingInput} {
-		list, _, err := s.store.ListSessions(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Status: st, Limit: 50})
+		list, _, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Status: st, Limit: 50}, s.allow(r, appID, userID))
 		if err != nil {
 			return nil, err
 		}
@@ -282,10 +274,12 @@ func (s *Server) legacyInput(w http.ResponseWriter, r *http.Request) error {
 	if req.Message == nil {
 		return apiErr(http.StatusBadRequest, "MISSING_FIELD", "message is required")
 	}
+	// The token is checked before anything is looked up: a caller without
+	// the right to this user learns nothing about its chats.
 	if err := s.authorize(r, appID, userID); err != nil {
 		return err
 	}
-	sess, err := s.chats.Get(r.Context(), appID, chatID, userID)
+	sess, err := s.chats.Get(r.Context(), appID, chatID, s.allow(r, appID, userID))
 	if errors.Is(err, chat.ErrNotYours) || (err == nil && req.WorkflowName != "" && sess.Workflow != req.WorkflowName) {
 		return apiErr(http.StatusNotFound, "SESSION_NOT_FOUND", "no session %s for app %s", chatID, appID)
 	}
@@ -319,15 +313,7 @@ func (s *Server) legacyUserInput(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIDs(map[string]string{"app_id": req.AppID}); err != nil {
 		return err
 	}
-	if s.auth != nil {
-		pending, err := s.store.FindPending(r.Context(), req.AppID, req.InputRequestID)
-		if err == nil {
-			if err := s.authorize(r, req.AppID, pending.UserID); err != nil {
-				return err
-			}
-		}
-	}
-	if _, _, err := s.chats.AnswerInput(r.Context(), req.AppID, req.InputRequestID, *req.UserInput); err != nil {
+	if _, _, err := s.chats.AnswerInput(r.Context(), req.AppID, req.InputRequestID, *req.UserInput, s.allow(r, req.AppID, "")); err != nil {
 		if errors.Is(err, chat.ErrNoPending) {
 			return apiErr(http.StatusNotFound, "INPUT_REQUEST_NOT_FOUND", "no pending input request %q", req.InputRequestID)
 		}
@@ -355,15 +341,7 @@ func (s *Server) legacyUITool(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIDs(map[string]string{"app_id": req.AppID}); err != nil {
 		return err
 	}
-	if s.auth != nil {
-		pending, err := s.store.FindPending(r.Context(), req.AppID, req.EventID)
-		if err == nil {
-			if err := s.authorize(r, req.AppID, pending.UserID); err != nil {
-				return err
-			}
-		}
-	}
-	if err := s.chats.RespondUITool(r.Context(), req.AppID, "", req.EventID, req.ResponseData); err != nil {
+	if err := s.chats.RespondUITool(r.Context(), req.AppID, "", req.EventID, req.ResponseData, s.allow(r, req.AppID, "")); err != nil {
 		if errors.Is(err, chat.ErrNoPending) {
 			return apiErr(http.StatusNotFound, "UI_TOOL_NOT_FOUND", "no UI tool waits for event %q", req.EventID)
 		}

@@ -2,6 +2,7 @@ package serve
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"time"
 
@@ -144,17 +145,16 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sess, err := s.store.GetSession(r.Context(), appID, chatID)
+	if userID != "" {
+		if err := s.authorize(r, appID, userID); err != nil {
+			return err // before any lookup: no token, no hint
+		}
+	}
+	sess, err := s.chats.Get(r.Context(), appID, chatID, s.allow(r, appID, userID))
 	if err != nil {
 		return notFoundAs(err, chatID, appID)
 	}
-	if userID != "" && sess.UserID != userID {
-		return apiErr(http.StatusNotFound, "SESSION_NOT_FOUND", "no session %s for app %s", chatID, appID)
-	}
-	if err := s.authorize(r, appID, sess.UserID); err != nil {
-		return err
-	}
-	msgs, next, err := s.transcriptPage(r, appID, chatID, int64(after), limit)
+	msgs, next, err := s.transcriptPage(r, sess, int64(after), limit)
 	if err != nil {
 		return err
 	}
@@ -168,32 +168,25 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 
 // transcriptPage collects up to limit chat.text events after seq after;
 // next is the seq to continue from, 0 when the transcript is exhausted.
-func (s *Server) transcriptPage(r *http.Request, appID, chatID string, after int64, limit int) ([]messageView, int64, error) {
+func (s *Server) transcriptPage(r *http.Request, sess store.Session, after int64, limit int) ([]messageView, int64, error) {
 	msgs := []messageView{}
-	const batch = 500
-	for {
-		evs, err := s.store.ListEvents(r.Context(), appID, chatID, after, batch)
-		if err != nil {
-			return nil, 0, err
+	next := int64(0)
+	err := s.chats.Events(r.Context(), sess, after, func(ev store.Event) bool {
+		if ev.Type != "chat.text" {
+			return true
 		}
-		for _, ev := range evs {
-			after = ev.Seq
-			if ev.Type != "chat.text" {
-				continue
-			}
-			msgs = append(msgs, messageView{Seq: ev.Seq, Type: ev.Type, Agent: ev.Agent, Timestamp: ev.Timestamp, Data: ev.Data})
-			if len(msgs) == limit {
-				return msgs, after, nil
-			}
+		msgs = append(msgs, messageView{Seq: ev.Seq, Type: ev.Type, Agent: ev.Agent, Timestamp: ev.Timestamp, Data: ev.Data})
+		if len(msgs) == limit {
+			next = ev.Seq
+			return false
 		}
-		if len(evs) < batch {
-			return msgs, 0, nil
-		}
-	}
+		return true
+	})
+	return msgs, next, err
 }
 
 func notFoundAs(err error, chatID, appID string) error {
-	if err == store.ErrNotFound {
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, chat.ErrNotYours) {
 		return apiErr(http.StatusNotFound, "SESSION_NOT_FOUND", "no session %s for app %s", chatID, appID)
 	}
 	return err
@@ -229,11 +222,8 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.authorize(r, appID, userID); err != nil {
-		return err
-	}
-	list, next, err := s.store.ListSessions(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Status: status,
-		Workflow: wf, Limit: limit, Cursor: q.Get("cursor")})
+	list, next, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Status: status,
+		Workflow: wf, Limit: limit, Cursor: q.Get("cursor")}, s.allow(r, appID, userID))
 	if err != nil {
 		return err
 	}

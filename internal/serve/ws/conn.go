@@ -164,7 +164,7 @@ func (c *conn) writeLoop(ctx context.Context, sub *chat.Subscriber, lastSent int
 				return
 			}
 		case after := <-c.resume:
-			sess, err := c.h.chats.Get(ctx, c.p.AppID, c.p.ChatID, "")
+			sess, err := c.h.chats.Get(ctx, c.p.AppID, c.p.ChatID, chat.SameUser(c.p.UserID))
 			if err != nil {
 				c.writeDirect(chat.ErrorFrame("STORE_UNAVAILABLE", "could not read the chat to resume; retry", true))
 				continue
@@ -290,7 +290,7 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "ui_tool_response needs eventId and a response object", false))
 			return
 		}
-		if err := c.h.chats.RespondUITool(ctx, c.p.AppID, c.p.ChatID, id, resp); err != nil {
+		if err := c.h.chats.RespondUITool(ctx, c.p.AppID, c.p.ChatID, id, resp, chat.SameUser(c.p.UserID)); err != nil {
 			if errors.Is(err, chat.ErrNoPending) {
 				c.reply(chat.ErrorFrame("UI_TOOL_NOT_FOUND", "no UI tool waits for event "+id, false))
 				return
