@@ -72,8 +72,11 @@ func NewHandler(chats *chat.Manager, o Options) *Handler {
 	o.defaults()
 	h := &Handler{chats: chats, opts: o, conns: map[*conn]struct{}{}}
 	h.upgrader = websocket.Upgrader{
-		ReadBufferSize:  4096,
+		// An idle socket holds only its read buffer: frames from clients are
+		// small, and the write buffer goes back to a pool after each frame.
+		ReadBufferSize:  1024,
 		WriteBufferSize: 4096,
+		WriteBufferPool: &sync.Pool{},
 		CheckOrigin:     o.CheckOrigin,
 		Subprotocols:    []string{"bearer"},
 		Error: func(w http.ResponseWriter, _ *http.Request, status int, reason error) {
