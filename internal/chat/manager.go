@@ -88,6 +88,8 @@ type room struct {
 	mu      sync.Mutex
 	subs    map[*Subscriber]struct{}
 	queue   []job
+	jobs    uint64 // jobs started, to tell a run's end from the next one's start
+	backlog int    // recovered messages still to answer (recover.go)
 	running bool
 	cancel  context.CancelFunc
 	// stopRenew stops the lease renewal of the current run, if it holds one.

@@ -93,13 +93,23 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 
 	open, unanswered := pendingWork(evs, st, later)
 	log.Info("recovering chat", "interrupted_run", open, "unanswered_messages", len(unanswered))
+	// Until the last of them has its run, every run's end leaves the chat
+	// in progress, so that a crash during recovery still finds them.
+	setBacklog := func(n int) {
+		r.mu.Lock()
+		r.backlog = n
+		r.mu.Unlock()
+	}
+	setBacklog(len(unanswered))
+	defer setBacklog(0)
 	if open {
 		m.runLeased(ctx, r, job{resume: true}, log)
 	}
-	for _, ev := range unanswered {
+	for i, ev := range unanswered {
 		if ctx.Err() != nil {
 			return
 		}
+		setBacklog(len(unanswered) - i - 1)
 		msg := newOp()
 		msg.data, msg.ev = ev.Data, store.Event{Seq: ev.Seq}
 		close(msg.done)

@@ -43,6 +43,7 @@ func (m *Manager) runLoop(r *room) {
 		}
 		j := r.queue[0]
 		r.queue = r.queue[1:]
+		r.jobs++
 		ctx, cancel := context.WithCancel(m.base)
 		r.cancel = cancel
 		r.mu.Unlock()
@@ -199,13 +200,16 @@ func (m *Manager) runState(ctx context.Context, r *room, log *slog.Logger) (stor
 }
 
 // statusAfter is the status a run leaves the chat in, decided when it is
-// stored: still in progress while messages wait for their run, so that a
-// crash now finds them.
+// stored: still in progress while messages wait for their run or the next
+// run has begun, so that a crash now finds them.
 func (m *Manager) statusAfter(r *room, status string) func() string {
+	r.mu.Lock()
+	mine := r.jobs
+	r.mu.Unlock()
 	return func() string {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if len(r.queue) > 0 {
+		if len(r.queue) > 0 || r.jobs != mine || r.backlog > 0 {
 			return store.StatusInProgress
 		}
 		return status
