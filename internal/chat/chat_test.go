@@ -457,3 +457,36 @@ func TestAccessFailsClosed(t *testing.T) {
 		t.Fatalf("a refused answer changed the chat: %+v", got)
 	}
 }
+
+// Messages queued behind a run when the process died are all answered
+// after the restart, in order, each once.
+func TestRecoverQueuedMessages(t *testing.T) {
+	t.Parallel()
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	busy, none := store.StatusInProgress, ""
+	for i := range 3 {
+		data := fmt.Sprintf(`{"kind":"text","agent":"user","role":"user","content":"q%d","message_id":"m_%d"}`, i, i)
+		if _, err := g.st.AppendEventUpdate(context.Background(), "app", "c1", store.Event{Type: "chat.text", Agent: "user",
+			Data: json.RawMessage(data)}, true, store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 {
+		g.llm.Enqueue(llmtest.Reply{Text: fmt.Sprintf("a%d", i)})
+	}
+	g.restart()
+	if _, err := g.m.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g.settled("c1")
+	want := []string{"Assistant: Hi! What can I help you with?", "user: q0", "user: q1", "user: q2", "Assistant: a0", "Assistant: a1", "Assistant: a2"}
+	if got := texts(g.events("c1")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("texts = %q, want %q\n%s", got, want, describe(g.events("c1")))
+	}
+	for i, req := range g.llm.ChatRequests() {
+		if last := req.Messages[len(req.Messages)-1]; last.Content != fmt.Sprintf("q%d", i) {
+			t.Fatalf("recovered run %d answered %q", i, last.Content)
+		}
+	}
+}

@@ -88,7 +88,7 @@ type room struct {
 	mu      sync.Mutex
 	subs    map[*Subscriber]struct{}
 	queue   []job
-	jobs    uint64 // jobs started, to tell a run's end from the next one's start
+	runs    uint64 // runs begun, to tell a run's end from the next one's start
 	backlog int    // recovered messages still to answer (recover.go)
 	running bool
 	cancel  context.CancelFunc

@@ -43,7 +43,6 @@ func (m *Manager) runLoop(r *room) {
 		}
 		j := r.queue[0]
 		r.queue = r.queue[1:]
-		r.jobs++
 		ctx, cancel := context.WithCancel(m.base)
 		r.cancel = cancel
 		r.mu.Unlock()
@@ -108,6 +107,9 @@ func (m *Manager) unlease(r *room, log *slog.Logger) {
 // written before the model is called: the run's bookkeeping events queue
 // behind the user's message and are stored while the model thinks.
 func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logger) {
+	r.mu.Lock()
+	r.runs++
+	r.mu.Unlock()
 	sess, st, ok := m.runState(ctx, r, log)
 	if !ok {
 		return
@@ -204,12 +206,12 @@ func (m *Manager) runState(ctx context.Context, r *room, log *slog.Logger) (stor
 // run has begun, so that a crash now finds them.
 func (m *Manager) statusAfter(r *room, status string) func() string {
 	r.mu.Lock()
-	mine := r.jobs
+	mine := r.runs
 	r.mu.Unlock()
 	return func() string {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if len(r.queue) > 0 || r.jobs != mine || r.backlog > 0 {
+		if len(r.queue) > 0 || r.runs != mine || r.backlog > 0 {
 			return store.StatusInProgress
 		}
 		return status
