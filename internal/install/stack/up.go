@@ -19,6 +19,9 @@ type UpOptions struct {
 	Pull    string        // PullMissing (default), PullAlways, PullNever
 	Timeout time.Duration // for every service to become ready; default 3m
 	Err     io.Writer     // progress
+	// AllowMismatch starts the compose file even where .env declares the
+	// other deployment kind (see CheckDeployment).
+	AllowMismatch bool
 }
 
 // Actions Up reports per service.
@@ -59,6 +62,9 @@ func Up(ctx context.Context, eng Engine, o UpOptions) (*UpResult, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Minute
+	}
+	if err := CheckDeployment(o.Project, o.AllowMismatch); err != nil {
+		return nil, err
 	}
 	p, err := LoadProject(ctx, o.Project)
 	if err != nil {
