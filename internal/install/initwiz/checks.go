@@ -9,47 +9,31 @@ import (
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
-
 	"github.com/mozaiks/mozaiks/internal/config"
+	storemongo "github.com/mozaiks/mozaiks/internal/store/mongo"
 	"github.com/mozaiks/mozaiks/internal/uerr"
 )
 
 const defaultOpenAIBase = "https://api.openai.com/v1"
 
-// checkMongo pings an external Mongo once. The messages carry the redacted
-// URI and a classified cause, never the driver's error text (which may echo
-// parts of the URI).
+// checkMongo pings an external Mongo once, through the store's own probe:
+// the same connect policy and the same classified causes as the runtime and
+// the doctor, never the driver's text (which may echo parts of the URI).
 func checkMongo(ctx context.Context, uri string, timeout time.Duration) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	shown := config.RedactURI(uri)
-	client, err := mongo.Connect(options.Client().ApplyURI(uri).
-		SetServerSelectionTimeout(timeout).SetConnectTimeout(timeout))
-	if err != nil {
-		return uerr.Wrap(err, uerr.ExitUsage, "the MongoDB URI "+shown+" is not valid", "fix --mongo-uri (MONGO_URI)")
-	}
-	defer client.Disconnect(context.WithoutCancel(ctx))
-	err = client.Ping(ctx, readpref.Primary())
+	_, err := storemongo.Probe(ctx, uri, storemongo.ProbeOptions{Timeout: timeout, AppName: "mozaiks-init"})
 	if err == nil {
 		return nil
 	}
-	cause := "unreachable (no server answered in " + timeout.String() + ")"
-	msg := strings.ToLower(err.Error())
-	switch {
-	case strings.Contains(msg, "auth"):
-		cause = "authentication failed"
-	case strings.Contains(msg, "certificate") || strings.Contains(msg, "tls"):
-		cause = "the TLS handshake failed"
-	case strings.Contains(msg, "connection refused"):
-		cause = "connection refused"
-	case strings.Contains(msg, "no such host"):
-		cause = "the host name does not resolve"
+	if ctx.Err() != nil {
+		return interrupted(ctx.Err())
 	}
-	return uerr.Prerequisite(err, "cannot reach MongoDB at "+shown+": "+cause,
-		"start Mongo or fix --mongo-uri (MONGO_URI); --skip-checks writes the files without this check")
+	c := storemongo.Classify(err)
+	shown := config.RedactURI(uri)
+	if c.Kind == storemongo.CauseURI {
+		return uerr.Wrap(err, uerr.ExitUsage, "the MongoDB URI "+shown+" is not valid", "fix --mongo-uri (MONGO_URI)")
+	}
+	return uerr.Prerequisite(err, "cannot reach MongoDB at "+shown+": "+c.Msg,
+		c.Hint+"; --skip-checks writes the files without this check")
 }
 
 // checkLLM lists the endpoint's models with the key: the one request that
