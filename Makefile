@@ -27,8 +27,10 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
+# gofmt, vet and staticcheck; .ci/run runs this target.
 lint:
-	@out="$$(gofmt -l cmd internal)"; if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || echo cmd internal templates workflows))"; \
+		if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 

@@ -331,7 +331,7 @@ func (a Answers) Normalize() (Answers, []string) {
 	a.CORSOrigins = origins
 	bad(EnvAppID, validAppID(a.AppID))
 	if a.K8s && a.Database != "external" {
-		bad(EnvK8s, fmt.Errorf("Kubernetes manifests need --database external (the cluster runs no bundled Mongo, and replicas cannot share an embedded store)"))
+		bad(EnvK8s, fmt.Errorf("the Kubernetes manifests need --database external (the cluster runs no bundled Mongo, and replicas cannot share an embedded store)"))
 	}
 	return a, probs
 }

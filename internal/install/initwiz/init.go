@@ -279,11 +279,3 @@ func without(m map[string]string, key string) map[string]string {
 	}
 	return out
 }
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
-}
