@@ -160,11 +160,9 @@ func missingSecretKeys(env *Env, dotenv map[string]string) []string {
 	if strings.EqualFold(strings.TrimSpace(env.Values["auth_enabled"]), "true") && env.Values["auth_issuer"] == "" && env.Values["auth_jwt_secret"] == "" && !set("AUTH_JWT_SECRET") {
 		out = append(out, "AUTH_JWT_SECRET")
 	}
-	if cf, err := env.Compose(); err == nil && cf != nil {
-		for _, v := range cf.VarsUsed {
-			if generatable(v) && !set(v) && !slices.Contains(out, v) {
-				out = append(out, v)
-			}
+	for _, v := range env.composeVars() {
+		if generatable(v) && !set(v) && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	return out

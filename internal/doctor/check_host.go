@@ -36,8 +36,8 @@ func (e *Env) neededPorts() ([]neededPort, error) {
 	if cf != nil {
 		var out []neededPort
 		for _, p := range cf.Ports {
-			out = append(out, neededPort{port: p.Port, hostIP: p.HostIP, what: "service " + p.Service + " (" + p.Spec + ")",
-				move: fmt.Sprintf("change the host side of %q under services.%s.ports in %s", p.Spec, p.Service, filepath.Base(cf.Path))})
+			out = append(out, neededPort{port: p.Port, hostIP: p.HostIP, what: "service " + p.Service + " (" + p.Spec + ", " + filepath.Base(cf.Path) + ")",
+				move: strings.TrimPrefix(p.MoveHint(), "stop what holds it, or ")})
 		}
 		return out, nil
 	}

@@ -197,7 +197,7 @@ func runCORS(ctx context.Context, env *Env) Result {
 	if len(origins) == 0 {
 		return fail("no browser origin is allowed (CORS_ORIGINS is empty)", "set CORS_ORIGINS to your front-end origins, e.g. CORS_ORIGINS=https://app.example.com", d)
 	}
-	var refused []string
+	var refused, noUpgrade []string
 	perOrigin := map[string]any{}
 	for _, o := range origins {
 		pre, err := preflight(ctx, env, o)
@@ -206,8 +206,13 @@ func runCORS(ctx context.Context, env *Env) Result {
 		}
 		ws := wsHandshakeStatus(ctx, env, o)
 		perOrigin[o] = map[string]any{"preflight_allow_origin": pre.allowOrigin, "ws_status": ws}
-		if !pre.allows(o) || ws != http.StatusSwitchingProtocols {
+		switch {
+		case !pre.allows(o) || ws == http.StatusForbidden:
 			refused = append(refused, o)
+		case ws != http.StatusSwitchingProtocols:
+			// Not an origin decision (the proxy does not upgrade, 502...):
+			// WS01 judges that, with the proxy lines to add.
+			noUpgrade = append(noUpgrade, o)
 		}
 	}
 	d["per_origin"] = perOrigin
@@ -219,6 +224,12 @@ func runCORS(ctx context.Context, env *Env) Result {
 	d["bogus_origin"] = map[string]any{"origin": bogusOrigin, "preflight_allow_origin": bogus.allowOrigin, "allow_credentials": bogus.allowCredentials, "ws_status": bogusWS}
 
 	want := "CORS_ORIGINS=" + strings.Join(origins, ",")
+	hint := "set " + want + " on the runtime (exact scheme://host[:port], no trailing slash) and restart it; the proxy must not add its own Access-Control-* headers"
+	if len(refused) > 0 && env.Config != nil && allListed(refused, env.Config.CORSOrigins) {
+		// Telling the operator to set the value they already have is no help.
+		hint = "CORS_ORIGINS already lists " + strings.Join(refused, ", ") + ", so the runtime answering is not running with this configuration: " +
+			"restart it so it reads it (" + env.restartCommand() + "); or the proxy rewrites Origin or adds its own Access-Control-* headers"
+	}
 	var problems []string
 	if len(refused) > 0 {
 		problems = append(problems, "allowed origin refused: "+strings.Join(refused, ", "))
@@ -232,7 +243,10 @@ func runCORS(ctx context.Context, env *Env) Result {
 		problems = append(problems, "an unknown origin may open WebSockets (cross-site WebSocket hijacking)")
 	}
 	if len(problems) > 0 {
-		return fail(strings.Join(problems, "; "), "set "+want+" on the runtime (exact scheme://host[:port], no trailing slash) and restart it; the proxy must not add its own Access-Control-* headers", d)
+		return fail(strings.Join(problems, "; "), hint, d)
+	}
+	if len(noUpgrade) > 0 {
+		return ok(fmt.Sprintf("%d origin(s) allowed over HTTP; the WebSocket handshake did not upgrade, so socket origins are not judged here (see WS01)", len(origins)), d)
 	}
 	return ok(fmt.Sprintf("%d origin(s) allowed over HTTP and WebSocket; an unknown origin is refused", len(origins)), d)
 }
@@ -329,4 +343,24 @@ func corsWildcard(ctx context.Context, env *Env, d map[string]any) Result {
 		return fail("any origin is allowed together with credentials", hint, d)
 	}
 	return warn("CORS_ORIGINS=*: any web site may call this runtime and open its sockets", hint, d)
+}
+
+func allListed(origins, configured []string) bool {
+	for _, o := range origins {
+		if !slices.Contains(configured, o) {
+			return false
+		}
+	}
+	return true
+}
+
+// restartCommand is how this deployment's runtime is restarted.
+func (e *Env) restartCommand() string {
+	switch e.DeploymentKind() {
+	case KindComposeDev, KindComposeProd:
+		return e.upCommand() + ", which recreates it when its settings changed"
+	case KindK8s:
+		return "kubectl rollout restart deployment/mozaiks-runtime"
+	}
+	return "stop mozaiks serve and start it again"
 }

@@ -91,19 +91,15 @@ func runLLM(ctx context.Context, env *Env) Result {
 	if c.OpenAIAPIKey == "" && base == defaultOpenAIBase {
 		return fail("OPENAI_API_KEY is not set", "set OPENAI_API_KEY in .env (or OPENAI_BASE_URL for a local endpoint, or LLM_PROVIDER=echo for a demo)", d)
 	}
-	if env.InContainer && isLocalHost(u.Hostname()) {
+	// Loopback is wrong only where the runtime itself runs in a container
+	// (compose, Kubernetes); where the doctor runs does not matter.
+	if runtimeInContainer(env) && isLocalHost(u.Hostname()) {
 		return fail("OPENAI_BASE_URL points at "+u.Hostname()+", which inside a container is the container itself",
 			"use the host's address: OPENAI_BASE_URL="+strings.Replace(base, u.Hostname(), "host.docker.internal", 1)+" (with extra_hosts: host.docker.internal:host-gateway), or the compose service name", d)
 	}
 	a, err := getModels(ctx, env, base, c.OpenAIAPIKey)
 	if err != nil {
-		msg := "cannot reach " + base + ": " + netCause(err)
-		if isLocalHost(u.Hostname()) {
-			if cf, _ := env.Compose(); cf != nil {
-				return fail(msg, "if the runtime runs in compose, localhost there is the container itself: use host.docker.internal or the service name", d)
-			}
-		}
-		return fail(msg, "check OPENAI_BASE_URL and that the endpoint is up", d)
+		return fail("cannot reach "+base+": "+netCause(err), "check OPENAI_BASE_URL and that the endpoint is up", d)
 	}
 	d["status"] = a.status
 	if a.errMsg != "" {
@@ -146,4 +142,10 @@ func runLLM(ctx context.Context, env *Env) Result {
 		return fail(fmt.Sprintf("model %q is not served by %s (%d models listed)", c.DefaultLLMModel, base, len(a.models)), hint, d)
 	}
 	return ok(fmt.Sprintf("key accepted, model %s listed (%d models)", c.DefaultLLMModel, len(a.models)), d)
+}
+
+// runtimeInContainer: the deployment runs the runtime in a container.
+func runtimeInContainer(env *Env) bool {
+	k := env.DeploymentKind()
+	return k == KindComposeDev || k == KindComposeProd || k == KindK8s
 }

@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mozaiks/mozaiks/internal/install/stack"
 	"github.com/mozaiks/mozaiks/internal/testenv"
 )
 
@@ -28,6 +30,9 @@ func (r recordedDocker) ProjectContainers(_ context.Context, project string) ([]
 }
 func (r recordedDocker) Logs(_ context.Context, id string, _ int) (string, error) {
 	return "panic: cannot connect to mongo\nexit status 2\n", nil
+}
+func (r recordedDocker) Exec(context.Context, string, []string) (stack.ExecResult, error) {
+	return stack.ExecResult{}, errors.New("no exec in the recorded engine")
 }
 func (r recordedDocker) Close() error { return nil }
 

@@ -3,6 +3,7 @@ package doctor
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,10 +28,17 @@ type Env struct {
 	DotEnv    map[string]string        // the .env file as read (nil when absent)
 	Environ   map[string]string        // the process environment
 
+	// Kind is the deployment kind (KindBare, KindComposeDev, ...); empty
+	// means detect it from the files on first use (see DeploymentKind).
+	Kind     string
+	prod     bool
+	kindOnce sync.Once
+
 	URL    string // public URL probed by RT01, CORS01, WS*, STR01, TLS01 (no trailing slash)
 	Origin string // browser origin to test besides CORS_ORIGINS (--origin)
 
-	RootCAs     *x509.CertPool // nil: system roots
+	RootCAs     *x509.CertPool // nil: system roots (--ca-file adds a private CA to them)
+	CAFile      string         // --ca-file, for messages
 	InContainer bool           // this process runs inside a container (/.dockerenv)
 	DockerHost  string         // DOCKER_HOST ("" for the platform default)
 	Docker      func() (DockerAPI, error)
@@ -56,6 +64,8 @@ type EnvOptions struct {
 	Load   config.LoadOptions
 	URL    string // --url
 	Origin string // --origin
+	Prod   bool   // --prod: judge docker-compose.prod.yml
+	CAFile string // --ca-file: PEM certificates to trust besides the system roots
 }
 
 // NewEnv loads the configuration the way serve does and fills defaults. An
@@ -80,6 +90,14 @@ func NewEnv(o EnvOptions) (*Env, error) {
 	if d, err := config.ReadDotEnv(filepath.Join(env.Dir, ".env")); err == nil {
 		env.DotEnv = d
 	}
+	env.prod = o.Prod
+	if o.CAFile != "" {
+		pool, err := loadCAFile(o.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		env.RootCAs, env.CAFile = pool, o.CAFile
+	}
 	env.URL = strings.TrimRight(o.URL, "/")
 	if env.URL == "" && env.Config != nil {
 		env.URL = env.Config.PublicURL
@@ -93,6 +111,23 @@ func NewEnv(o EnvOptions) (*Env, error) {
 	env.DockerHost = env.Environ["DOCKER_HOST"]
 	env.ProcRoot = "/proc"
 	return env, nil
+}
+
+// loadCAFile is the system roots plus the PEM certificates in path: a
+// private CA the proxy's certificate comes from.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // localURL is where serve listens on this machine, from --addr/PORT.

@@ -63,7 +63,7 @@ services:
 		t.Fatal(err)
 	}
 	r := runCheck(t, env, checkPorts())
-	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by service runtime (127.0.0.1:%d:8000)) is held by", busy, busy), `under services.runtime.ports in docker-compose.yml`)
+	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by service runtime (127.0.0.1:${RUNTIME_PORT:-8000}:8000, docker-compose.yml)) is held by", busy), "set RUNTIME_PORT in .env")
 	if !strings.HasPrefix(fmt.Sprint(r.Details[strconv.Itoa(free)]), "free") {
 		t.Fatalf("long-syntax port %d not checked: %v", free, r.Details)
 	}

@@ -193,3 +193,29 @@ func Probe(ctx context.Context, uri string, o ProbeOptions) (ProbeResult, error)
 func connectError(uri string, err error) error {
 	return &ConnectError{URI: config.RedactURI(uri), Cause: ClassifyURI(err, uri), Err: err}
 }
+
+// ProbeReport is a probe's outcome as JSON: what `mozaiks healthcheck
+// --mongo` prints inside the runtime container and the doctor reads back.
+type ProbeReport struct {
+	OK            bool    `json:"ok"`
+	URI           string  `json:"uri"` // redacted
+	Database      string  `json:"database,omitempty"`
+	ServerVersion string  `json:"server_version,omitempty"`
+	MedianPingMS  float64 `json:"median_ping_ms,omitempty"`
+	Pings         int     `json:"pings,omitempty"`
+	Cause         string  `json:"cause,omitempty"` // a Cause kind
+	Message       string  `json:"message,omitempty"`
+	Hint          string  `json:"hint,omitempty"`
+}
+
+// Report turns Probe's result into a ProbeReport.
+func Report(res ProbeResult, err error) ProbeReport {
+	r := ProbeReport{OK: err == nil, URI: res.URI, Database: res.Database, ServerVersion: res.ServerVersion, Pings: len(res.Pings)}
+	if err != nil {
+		c := Classify(err)
+		r.Cause, r.Message, r.Hint = c.Kind, c.Msg, c.Hint
+		return r
+	}
+	r.MedianPingMS = float64(res.Median().Microseconds()) / 1000
+	return r
+}
