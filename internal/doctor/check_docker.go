@@ -15,14 +15,11 @@ func checkDocker() Check {
 // dockerApplies: Docker matters when the directory holds a compose file or
 // the operator pointed DOCKER_HOST somewhere; a bare `mozaiks serve` needs none.
 func (e *Env) dockerApplies() (bool, string) {
-	cf, err := e.Compose()
 	switch {
-	case err != nil:
+	case e.IsCompose(), e.DockerHost != "":
 		return true, ""
-	case cf != nil:
-		return true, ""
-	case e.DockerHost != "":
-		return true, ""
+	case e.DeploymentKind() == KindK8s:
+		return false, "a Kubernetes deployment (manifests in k8s/, no compose file): Docker is not used here"
 	}
 	return false, "no compose file in " + dirName(e.Dir) + " and DOCKER_HOST unset: not a Docker deployment"
 }

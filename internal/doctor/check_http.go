@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,6 +64,12 @@ func runRuntime(ctx context.Context, env *Env) Result {
 	status, _, body, err := probeGet(ctx, env, env.URL+"/api/health", nil)
 	if err != nil {
 		d["error"] = netCause(err)
+		if direct, ok := env.directRuntime(ctx); ok {
+			d["runtime_direct"] = direct
+			return fail(fmt.Sprintf("%s does not answer (%s), but the runtime is healthy at %s: the proxy in front of it does not reach it", env.URL, netCause(err), direct),
+				"point the proxy at "+direct+": a host nginx uses nginx/mozaiks-host.conf (upstream 127.0.0.1), "+
+					"the compose proxy nginx/mozaiks.conf (upstream runtime:8000); check that the proxy runs and listens on "+env.URL, d)
+		}
 		if logs := runtimeLogs(ctx, env); len(logs) > 0 {
 			d["last_logs"] = logs
 		}
@@ -72,7 +79,18 @@ func runRuntime(ctx context.Context, env *Env) Result {
 	d["health_status"] = status
 	d["health"] = safeJSON(body)
 	if status != http.StatusOK {
-		return fail(fmt.Sprintf("/api/health answered %d", status), hintForStatus(status), d)
+		msg, hint := fmt.Sprintf("/api/health answered %d", status), hintForStatus(status)
+		if gatewayStatus(status) {
+			// The proxy answered, the runtime behind it did not: is the
+			// runtime down, or is the proxy's upstream wrong?
+			if direct, ok := env.directRuntime(ctx); ok {
+				d["runtime_direct"] = direct
+				msg = fmt.Sprintf("the proxy at %s answers %d, but the runtime is healthy at %s: the proxy's upstream does not reach it", env.URL, status, direct)
+				hint = "point the proxy at " + direct + ": a host nginx uses nginx/mozaiks-host.conf (upstream 127.0.0.1), " +
+					"the compose proxy nginx/mozaiks.conf (upstream runtime:8000)"
+			}
+		}
+		return fail(msg, hint, d)
 	}
 	rs, _, rbody, err := probeGet(ctx, env, env.URL+"/api/ready", nil)
 	if err != nil {
@@ -86,9 +104,66 @@ func runRuntime(ctx context.Context, env *Env) Result {
 	case rs == http.StatusNotFound:
 		return warn("healthy, but /api/ready is missing (an older runtime or a proxy route?)", "route /api/ to the runtime in the proxy", d)
 	default:
-		return fail(fmt.Sprintf("runtime up but not ready (/api/ready answered %d): degraded", rs),
+		msg := fmt.Sprintf("runtime up but not ready (/api/ready answered %d): degraded", rs)
+		if cause := degradedCause(body); cause != "" {
+			msg += ": " + cause
+		}
+		return fail(msg,
 			"the ready answer names the failing dependency (see details; MDB01 and LLM01 probe them); last log lines: mozaiks logs runtime --tail 50", d)
 	}
+}
+
+func gatewayStatus(s int) bool {
+	return s == http.StatusBadGateway || s == http.StatusGatewayTimeout || s == http.StatusServiceUnavailable
+}
+
+// degradedCause reads the runtime's /api/health body for what is down.
+func degradedCause(health []byte) string {
+	var h struct {
+		MongoDB struct {
+			Status  string `json:"status"`
+			Backend string `json:"backend"`
+		} `json:"mongodb"`
+	}
+	if json.Unmarshal(health, &h) != nil || h.MongoDB.Status == "" || h.MongoDB.Status == "ok" {
+		return ""
+	}
+	what := "MongoDB"
+	if h.MongoDB.Backend == "embedded" {
+		what = "the embedded store"
+	}
+	return what + " does not answer the runtime (" + h.MongoDB.Status + "; MDB01 names the cause)"
+}
+
+// directRuntime finds the runtime answering /api/health without the proxy:
+// at the runtime service's published port in compose, at serve's own
+// address otherwise. It returns that base URL.
+func (e *Env) directRuntime(ctx context.Context) (string, bool) {
+	var candidates []string
+	if cf, err := e.Compose(); err == nil && cf != nil {
+		for _, p := range cf.Ports {
+			if p.Service == runtimeService {
+				host := p.HostIP
+				if host == "" || host == "0.0.0.0" || host == "::" {
+					host = "127.0.0.1"
+				}
+				candidates = append(candidates, "http://"+net.JoinHostPort(host, strconv.Itoa(p.Port)))
+			}
+		}
+	}
+	candidates = append(candidates, localURL(e.Values))
+	for _, c := range candidates {
+		if c == e.URL {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		status, _, _, err := probeGet(cctx, e, c+"/api/health", nil)
+		cancel()
+		if err == nil && status == http.StatusOK {
+			return c, true
+		}
+	}
+	return "", false
 }
 
 func hintForStatus(s int) string {
