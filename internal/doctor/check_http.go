@@ -435,7 +435,7 @@ func (e *Env) restartCommand() string {
 	case KindComposeDev, KindComposeProd:
 		return e.upCommand() + ", which recreates it when its settings changed"
 	case KindK8s:
-		return "kubectl rollout restart deployment/mozaiks-runtime"
+		return "kubectl rollout restart deployment/mozaiksai-runtime"
 	}
 	return "stop mozaiks serve and start it again"
 }

@@ -39,7 +39,7 @@ func runMongo(ctx context.Context, env *Env) Result {
 	rep := storemongo.Report(res, err)
 	if !rep.OK && env.DeploymentKind() == KindK8s && (rep.Cause == storemongo.CauseDNS) {
 		return skip("MONGO_URI's host resolves only inside the cluster: check it there with " +
-			"kubectl exec deploy/mozaiks-runtime -- /mozaiks healthcheck --mongo")
+			"kubectl exec deploy/mozaiksai-runtime -- /mozaiks healthcheck --mongo")
 	}
 	return judgeMongo(rep, d, "")
 }

@@ -111,7 +111,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	secretSrc := map[string]string{}
-	for _, k := range []string{envJWTSecret, envMongoUser, envMongoPass} {
+	for _, k := range []string{envJWTSecret, envMongoUser, envMongoPass, envDiagToken} {
 		if v, ok := environ[k]; ok {
 			secretSrc[k] = v
 		} else if v, ok := prev[k]; ok {
@@ -201,6 +201,7 @@ func runChecks(ctx context.Context, o Options, a Answers) error {
 func envValues(a Answers, s Secrets) map[string]string {
 	m := map[string]string{
 		EnvAPIKey: a.OpenAIAPIKey, envJWTSecret: s.JWTSecret, envMongoPass: s.MongoRootPassword, EnvMongoURI: a.MongoURI,
+		envDiagToken: s.DiagToken,
 	}
 	if a.Database == "bundled" {
 		m[EnvMongoURI] = bundledMongoURI(s)
@@ -230,13 +231,24 @@ func printSummary(w io.Writer, dir string, a Answers, written []File) {
 	} else {
 		fmt.Fprintf(w, "  mozaiks up --dir %s   (or: docker compose up -d)\n", dir)
 	}
-	if a.Proxy == "nginx" && endpointOf(a.PublicURL).https {
-		fmt.Fprintf(w, "  put fullchain.pem and privkey.pem for %s into %s\n", endpointOf(a.PublicURL).host, filepath.Join(dir, "nginx", "certs"))
+	if a.Proxy == "nginx" {
+		fmt.Fprintf(w, "  nginx: %s is for the compose proxy service; for an nginx on this host use %s instead\n",
+			filepath.Join(dir, "nginx", "mozaiks.conf"), filepath.Join(dir, NginxHostConf))
+		if endpointOf(a.PublicURL).https {
+			fmt.Fprintf(w, "  put fullchain.pem and privkey.pem for %s into %s\n", endpointOf(a.PublicURL).host, filepath.Join(dir, "nginx", "certs"))
+		}
 	}
 	if a.K8s {
 		fmt.Fprintf(w, "  kubectl apply -f %s\n", filepath.Join(dir, "k8s"))
 	}
-	fmt.Fprintln(w, "  mozaiks doctor   (checks the setup end to end)")
+	doctor := "mozaiks doctor --dir " + dir
+	if a.Deployment == "prod" {
+		doctor += " --prod"
+	}
+	fmt.Fprintf(w, "  %s   (checks the setup end to end)\n", doctor)
+	if a.Deployment == "prod" {
+		fmt.Fprintln(w, "  authentication is on: docs/operating.md shows how to get a token for your clients")
+	}
 }
 
 // previousAnswers reads the answers of an earlier .env. A bundled install's

@@ -15,6 +15,7 @@ var testSecrets = Secrets{
 	JWTSecret:         "jwt0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab",
 	MongoRootUser:     "mozaiks",
 	MongoRootPassword: "mongopw0123456789abcdef0123456789abcdef0123",
+	DiagToken:         "d1a9d1a9d1a9d1a9d1a9d1a9d1a9d1a9",
 }
 
 // renderCase is one answer set whose files are compared with testdata/golden/<name>/.
@@ -120,7 +121,7 @@ func compareGolden(t *testing.T, path string, got []byte) {
 func TestInfraComposeMatchesInit(t *testing.T) {
 	t.Parallel()
 	for _, c := range infraCases() {
-		files := renderFor(t, c, RenderOptions{ImageTag: "latest", Repo: true})
+		files := renderFor(t, c, RenderOptions{ImageTag: "dev", Repo: true})
 		for _, f := range files {
 			if f.Path != c.name {
 				continue

@@ -201,7 +201,7 @@ func TestNginxConfigPassesNginxT(t *testing.T) {
 				t.Fatalf("nginx -t: %v\n%s", err, out)
 			}
 			conf, _ := os.ReadFile(filepath.Join(dir, "nginx", "mozaiks.conf"))
-			for _, want := range []string{"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $connection_upgrade;",
+			for _, want := range []string{"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $mozaiks_connection_upgrade;",
 				"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "proxy_read_timeout 3600s;", "proxy_buffering off;"} {
 				if !bytes.Contains(conf, []byte(want)) {
 					t.Errorf("nginx conf lacks %q", want)
@@ -267,7 +267,7 @@ func TestInfraComposeEquivalentToInitOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "infra.yml"), infra, 0o644)
-		for _, f := range renderFor(t, c, RenderOptions{ImageTag: "latest"}) {
+		for _, f := range renderFor(t, c, RenderOptions{ImageTag: "dev"}) {
 			switch f.Path {
 			case c.name:
 				os.WriteFile(filepath.Join(dir, "init.yml"), f.Data, 0o644)
