@@ -369,7 +369,7 @@ func runStream(ctx context.Context, env *Env) Result {
 	defer resp.Body.Close()
 	d := map[string]any{"status": resp.StatusCode, "content_type": resp.Header.Get("Content-Type"), "content_encoding": resp.Header.Get("Content-Encoding")}
 	if resp.StatusCode == http.StatusNotFound {
-		return warn("/api/diag/stream not found (a runtime older than this doctor, or the proxy routes it elsewhere)", "upgrade the runtime; route /api/ to it", d)
+		return warn("/api/diag/stream not found (a runtime older than this doctor, or the proxy routes it elsewhere)", "upgrade the runtime; route /api/ to it; a proxy written by mozaiks init hides /api/diag/* unless X-Mozaiks-Diag carries MOZAIKS_DIAG_TOKEN from .env", d)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fail(fmt.Sprintf("/api/diag/stream answered %d", resp.StatusCode), hintForStatus(resp.StatusCode), d)

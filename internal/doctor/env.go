@@ -172,13 +172,40 @@ func (e *Env) tlsConfig() *tls.Config {
 func (e *Env) httpClient(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
-		Transport: &http.Transport{
+		Transport: diagTransport{token: e.diagToken(), base: &http.Transport{
 			Proxy:             nil,
 			TLSClientConfig:   e.tlsConfig(),
 			DisableKeepAlives: true,
-		},
+		}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// DiagHeader carries MOZAIKS_DIAG_TOKEN: the proxies `mozaiks init` writes
+// answer 404 on /api/diag/* without it, so only the doctor gets through.
+const DiagHeader = "X-Mozaiks-Diag"
+
+// diagToken is MOZAIKS_DIAG_TOKEN from the environment or .env.
+func (e *Env) diagToken() string {
+	if v := e.Environ["MOZAIKS_DIAG_TOKEN"]; v != "" {
+		return v
+	}
+	return e.DotEnv["MOZAIKS_DIAG_TOKEN"]
+}
+
+// diagTransport adds the diag token to requests for /api/diag/*, and only
+// to those.
+type diagTransport struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (d diagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.token != "" && strings.HasPrefix(r.URL.Path, "/api/diag/") {
+		r = r.Clone(r.Context())
+		r.Header.Set(DiagHeader, d.token)
+	}
+	return d.base.RoundTrip(r)
 }
 
 // Secrets lists the values that must never appear in output: every secret

@@ -65,7 +65,7 @@ var Questions = []Question{
 	{Flag: "public-url", Env: EnvPublicURL, Help: "public URL of the runtime, e.g. https://agents.example.com"},
 	{Flag: "cors-origins", Env: EnvCORS, Help: "comma list of browser origins allowed to call the runtime"},
 	{Flag: "app-id", Env: EnvAppID, Help: "default app id (default \"default\")"},
-	{Flag: "proxy", Env: EnvProxy, Help: "reverse proxy for prod: caddy (automatic TLS), nginx or none"},
+	{Flag: "proxy", Env: EnvProxy, Help: "reverse proxy for prod: caddy (automatic TLS), nginx (a compose service), nginx-host (an nginx you run on the host) or none"},
 	{Flag: "k8s", Env: EnvK8s, Help: "also write Kubernetes manifests into k8s/", Bool: true},
 	{Flag: "project-name", Env: EnvProject, Help: "compose project name; containers are PROJECT-runtime, PROJECT-mongo, so two stacks can share a host (default mozaiksai)"},
 	{Flag: "http-port", Env: EnvHTTPPort, Help: "host port the runtime is published on (default 8000; on 127.0.0.1 behind a proxy)"},
@@ -203,7 +203,7 @@ func (a Answers) missing() []string {
 
 func validDeployment(s string) error { return oneOf(s, "dev", "prod") }
 func validDatabase(s string) error   { return oneOf(s, "bundled", "external", "embedded") }
-func validProxy(s string) error      { return oneOf(s, "caddy", "nginx", "none") }
+func validProxy(s string) error      { return oneOf(s, "caddy", "nginx", "nginx-host", "none") }
 
 func oneOf(s string, allowed ...string) error {
 	for _, a := range allowed {

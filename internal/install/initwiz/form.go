@@ -93,7 +93,8 @@ func (p prompter) askAnswers(ctx context.Context, a *Answers) error {
 			huh.NewSelect[string]().Title("Reverse proxy (in docker-compose.prod.yml)").
 				Options(huh.NewOption("caddy: automatic TLS", "caddy"),
 					huh.NewOption("nginx: bring your own certificate", "nginx"),
-					huh.NewOption("none: TLS ends elsewhere", "none")).
+					huh.NewOption("none: TLS ends elsewhere", "none"),
+					huh.NewOption("nginx-host: an nginx already running on this host", "nginx-host")).
 				Value(&work.Proxy),
 		}},
 		{title: "Kubernetes", hide: func() bool { return work.Database != "external" }, fields: []huh.Field{

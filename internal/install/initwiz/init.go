@@ -231,9 +231,15 @@ func printSummary(w io.Writer, dir string, a Answers, written []File) {
 	} else {
 		fmt.Fprintf(w, "  mozaiks up --dir %s   (or: docker compose up -d)\n", dir)
 	}
-	if a.Proxy == "nginx" {
-		fmt.Fprintf(w, "  nginx: %s is for the compose proxy service; for an nginx on this host use %s instead\n",
-			filepath.Join(dir, "nginx", "mozaiks.conf"), filepath.Join(dir, NginxHostConf))
+	switch a.Proxy {
+	case "nginx":
+		fmt.Fprintf(w, "  nginx runs as the compose service proxy with %s (upstream runtime:8000); for an nginx on this host, re-run init with --proxy nginx-host\n",
+			filepath.Join(dir, "nginx", "mozaiks.conf"))
+	case "nginx-host":
+		fmt.Fprintf(w, "  copy %s into your nginx (e.g. /etc/nginx/conf.d/mozaiks.conf; upstream 127.0.0.1:%s), then: nginx -t && nginx -s reload\n",
+			filepath.Join(dir, NginxHostConf), a.HTTPPort)
+	}
+	if strings.HasPrefix(a.Proxy, "nginx") {
 		if endpointOf(a.PublicURL).https {
 			fmt.Fprintf(w, "  put fullchain.pem and privkey.pem for %s into %s\n", endpointOf(a.PublicURL).host, filepath.Join(dir, "nginx", "certs"))
 		}

@@ -20,8 +20,10 @@ const (
 	NginxImage = "nginx:1.27"
 )
 
-// NginxHostConf is the nginx config for an nginx on the host, written
-// beside nginx/mozaiks.conf (the compose proxy's).
+// NginxHostConf is the nginx config for an nginx on the host
+// (--proxy nginx-host); --proxy nginx writes nginx/mozaiks.conf for the
+// compose proxy service instead. The two differ in the upstream only:
+// 127.0.0.1:MOZAIKS_HTTP_PORT against runtime:8000 through Docker's DNS.
 const NginxHostConf = "nginx/mozaiks-host.conf"
 
 // File is one generated file, by path relative to the target directory.
@@ -75,7 +77,7 @@ func Render(a Answers, s Secrets, unknown []KV, o RenderOptions) ([]File, error)
 		{"compose/docker-compose.prod.yml.tmpl", "docker-compose.prod.yml", 0o644, true},
 		{"proxy/Caddyfile.tmpl", "Caddyfile", 0o644, a.Proxy == "caddy"},
 		{"proxy/nginx.conf.tmpl", "nginx/mozaiks.conf", 0o644, a.Proxy == "nginx"},
-		{"proxy/nginx.conf.tmpl", NginxHostConf, 0o644, a.Proxy == "nginx"},
+		{"proxy/nginx.conf.tmpl", NginxHostConf, 0o644, a.Proxy == "nginx-host"},
 		{"k8s/deployment.yaml.tmpl", "k8s/deployment.yaml", 0o644, a.K8s},
 		{"k8s/service.yaml.tmpl", "k8s/service.yaml", 0o644, a.K8s},
 		{"k8s/secret.yaml.tmpl", "k8s/secret.yaml", 0o600, a.K8s},
