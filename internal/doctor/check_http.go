@@ -18,7 +18,7 @@ import (
 )
 
 func checkRuntime() Check {
-	return Check{Code: "RT01", Name: "runtime health", Needs: []string{"CFG01"}, Timeout: 10 * time.Second, Run: runRuntime}
+	return Check{Code: "RT01", Name: "runtime health", Needs: []string{"CFG01"}, Timeout: 15 * time.Second, Run: runRuntime}
 }
 
 // probeGet fetches url and returns status, content type and at most 4 KiB of body.

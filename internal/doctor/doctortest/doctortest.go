@@ -251,3 +251,45 @@ func waitListening(t testing.TB, addr string, diagnose func() string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// StartNginxInclude runs a real nginx whose http block includes conf (a
+// file of server blocks, as `mozaiks init` writes them for an nginx on the
+// host or in the compose network) and waits for it on 127.0.0.1:port, the
+// port conf listens on. Certificates are looked up under certs/ beside the
+// main configuration, as in /etc/nginx.
+func StartNginxInclude(t testing.TB, port int, conf string) string {
+	t.Helper()
+	bin := nginxPath(t)
+	dir := t.TempDir()
+	main := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  include %[2]s;
+}
+`, dir, conf)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	stopOnCleanup(t, cmd)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return "nginx: " + string(log)
+	})
+	return "http://" + addr
+}
