@@ -105,11 +105,17 @@ func runRuntime(ctx context.Context, env *Env) Result {
 		return warn("healthy, but /api/ready is missing (an older runtime or a proxy route?)", "route /api/ to the runtime in the proxy", d)
 	default:
 		msg := fmt.Sprintf("runtime up but not ready (/api/ready answered %d): degraded", rs)
-		if cause := degradedCause(body); cause != "" {
-			msg += ": " + cause
+		cause, mongo := degradedCause(body)
+		if cause == "" {
+			return fail(msg, "the ready answer names the failing dependency (see details; MDB01 and LLM01 probe them); last log lines: mozaiks logs runtime --tail 50", d)
 		}
-		return fail(msg,
-			"the ready answer names the failing dependency (see details; MDB01 and LLM01 probe them); last log lines: mozaiks logs runtime --tail 50", d)
+		msg += ": " + cause
+		if mongo {
+			// The runtime itself serves; MongoDB is what fails, and MDB01
+			// fails with the cause. One fault, one failing check.
+			return warn(msg, "fix MongoDB as MDB01 says; the runtime recovers by itself once it answers", d)
+		}
+		return fail(msg, "last log lines: mozaiks logs runtime --tail 50", d)
 	}
 }
 
@@ -117,8 +123,9 @@ func gatewayStatus(s int) bool {
 	return s == http.StatusBadGateway || s == http.StatusGatewayTimeout || s == http.StatusServiceUnavailable
 }
 
-// degradedCause reads the runtime's /api/health body for what is down.
-func degradedCause(health []byte) string {
+// degradedCause reads the runtime's /api/health body for what is down;
+// mongo is true when that is MongoDB (which MDB01 checks on its own).
+func degradedCause(health []byte) (cause string, mongo bool) {
 	var h struct {
 		MongoDB struct {
 			Status  string `json:"status"`
@@ -126,13 +133,12 @@ func degradedCause(health []byte) string {
 		} `json:"mongodb"`
 	}
 	if json.Unmarshal(health, &h) != nil || h.MongoDB.Status == "" || h.MongoDB.Status == "ok" {
-		return ""
+		return "", false
 	}
-	what := "MongoDB"
 	if h.MongoDB.Backend == "embedded" {
-		what = "the embedded store"
+		return "the embedded store does not answer (" + h.MongoDB.Status + ")", false
 	}
-	return what + " does not answer the runtime (" + h.MongoDB.Status + "; MDB01 names the cause)"
+	return "MongoDB does not answer the runtime (" + h.MongoDB.Status + "; MDB01 names the cause)", true
 }
 
 // directRuntime finds the runtime answering /api/health without the proxy:

@@ -50,7 +50,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
-	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
@@ -103,7 +102,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		opts.ServerSelectionTimeout = DefaultServerSelectionTimeout
 	}
 	if opts.Database == "" {
-		opts.Database = config.DatabaseName(uri)
+		opts.Database = DatabaseName(uri)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -136,7 +135,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 			return nil, connectError(uri, err)
 		}
 		s.log.Warn("mongodb unreachable at start; running degraded until it answers",
-			"uri", config.RedactURI(uri), "cause", ClassifyURI(err, uri).Msg, "err", err)
+			"uri", RedactURI(uri), "cause", ClassifyURI(err, uri).Msg, "err", err)
 	}
 	return s, nil
 }

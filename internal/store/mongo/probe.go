@@ -14,8 +14,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
-
-	"github.com/mozaiks/mozaiks/internal/config"
 )
 
 // Cause kinds: one vocabulary for every caller that reaches MongoDB (the
@@ -158,7 +156,7 @@ func Probe(ctx context.Context, uri string, o ProbeOptions) (ProbeResult, error)
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultServerSelectionTimeout
 	}
-	res := ProbeResult{URI: config.RedactURI(uri), Database: config.DatabaseName(uri)}
+	res := ProbeResult{URI: RedactURI(uri), Database: DatabaseName(uri)}
 	fail := func(err error) (ProbeResult, error) {
 		return res, &ConnectError{URI: res.URI, Cause: ClassifyURI(err, uri), Err: err}
 	}
@@ -191,7 +189,7 @@ func Probe(ctx context.Context, uri string, o ProbeOptions) (ProbeResult, error)
 
 // connectError classifies a failure of Open.
 func connectError(uri string, err error) error {
-	return &ConnectError{URI: config.RedactURI(uri), Cause: ClassifyURI(err, uri), Err: err}
+	return &ConnectError{URI: RedactURI(uri), Cause: ClassifyURI(err, uri), Err: err}
 }
 
 // ProbeReport is a probe's outcome as JSON: what `mozaiks healthcheck

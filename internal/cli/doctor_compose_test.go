@@ -1,0 +1,128 @@
+//go:build !mozaiks_runtime
+
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/doctor"
+	"github.com/mozaiks/mozaiks/internal/doctor/doctortest"
+	"github.com/mozaiks/mozaiks/internal/install/stack"
+)
+
+// TestDoctorComposeProdRealEngine (issue #15, item 2): a bundled-Mongo prod
+// deployment as init writes it, started by `up --prod` on a real engine.
+// The doctor checks Mongo from inside the runtime container (from the host
+// the compose name "mongo" never resolves, which made MDB01 fail whether
+// Mongo ran or not): healthy, every check passes; with the mongo container
+// stopped, MDB01 alone fails and names the stopped container.
+//
+// Nothing can be pulled here, so the images are stand-ins built from this
+// tree: the runtime (the real binary) and FerretDB for mongo:7.0.
+func TestDoctorComposeProdRealEngine(t *testing.T) {
+	t.Parallel()
+	docker := doctortest.NeedDocker(t)
+	runtimeImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/cmd/mozaiks", "mozaiks", "mozaiks-test/runtime", "/mozaiks", "serve")
+	mongoImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/internal/testutil/fakemongo", "fakemongo", "mozaiks-test/fakemongo")
+
+	port := doctortest.FreePort(t)
+	project := fmt.Sprintf("mzdoc%d", time.Now().UnixNano()%1_000_000)
+	public := fmt.Sprintf("http://localhost:%d", port)
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	args := []string{"init", "--dir", dir, "--non-interactive", "--skip-checks", "--deployment", "prod", "--database", "bundled",
+		"--proxy", "none", "--public-url", public, "--http-port", fmt.Sprint(port), "--project-name", project,
+		"--openai-api-key", "sk-proj-a8c1e0f2b7d94e6a"}
+	if code := Main(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != 0 {
+		t.Fatalf("init: exit %d\n%s", code, errOut.String())
+	}
+	// Swap in the stand-in images; FerretDB takes the root user over PLAIN;
+	// the model is the offline echo provider.
+	composePath := filepath.Join(dir, stack.ProdFile)
+	b, err := os.ReadFile(composePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	compose := strings.NewReplacer(
+		"image: mongo:7.0", "image: "+mongoImage,
+		`["CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"]`, `["CMD", "/fakemongo", "ping"]`,
+		"image: mozaiks/runtime:dev", "image: "+runtimeImage,
+		"interval: 10s", "interval: 1s",
+	).Replace(string(b))
+	if err := os.WriteFile(composePath, []byte(compose), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	envPath := filepath.Join(dir, ".env")
+	envb, err := os.ReadFile(envPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := strings.Replace(string(envb), "authSource=admin", "authSource=admin&authMechanism=PLAIN", 1) + "LLM_PROVIDER=echo\n"
+	if err := os.WriteFile(envPath, []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	eng, err := stack.NewDocker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = stack.Down(context.Background(), eng, stack.DownOptions{Project: stack.ProjectOptions{Dir: dir, Prod: true}, Volumes: true})
+		eng.Close()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	if _, err := stack.Up(ctx, eng, stack.UpOptions{Project: stack.ProjectOptions{Dir: dir, Prod: true}, Pull: stack.PullNever, Timeout: 3 * time.Minute}); err != nil {
+		t.Fatalf("up --prod: %v", err)
+	}
+
+	// Healthy: exit 0, nothing fails or warns. (.env says prod: no --prod needed.)
+	stdout, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
+	rep := doctorReport(t, stdout)
+	if err != nil {
+		t.Fatalf("doctor on a healthy deployment: exit %d: %v\n%s", exitCode(err), err, stderr)
+	}
+	for _, c := range rep.Checks {
+		if c.Severity != doctor.OK && c.Severity != doctor.Skipped {
+			t.Errorf("healthy: %s %s %q", c.Code, c.Severity, c.Message)
+		}
+		if c.Code == "MDB01" && (c.Severity != doctor.OK || !strings.Contains(fmt.Sprint(c.Details["probed_from"]), project+"-runtime")) {
+			t.Errorf("MDB01 = %s %q from %v, want ok from inside %s-runtime", c.Severity, c.Message, c.Details["probed_from"], project)
+		}
+	}
+
+	// The fault: Mongo stopped.
+	if out, err := exec.Command(docker, "stop", project+"-mongo").CombinedOutput(); err != nil {
+		t.Fatalf("docker stop: %v\n%s", err, out)
+	}
+	stdout, stderr, err = doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
+	rep = doctorReport(t, stdout)
+	if exitCode(err) != 3 {
+		t.Fatalf("doctor with Mongo stopped: exit %d, want 3\n%s", exitCode(err), stderr)
+	}
+	for _, c := range rep.Checks {
+		switch c.Code {
+		case "MDB01":
+			if c.Severity != doctor.Fail || !strings.Contains(c.Message, "container "+project+"-mongo of service mongo is exited") ||
+				!strings.Contains(c.Hint, "mozaiks up --prod") {
+				t.Errorf("MDB01 = %s %q (hint %q), want the stopped container named and up --prod as the fix", c.Severity, c.Message, c.Hint)
+			}
+		case "RT01":
+			if c.Severity == doctor.Fail {
+				t.Errorf("RT01 failed too: %q; MDB01 carries this fault", c.Message)
+			}
+		default:
+			if c.Severity == doctor.Fail {
+				t.Errorf("%s failed too: %q; one fault must fail one check", c.Code, c.Message)
+			}
+		}
+	}
+}
