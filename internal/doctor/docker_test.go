@@ -51,6 +51,8 @@ func TestContainersClassification(t *testing.T) {
 	crashing.State, crashing.Health, crashing.RestartCount = "restarting", "", 7
 	unhealthy := mongo
 	unhealthy.Health = "unhealthy"
+	stoppedMongo := mongo
+	stoppedMongo.State, stoppedMongo.Health, stoppedMongo.ExitCode = "exited", "", 137
 	tests := []struct {
 		name       string
 		containers []ContainerInfo
@@ -61,6 +63,9 @@ func TestContainersClassification(t *testing.T) {
 		{"crash loop", []ContainerInfo{crashing, mongo}, Fail, "mozaiksai-runtime", "mozaiks logs runtime"},
 		{"unhealthy", []ContainerInfo{runtime, unhealthy}, Fail, "unhealthy or crash-looping: mozaiksai-mongo", "mozaiks logs mongo"},
 		{"none", nil, Warn, "no containers of project mozaiksai", "mozaiks up"},
+		// Stopped by hand (docker stop: exit 137/143, no restarts) is not a
+		// crash loop: a warning, and MDB01/RT01 say what it breaks.
+		{"stopped", []ContainerInfo{runtime, stoppedMongo}, Warn, "stopped: mozaiksai-mongo (exited, exit code 137)", "mozaiks up"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
