@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/mozaiks/mozaiks/internal/app"
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/doctor"
@@ -101,6 +103,24 @@ func get(t *testing.T, url string, hdr map[string]string) int {
 	return resp.StatusCode
 }
 
+func post(t *testing.T, url, body, token string) int {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatalf("POST %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func doctorReport(t *testing.T, out string) doctor.Report {
 	t.Helper()
 	var rep doctor.Report
@@ -150,6 +170,23 @@ func TestHostNginxDeployment(t *testing.T) {
 		if got := get(t, c.url, c.hdr); got != c.want {
 			t.Errorf("GET %s (headers %v) = %d, want %d", c.url, c.hdr != nil, got, c.want)
 		}
+	}
+
+	// Auth is on (item 1's unauthenticated 201 must not happen), and a
+	// token made as docs/operating.md shows (HS256 with AUTH_JWT_SECRET,
+	// sub = user_id) gets through the proxy.
+	body := `{"workflow":"assistant","user_id":"alice"}`
+	if got := post(t, public+"/api/sessions", body, ""); got != http.StatusUnauthorized {
+		t.Errorf("POST /api/sessions without a token = %d, want 401", got)
+	}
+	tok, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+		"sub": "alice", "app_id": "default", "exp": time.Now().Add(time.Hour).Unix(),
+	}).SignedString([]byte(dotenv["AUTH_JWT_SECRET"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := post(t, public+"/api/sessions", body, tok); got != http.StatusCreated {
+		t.Errorf("POST /api/sessions with the documented token = %d, want 201", got)
 	}
 
 	out, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, Environ: []string{"LLM_PROVIDER=echo"}, JSON: true})
