@@ -88,13 +88,16 @@ func runContainers(ctx context.Context, env *Env) Result {
 	for _, c := range list {
 		rows = append(rows, fmt.Sprintf("%s: %s%s, restarts %d", c.Name, c.State, paren(c.Health), c.RestartCount))
 		switch {
-		case c.Health == "unhealthy" || c.State == "restarting" || c.State == "dead" || c.RestartCount >= crashLoopRestarts:
+		case c.State == "restarting" || c.State == "dead" || c.RestartCount >= crashLoopRestarts:
 			bad = append(bad, c)
 		case c.State == "exited" || c.State == "created":
+			// (An exited container keeps its last health status: not a finding.)
 			// Stopped, not crash-looping (its restart policy would have it
 			// restarting): the checks of what it serves (MDB01 for mongo,
 			// RT01 for the runtime) carry the failure.
 			stopped = append(stopped, c)
+		case c.Health == "unhealthy":
+			bad = append(bad, c)
 		}
 	}
 	d["containers"] = rows

@@ -52,7 +52,7 @@ func TestContainersClassification(t *testing.T) {
 	unhealthy := mongo
 	unhealthy.Health = "unhealthy"
 	stoppedMongo := mongo
-	stoppedMongo.State, stoppedMongo.Health, stoppedMongo.ExitCode = "exited", "", 137
+	stoppedMongo.State, stoppedMongo.Health, stoppedMongo.ExitCode = "exited", "unhealthy", 137
 	tests := []struct {
 		name       string
 		containers []ContainerInfo
