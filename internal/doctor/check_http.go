@@ -46,6 +46,8 @@ func netCause(err error) string {
 	switch {
 	case errors.As(err, &dnsErr):
 		return "host name does not resolve (" + dnsErr.Name + ")"
+	case strings.Contains(err.Error(), "no such host"):
+		return "host name does not resolve"
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout"):
 		return "timed out"
 	case strings.Contains(err.Error(), "connection refused"):

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/llm"
 )
 
 // Env names of the answers: the runtime's own names where it has one, so a
@@ -137,7 +138,7 @@ func (a *Answers) fillDefaults() {
 		a.Database = "bundled"
 	}
 	if a.Model == "" {
-		a.Model = "gpt-4o-mini"
+		a.Model = llm.DefaultModel
 	}
 	if a.AppID == "" {
 		a.AppID = "default"

@@ -18,7 +18,7 @@ import (
 // model, public URL, CORS origins, app id, proxy, [k8s], [confirm].
 func TestFormAnswersToFiles(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	cases := []struct {
 		name  string
 		input []string
@@ -78,7 +78,7 @@ func TestFormAnswersToFiles(t *testing.T) {
 // before overwriting; "no" leaves everything as it was.
 func TestFormRerunConfirms(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	dir := t.TempDir()
 	first := []string{"1", "1", base, testKey, "", "", "", "", "3"}
 	if r := run(t, context.Background(), Options{Dir: dir, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(first, "\n") + "\n")}); r.e != nil {
@@ -147,7 +147,7 @@ func TestFormInterruptedLeavesDirectoryUnchanged(t *testing.T) {
 // changes only the key, and the run completes.
 func TestFormRetriesAfterFailedCheck(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	dir := t.TempDir()
 	const wrong = "sk-WRONG-key-000"
 	input := []string{"1", "1", base, wrong, "", "", "", "", "3",
