@@ -27,26 +27,30 @@ import (
 //
 // Nothing can be pulled here, so the images are stand-ins built from this
 // tree: the runtime (the real binary) and FerretDB for mongo:7.0.
-func TestDoctorComposeProdRealEngine(t *testing.T) {
-	t.Parallel()
-	docker := doctortest.NeedDocker(t)
+// composeStack is `mozaiks init --deployment D --database bundled --proxy
+// none` for project on port, with the stand-in images swapped in (FerretDB
+// takes the root user over PLAIN; the model is the offline echo provider),
+// started with `up` on the real engine and taken down (volumes too) when
+// the test ends. extraEnv lines are appended to .env.
+func composeStack(t *testing.T, deployment, project string, port int, extraEnv string) string {
+	t.Helper()
 	runtimeImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/cmd/mozaiks", "mozaiks", "mozaiks-test/runtime", "/mozaiks", "serve")
 	mongoImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/internal/testutil/fakemongo", "fakemongo", "mozaiks-test/fakemongo")
-
-	port := doctortest.FreePort(t)
-	project := fmt.Sprintf("mzdoc%d", time.Now().UnixNano()%1_000_000)
 	public := fmt.Sprintf("http://localhost:%d", port)
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
-	args := []string{"init", "--dir", dir, "--non-interactive", "--skip-checks", "--deployment", "prod", "--database", "bundled",
-		"--proxy", "none", "--public-url", public, "--http-port", fmt.Sprint(port), "--project-name", project,
+	args := []string{"init", "--dir", dir, "--non-interactive", "--skip-checks", "--deployment", deployment, "--database", "bundled",
+		"--proxy", "none", "--public-url", public, "--cors-origins", public, "--http-port", fmt.Sprint(port), "--project-name", project,
 		"--openai-api-key", "sk-proj-a8c1e0f2b7d94e6a"}
 	if code := Main(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, errOut.String())
 	}
-	// Swap in the stand-in images; FerretDB takes the root user over PLAIN;
-	// the model is the offline echo provider.
-	composePath := filepath.Join(dir, stack.ProdFile)
+	prod := deployment == "prod"
+	file := stack.DevFile
+	if prod {
+		file = stack.ProdFile
+	}
+	composePath := filepath.Join(dir, file)
 	b, err := os.ReadFile(composePath)
 	if err != nil {
 		t.Fatal(err)
@@ -65,24 +69,37 @@ func TestDoctorComposeProdRealEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	env := strings.Replace(string(envb), "authSource=admin", "authSource=admin&authMechanism=PLAIN", 1) + "LLM_PROVIDER=echo\n"
+	env := strings.Replace(string(envb), "authSource=admin", "authSource=admin&authMechanism=PLAIN", 1) + "LLM_PROVIDER=echo\n" + extraEnv
 	if err := os.WriteFile(envPath, []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
-
 	eng, err := stack.NewDocker()
 	if err != nil {
 		t.Fatal(err)
 	}
+	po := stack.ProjectOptions{Dir: dir, Prod: prod}
 	t.Cleanup(func() {
-		_ = stack.Down(context.Background(), eng, stack.DownOptions{Project: stack.ProjectOptions{Dir: dir, Prod: true}, Volumes: true})
+		_ = stack.Down(context.Background(), eng, stack.DownOptions{Project: po, Volumes: true})
 		eng.Close()
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	if _, err := stack.Up(ctx, eng, stack.UpOptions{Project: stack.ProjectOptions{Dir: dir, Prod: true}, Pull: stack.PullNever, Timeout: 3 * time.Minute}); err != nil {
-		t.Fatalf("up --prod: %v", err)
+	if _, err := stack.Up(ctx, eng, stack.UpOptions{Project: po, Pull: stack.PullNever, Timeout: 3 * time.Minute}); err != nil {
+		t.Fatalf("up (%s): %v", deployment, err)
 	}
+	return dir
+}
+
+func uniqueProject(prefix string) string {
+	return fmt.Sprintf("%s%d", prefix, time.Now().UnixNano()%1_000_000)
+}
+
+func TestDoctorComposeProdRealEngine(t *testing.T) {
+	t.Parallel()
+	docker := doctortest.NeedDocker(t)
+	port := doctortest.FreePort(t)
+	project := uniqueProject("mzdoc")
+	dir := composeStack(t, "prod", project, port, "")
 
 	// Healthy: exit 0, nothing fails or warns. (.env says prod: no --prod needed.)
 	stdout, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
@@ -123,6 +140,68 @@ func TestDoctorComposeProdRealEngine(t *testing.T) {
 			if c.Severity == doctor.Fail {
 				t.Errorf("%s failed too: %q; one fault must fail one check", c.Code, c.Message)
 			}
+		}
+	}
+}
+
+// TestTwoStacksOnOneHostRealEngine (issue #15, item 7): container names and
+// volumes derive from the project name and the port from MOZAIKS_HTTP_PORT,
+// so two production stacks run side by side on one engine.
+func TestTwoStacksOnOneHostRealEngine(t *testing.T) {
+	t.Parallel()
+	doctortest.NeedDocker(t)
+	type st struct {
+		project string
+		port    int
+	}
+	stacks := []st{{uniqueProject("mza"), doctortest.FreePort(t)}, {uniqueProject("mzb"), doctortest.FreePort(t)}}
+	for _, s := range stacks {
+		composeStack(t, "prod", s.project, s.port, "")
+	}
+	eng, err := stack.NewDocker()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	for _, s := range stacks {
+		waitHTTP(t, fmt.Sprintf("http://127.0.0.1:%d/api/ready", s.port))
+		list, err := eng.ContainerList(context.Background(), stack.ProjectFilter(s.project))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]string{}
+		for _, c := range list {
+			names[c.Name] = c.State
+		}
+		for _, want := range []string{s.project + "-runtime", s.project + "-mongo"} {
+			if names[want] != "running" {
+				t.Errorf("project %s: container %s is %q, want running (have %v)", s.project, want, names[want], names)
+			}
+		}
+	}
+}
+
+// TestDoctorComposeDevRealEngine: the dev stack (auth off, runtime and Mongo
+// on 127.0.0.1), healthy: the doctor judges it as compose-dev and exits 0.
+func TestDoctorComposeDevRealEngine(t *testing.T) {
+	t.Parallel()
+	doctortest.NeedDocker(t)
+	port, mongoPort := doctortest.FreePort(t), doctortest.FreePort(t)
+	dir := composeStack(t, "dev", uniqueProject("mzdev"), port, fmt.Sprintf("MOZAIKS_MONGO_PORT=%d\n", mongoPort))
+	stdout, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
+	rep := doctorReport(t, stdout)
+	if err != nil {
+		t.Fatalf("doctor on a healthy dev stack: exit %d: %v\n%s", exitCode(err), err, stderr)
+	}
+	for _, c := range rep.Checks {
+		if c.Severity != doctor.OK && c.Severity != doctor.Skipped {
+			t.Errorf("%s %s %q", c.Code, c.Severity, c.Message)
+		}
+		if c.Code == "CFG01" && !strings.Contains(c.Message, doctor.KindComposeDev) {
+			t.Errorf("CFG01 does not say compose-dev: %q", c.Message)
+		}
+		if c.Code == "MDB01" && c.Severity != doctor.OK {
+			t.Errorf("MDB01 = %s %q", c.Severity, c.Message)
 		}
 	}
 }
