@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,13 +35,25 @@ import (
 // the test ends. extraEnv lines are appended to .env.
 func composeStack(t *testing.T, deployment, project string, port int, extraEnv string) string {
 	t.Helper()
+	return composeStackProxy(t, deployment, "none", project, port, port, extraEnv)
+}
+
+// composeStackProxy is composeStack with a proxy service (nginx: the
+// stand-in built from this host's nginx) listening on publicPort, the
+// runtime on 127.0.0.1:port.
+func composeStackProxy(t *testing.T, deployment, proxy, project string, port, publicPort int, extraEnv string) string {
+	t.Helper()
 	runtimeImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/cmd/mozaiks", "mozaiks", "mozaiks-test/runtime", "/mozaiks", "serve")
 	mongoImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/internal/testutil/fakemongo", "fakemongo", "mozaiks-test/fakemongo")
-	public := fmt.Sprintf("http://localhost:%d", port)
+	public := fmt.Sprintf("http://localhost:%d", publicPort)
+	nginxImage := "nginx:1.27"
+	if proxy == "nginx" {
+		nginxImage = doctortest.BuildNginxImage(t)
+	}
 	dir := t.TempDir()
 	var out, errOut bytes.Buffer
 	args := []string{"init", "--dir", dir, "--non-interactive", "--skip-checks", "--deployment", deployment, "--database", "bundled",
-		"--proxy", "none", "--public-url", public, "--cors-origins", public, "--http-port", fmt.Sprint(port), "--project-name", project,
+		"--proxy", proxy, "--public-url", public, "--cors-origins", public, "--http-port", fmt.Sprint(port), "--project-name", project,
 		"--openai-api-key", "sk-proj-a8c1e0f2b7d94e6a"}
 	if code := Main(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, errOut.String())
@@ -59,6 +72,7 @@ func composeStack(t *testing.T, deployment, project string, port int, extraEnv s
 		"image: mongo:7.0", "image: "+mongoImage,
 		`["CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"]`, `["CMD", "/fakemongo", "ping"]`,
 		"image: mozaiks/runtime:dev", "image: "+runtimeImage,
+		"image: nginx:1.27", "image: "+nginxImage,
 		"interval: 10s", "interval: 1s",
 	).Replace(string(b))
 	if err := os.WriteFile(composePath, []byte(compose), 0o644); err != nil {
@@ -202,6 +216,42 @@ func TestDoctorComposeDevRealEngine(t *testing.T) {
 		}
 		if c.Code == "MDB01" && c.Severity != doctor.OK {
 			t.Errorf("MDB01 = %s %q", c.Severity, c.Message)
+		}
+	}
+}
+
+// TestComposeNginxProxyRealEngine (issue #15, items 5 and 6): the nginx
+// config init writes for the compose proxy service, in an nginx container
+// (built here from the host's nginx) on the stack's network: the doctor,
+// through it, passes everything (WebSockets, streaming, the diag endpoints
+// with the token), while the public gets 404 for /metrics and /api/diag/*.
+func TestComposeNginxProxyRealEngine(t *testing.T) {
+	t.Parallel()
+	doctortest.NeedDocker(t)
+	port, publicPort := doctortest.FreePort(t), doctortest.FreePort(t)
+	dir := composeStackProxy(t, "prod", "nginx", uniqueProject("mzngx"), port, publicPort, "")
+	public := fmt.Sprintf("http://localhost:%d", publicPort)
+	waitHTTP(t, public+"/api/ready")
+	for _, c := range []struct {
+		url  string
+		want int
+	}{
+		{public + "/metrics", http.StatusNotFound},
+		{public + "/api/diag/whoami", http.StatusNotFound},
+		{fmt.Sprintf("http://127.0.0.1:%d/metrics", port), http.StatusOK},
+	} {
+		if got := get(t, c.url, nil); got != c.want {
+			t.Errorf("GET %s = %d, want %d", c.url, got, c.want)
+		}
+	}
+	stdout, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
+	rep := doctorReport(t, stdout)
+	if err != nil {
+		t.Fatalf("doctor through the nginx container: exit %d: %v\n%s", exitCode(err), err, stderr)
+	}
+	for _, c := range rep.Checks {
+		if c.Severity != doctor.OK && c.Severity != doctor.Skipped {
+			t.Errorf("%s %s %q", c.Code, c.Severity, c.Message)
 		}
 	}
 }

@@ -6,9 +6,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -77,5 +79,89 @@ func BuildImage(t testing.TB, pkg, bin, repo string, entrypoint ...string) strin
 		}
 	}
 	images[repo+" "+pkg] = ref
+	return ref
+}
+
+// BuildNginxImage wraps this host's nginx (Debian's /usr/sbin/nginx and the
+// shared libraries it links) into a FROM scratch image that reads
+// /etc/nginx/conf.d/*.conf, as the official nginx image does: the stand-in
+// for nginx:1.27 where nothing can be pulled.
+func BuildNginxImage(t testing.TB) string {
+	t.Helper()
+	docker := NeedDocker(t)
+	bin := nginxPath(t)
+	imagesMu.Lock()
+	defer imagesMu.Unlock()
+	if ref, ok := images["nginx"]; ok {
+		return ref
+	}
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	copyFile := func(src string) {
+		t.Helper()
+		b, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatalf("nginx image: %v", err)
+		}
+		dst := filepath.Join(root, src)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(dst, b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(bin)
+	out, err := exec.Command("ldd", bin).Output()
+	if err != nil {
+		t.Fatalf("ldd %s: %v", bin, err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		for _, f := range strings.Fields(line) {
+			if strings.HasPrefix(f, "/") {
+				copyFile(f)
+			}
+		}
+	}
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/bin/false\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+		"etc/group":  "root:x:0:\nnogroup:x:65534:\n",
+		"etc/nginx/nginx.conf": "user nobody nogroup;\nworker_processes 1;\npid /run/nginx.pid;\nerror_log stderr warn;\n" +
+			"events { worker_connections 256; }\nhttp {\n  access_log off;\n  include /etc/nginx/conf.d/*.conf;\n}\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range []string{"etc/nginx/conf.d", "var/lib/nginx", "var/log/nginx", "run", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o777); err != nil {
+			t.Fatal(err)
+		}
+	}
+	df := "FROM scratch\nCOPY root/ /\nSTOPSIGNAL SIGQUIT\nCMD [\"" + bin + "\", \"-g\", \"daemon off;\"]\n"
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte(df), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.New()
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			b, _ := os.ReadFile(p)
+			sum.Write([]byte(p[len(root):]))
+			sum.Write(b)
+		}
+		return nil
+	})
+	ref := "mozaiks-test/nginx:" + hex.EncodeToString(sum.Sum(nil)[:6])
+	if exec.Command(docker, "image", "inspect", ref).Run() != nil {
+		if out, err := exec.Command(docker, "build", "-q", "-t", ref, dir).CombinedOutput(); err != nil {
+			t.Fatalf("docker build %s: %v\n%s", ref, err, out)
+		}
+	}
+	images["nginx"] = ref
 	return ref
 }
