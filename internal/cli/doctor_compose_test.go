@@ -33,7 +33,7 @@ import (
 // takes the root user over PLAIN; the model is the offline echo provider),
 // started with `up` on the real engine and taken down (volumes too) when
 // the test ends. extraEnv lines are appended to .env.
-func composeStack(t *testing.T, deployment, project string, port int, extraEnv string) string {
+func composeStack(t testing.TB, deployment, project string, port int, extraEnv string) string {
 	t.Helper()
 	return composeStackProxy(t, deployment, "none", project, port, port, extraEnv)
 }
@@ -41,7 +41,7 @@ func composeStack(t *testing.T, deployment, project string, port int, extraEnv s
 // composeStackProxy is composeStack with a proxy service (nginx: the
 // stand-in built from this host's nginx) listening on publicPort, the
 // runtime on 127.0.0.1:port.
-func composeStackProxy(t *testing.T, deployment, proxy, project string, port, publicPort int, extraEnv string) string {
+func composeStackProxy(t testing.TB, deployment, proxy, project string, port, publicPort int, extraEnv string) string {
 	t.Helper()
 	runtimeImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/cmd/mozaiks", "mozaiks", "mozaiks-test/runtime", "/mozaiks", "serve")
 	mongoImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/internal/testutil/fakemongo", "fakemongo", "mozaiks-test/fakemongo")
