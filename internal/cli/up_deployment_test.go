@@ -23,6 +23,10 @@ func initDir(t *testing.T, deployment string, extra ...string) string {
 	if code := Main(context.Background(), args, IO{In: strings.NewReader(""), Out: &out, Err: &errOut}); code != 0 {
 		t.Fatalf("init: exit %d\n%s", code, errOut.String())
 	}
+	// init's "Next:" names the directory for the doctor too (issue #15, item 8).
+	if all := out.String() + errOut.String(); !strings.Contains(all, "mozaiks doctor --dir "+dir) {
+		t.Errorf("init's next steps lack `mozaiks doctor --dir %s`:\n%s", dir, all)
+	}
 	return dir
 }
 
