@@ -75,8 +75,7 @@ func runRuntime(ctx context.Context, env *Env) Result {
 		if logs := runtimeLogs(ctx, env); len(logs) > 0 {
 			d["last_logs"] = logs
 		}
-		return fail("runtime not reachable at "+env.URL+": "+netCause(err),
-			"start it (mozaiks up, or mozaiks serve) and read its last log lines: mozaiks logs runtime --tail 50 (or docker logs mozaiksai-runtime --tail 50)", d)
+		return fail("runtime not reachable at "+env.URL+": "+netCause(err), env.startHint(), d)
 	}
 	d["health_status"] = status
 	d["health"] = safeJSON(body)
@@ -446,4 +445,16 @@ func (e *Env) restartCommand() string {
 		return "kubectl rollout restart deployment/mozaiksai-runtime"
 	}
 	return "stop mozaiks serve and start it again"
+}
+
+// startHint says how this deployment's runtime is started and where its
+// log is.
+func (e *Env) startHint() string {
+	switch e.DeploymentKind() {
+	case KindComposeDev, KindComposeProd:
+		return "start it: " + e.upCommand() + "; its last log lines: mozaiks logs runtime --tail 50 (details show them when Docker answers)"
+	case KindK8s:
+		return "check the Deployment: kubectl get pods -l app=mozaiksai-runtime; kubectl logs deploy/mozaiksai-runtime --tail 50"
+	}
+	return "start it (mozaiks serve), or point --url / MOZAIKS_PUBLIC_URL at where it listens"
 }

@@ -167,7 +167,7 @@ func TestRuntimeDownAndDegraded(t *testing.T) {
 	down := fmt.Sprintf("http://127.0.0.1:%d", doctortest.FreePort(t))
 	env := testEnv(t, map[string]string{"_URL": down}, "")
 	rep := Run(context.Background(), env, []Check{checkConfig(), checkRuntime(), checkCORS(), checkWSUpgrade(), checkStream()}, RunOptions{})
-	wantResult(t, rep.Checks[1], Fail, "not reachable", "logs")
+	wantResult(t, rep.Checks[1], Fail, "not reachable", "mozaiks serve") // a bare deployment: no compose, no "mozaiks up"
 	for _, c := range rep.Checks[2:] {
 		wantResult(t, c, Skipped, "needs RT01, which failed", "")
 	}
