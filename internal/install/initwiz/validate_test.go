@@ -55,7 +55,7 @@ func loadCompose(t *testing.T, dir, file string, env ...string) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := cli.ProjectFromOptions(context.Background(), opts)
+	p, err := opts.LoadProject(context.Background())
 	if err != nil {
 		t.Fatalf("compose-go rejects %s: %v", file, err)
 	}
@@ -163,7 +163,7 @@ func TestInfraComposeLoads(t *testing.T) {
 	}
 	// The prod file refuses to start without credentials, naming them.
 	opts, _ := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.prod.yml")}, cli.WithWorkingDirectory(dir), cli.WithName("mztest"), cli.WithEnvFiles(), cli.WithDotEnv)
-	if _, err := cli.ProjectFromOptions(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "MONGO_ROOT_") {
+	if _, err := opts.LoadProject(context.Background()); err == nil || !strings.Contains(err.Error(), "MONGO_ROOT_") {
 		t.Errorf("prod without .env: err = %v", err)
 	}
 	files := renderFor(t, renderCases[0], RenderOptions{})
