@@ -25,12 +25,12 @@ import (
 	"github.com/mozaiks/mozaiks/internal/install/initwiz"
 )
 
-// hostNginxDeployment is `mozaiks init --deployment prod --proxy PROXY`
+// servedDeployment is `mozaiks init --deployment prod --proxy PROXY`
 // into a fresh directory, and the real runtime started from that
 // directory's .env the way the compose service runs it, published on
 // 127.0.0.1:MOZAIKS_HTTP_PORT. It returns the directory, the public URL and
 // the runtime's direct URL.
-func hostNginxDeployment(t *testing.T, proxy string) (dir, public, direct string) {
+func servedDeployment(t *testing.T, proxy string) (dir, public, direct string) {
 	t.Helper()
 	rtPort, nginxPort := doctortest.FreePort(t), doctortest.FreePort(t)
 	public = fmt.Sprintf("http://localhost:%d", nginxPort)
@@ -140,7 +140,7 @@ func doctorReport(t *testing.T, out string) doctor.Report {
 // healthy compose-prod deployment fails nothing.
 func TestHostNginxDeployment(t *testing.T) {
 	t.Parallel()
-	dir, public, direct := hostNginxDeployment(t, "nginx-host")
+	dir, public, direct := servedDeployment(t, "nginx-host")
 	port := strings.TrimPrefix(public, "http://localhost:")
 	var nginxPort int
 	fmt.Sscan(port, &nginxPort)
@@ -223,7 +223,7 @@ func TestHostNginxDeployment(t *testing.T) {
 // it), instead of "start it (mozaiks up)", and nothing else fails.
 func TestComposeNginxConfigOnHostNginx(t *testing.T) {
 	t.Parallel()
-	dir, public, direct := hostNginxDeployment(t, "nginx-host")
+	dir, public, direct := servedDeployment(t, "nginx-host")
 	other := t.TempDir()
 	var out, errOut bytes.Buffer
 	args := []string{"init", "--dir", other, "--non-interactive", "--skip-checks", "--deployment", "prod", "--database", "embedded",
@@ -263,6 +263,57 @@ func TestComposeNginxConfigOnHostNginx(t *testing.T) {
 			if c.Severity == doctor.Fail {
 				t.Errorf("%s failed too: %q; one fault must fail one check", c.Code, c.Message)
 			}
+		}
+	}
+}
+
+// TestCaddyfileHidesMetricsAndDiag (issue #15, item 6): the Caddyfile init
+// writes answers 404 for /metrics and for /api/diag/* without the token,
+// and proxies the rest; the doctor gets through with the token. (Caddy runs
+// on the host here, its upstream pointed at the runtime's published port,
+// standing in for the compose service.)
+func TestCaddyfileHidesMetricsAndDiag(t *testing.T) {
+	t.Parallel()
+	dir, public, direct := servedDeployment(t, "caddy")
+	b, err := os.ReadFile(filepath.Join(dir, "Caddyfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "Caddyfile")
+	if err := os.WriteFile(conf, []byte(strings.Replace(string(b), "reverse_proxy runtime:8000", "reverse_proxy "+strings.TrimPrefix(direct, "http://"), 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var port int
+	fmt.Sscan(strings.TrimPrefix(public, "http://localhost:"), &port)
+	doctortest.StartCaddyFile(t, port, conf)
+	dotenv, err := config.ReadDotEnv(filepath.Join(dir, ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		url  string
+		hdr  map[string]string
+		want int
+	}{
+		{public + "/api/health", nil, http.StatusOK},
+		{public + "/metrics", nil, http.StatusNotFound},
+		{public + "/api/diag/whoami", nil, http.StatusNotFound},
+		{public + "/api/diag/whoami", map[string]string{doctor.DiagHeader: dotenv["MOZAIKS_DIAG_TOKEN"]}, http.StatusOK},
+	} {
+		if got := get(t, c.url, c.hdr); got != c.want {
+			t.Errorf("GET %s (headers %v) = %d, want %d", c.url, c.hdr != nil, got, c.want)
+		}
+	}
+	// NET01 is skipped: the proxy port is held by this host's Caddy, not by
+	// the compose service the file describes.
+	out, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, Environ: []string{"LLM_PROVIDER=echo"}, JSON: true, Skip: []string{"NET01"}})
+	rep := doctorReport(t, out)
+	if err != nil {
+		t.Fatalf("doctor through Caddy: exit %d: %v\n%s", exitCode(err), err, stderr)
+	}
+	for _, c := range rep.Checks {
+		if c.Severity == doctor.Fail {
+			t.Errorf("%s failed: %q", c.Code, c.Message)
 		}
 	}
 }

@@ -293,3 +293,31 @@ http {
 	})
 	return "http://" + addr
 }
+
+// StartCaddyFile runs a real Caddy on the Caddyfile at path (with admin,
+// automatic HTTPS and storage set for a test) and waits for 127.0.0.1:port.
+func StartCaddyFile(t testing.TB, port int, path string) string {
+	t.Helper()
+	bin := testenv.NeedCommand(t, "caddy", "apt-get install caddy (.ci/setup.d installs it)")
+	dir := t.TempDir()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tstorage file_system %s\n}\n", dir) + string(b)
+	cpath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cpath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cpath, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &logs}, &lockedWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start caddy: %v", err)
+	}
+	stopOnCleanup(t, cmd)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, func() string { return "caddy: " + logs.String() })
+	return "http://" + addr
+}
