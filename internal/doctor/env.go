@@ -39,7 +39,7 @@ type Env struct {
 
 	RootCAs     *x509.CertPool // nil: system roots (--ca-file adds a private CA to them)
 	CAFile      string         // --ca-file, for messages
-	InContainer bool           // this process runs inside a container (/.dockerenv)
+	InContainer bool           // this process runs inside a container (/.dockerenv); checks judge by DeploymentKind instead
 	DockerHost  string         // DOCKER_HOST ("" for the platform default)
 	Docker      func() (DockerAPI, error)
 	ProcRoot    string // /proc

@@ -67,6 +67,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	environ := envMap(o.Environ)
 	prevAnswers := previousAnswers(prev)
+	if _, named := prev[EnvProject]; !named && len(prev) > 0 {
+		// Written before init named the project: docker compose named it
+		// after the directory, and its volumes (the data) carry that name.
+		// Keep it, so the upgrade finds the same project and volumes.
+		if name := composeDirName(o.Dir); validProject(name) == nil {
+			prevAnswers[EnvProject] = name
+		}
+	}
 	a := mergeAnswers(prevAnswers, environ, o.Flags)
 
 	p := newPrompter(ctx, o.In, o.Err, o.Accessible)
@@ -276,6 +284,22 @@ func previousAnswers(prev map[string]string) map[string]string {
 		return without(prev, EnvMongoURI)
 	}
 	return prev
+}
+
+// composeDirName is the project name docker compose derives from a
+// directory: its base name, lower-cased, without characters compose drops.
+func composeDirName(dir string) string {
+	abs, err := filepath.Abs(cmp.Or(dir, "."))
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(filepath.Base(abs)) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimLeft(b.String(), "_-")
 }
 
 func envMap(environ []string) map[string]string {

@@ -1,8 +1,13 @@
 package initwiz
 
 import (
+	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mozaiks/mozaiks/internal/config"
 )
 
 // TestRedactorReplacesWholeValuesOnly: a short secret used to be cut out of
@@ -31,5 +36,41 @@ func TestRedactorReplacesWholeValuesOnly(t *testing.T) {
 	}
 	if strings.Contains(r.new.Replace("x pw1 y"), "pw1") {
 		t.Error("a secret standing alone is not redacted")
+	}
+}
+
+// TestRerunOverAnOlderInitKeepsTheProjectName: a .env written before init
+// named the project keeps docker compose's name for it (the directory's),
+// so the re-run's compose files address the same containers and volumes.
+func TestRerunOverAnOlderInitKeepsTheProjectName(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "Acme_Prod")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	old := "MOZAIKS_DEPLOYMENT=dev\nMOZAIKS_DATABASE=embedded\nMOZAIKS_PROXY=none\nOPENAI_API_KEY=sk-test-old-0001\n"
+	if err := os.WriteFile(filepath.Join(dir, ".env"), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, Force: true, SkipChecks: true})
+	if r.e != nil {
+		t.Fatalf("%v\n%s", r.e, r.err)
+	}
+	env, err := config.ReadDotEnv(filepath.Join(dir, ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if env[EnvProject] != "acme_prod" {
+		t.Errorf("MOZAIKS_PROJECT = %q, want the name compose gave the directory (acme_prod)", env[EnvProject])
+	}
+	// A fresh directory gets the default.
+	fresh := t.TempDir()
+	r = run(t, context.Background(), Options{Dir: fresh, NonInteractive: true, SkipChecks: true,
+		Flags: map[string]string{EnvDeployment: "dev", EnvAPIKey: "sk-test-new-0002"}})
+	if r.e != nil {
+		t.Fatalf("%v\n%s", r.e, r.err)
+	}
+	if env, _ := config.ReadDotEnv(filepath.Join(fresh, ".env")); env[EnvProject] != DefaultProject {
+		t.Errorf("fresh MOZAIKS_PROJECT = %q, want %s", env[EnvProject], DefaultProject)
 	}
 }
