@@ -13,12 +13,15 @@ LDFLAGS   := -s -w -X $(BUILDINFO).Version=$(VERSION) -X $(BUILDINFO).Commit=$(C
 
 # `make image` builds the binary here and wraps it (infra/docker/Dockerfile.prebuilt),
 # so it works on a machine that cannot pull images, with or without BuildKit.
-IMAGE     ?= mozaiks/runtime:dev
+# One image name and tag everywhere: a release version (vX.Y.Z) tags X.Y.Z,
+# anything else "dev"; `mozaiks init` pins the same tag (cli.ImageTag) in what it writes.
+IMAGE_TAG ?= $(if $(shell echo '$(patsubst v%,%,$(VERSION))' | grep -Ex '[0-9]+[.][0-9]+[.][0-9]+'),$(patsubst v%,%,$(VERSION)),dev)
+IMAGE     ?= mozaiks/runtime:$(IMAGE_TAG)
 IMAGE_CTX ?= dist/image
 ARCH      ?= $(shell $(GO) env GOARCH)
 CA_CERTS  ?= /etc/ssl/certs/ca-certificates.crt
 
-.PHONY: build test lint image snapshot release-check clean
+.PHONY: build test lint image print-image snapshot release-check clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o mozaiks ./cmd/mozaiks
@@ -27,8 +30,10 @@ build:
 test:
 	$(GO) test -race -count=1 -timeout 25m ./...
 
+# gofmt, vet and staticcheck; .ci/run runs this target.
 lint:
-	@out="$$(gofmt -l cmd internal)"; if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || echo cmd internal templates workflows))"; \
+		if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
 
@@ -41,6 +46,10 @@ image:
 		--label org.opencontainers.image.version=$(VERSION) \
 		--label org.opencontainers.image.revision=$(COMMIT) \
 		-t $(IMAGE) -f infra/docker/Dockerfile.prebuilt $(IMAGE_CTX)
+
+# The image reference `make image` builds (and `mozaiks init` of the same version writes).
+print-image:
+	@echo $(IMAGE)
 
 # Archives, deb/rpm and checksums for every platform into dist/ (no image, nothing published).
 snapshot:

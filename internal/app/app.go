@@ -67,8 +67,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 	if cfg.MongoURI != "" {
 		s, err := mongo.Open(ctx, cfg.MongoURI, mongo.Options{Logger: log})
 		if err != nil {
-			return nil, "", uerr.Wrap(err, uerr.ExitPrerequisite, "cannot use MONGO_URI "+config.RedactURI(cfg.MongoURI),
-				"check the URI, or unset MONGO_URI to use the embedded store")
+			// The cause (auth, DNS, TLS, URI...) is classified, never the
+			// driver's text, which can quote the password.
+			c := mongo.Classify(err)
+			return nil, "", uerr.Wrap(err, uerr.ExitPrerequisite, "cannot use MONGO_URI "+config.RedactURI(cfg.MongoURI)+": "+c.Msg,
+				c.Hint+" (or unset MONGO_URI to use the embedded store)")
 		}
 		return s, config.RedactURI(cfg.MongoURI) + " (database " + config.DatabaseName(cfg.MongoURI) + ")", nil
 	}

@@ -23,6 +23,8 @@ type DoctorOptions struct {
 	ConfigFile string
 	URL        string
 	Origin     string
+	Prod       bool
+	CAFile     string
 	JSON       bool
 	List       bool
 	Only       []string
@@ -62,6 +64,8 @@ Exit status: 0 when nothing failed, 3 when a check failed (or warned, with --str
 	f.StringVar(&opts.Dir, "dir", "", "deployment directory (.env, docker-compose.yml); default the working directory")
 	f.StringVar(&opts.URL, "url", "", "public URL to probe through the proxy (default MOZAIKS_PUBLIC_URL, else http://127.0.0.1:PORT)")
 	f.StringVar(&opts.Origin, "origin", "", "browser origin of the front-end to test, e.g. https://app.example.com")
+	f.BoolVar(&opts.Prod, "prod", false, "judge the production deployment (docker-compose.prod.yml); the default when .env says MOZAIKS_DEPLOYMENT=prod")
+	f.StringVar(&opts.CAFile, "ca-file", "", "PEM file of a private CA to trust (besides the system roots) when checking TLS")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	f.BoolVar(&opts.List, "list", false, "list the checks and exit")
 	f.StringSliceVar(&opts.Only, "only", nil, "run only these check codes (comma-separated)")
@@ -112,6 +116,8 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 		Load:   config.LoadOptions{Dir: opts.Dir, ConfigFile: opts.ConfigFile, Environ: opts.Environ},
 		URL:    opts.URL,
 		Origin: opts.Origin,
+		Prod:   opts.Prod,
+		CAFile: opts.CAFile,
 	})
 	if err != nil {
 		// A .env parse error quotes the offending line, which may hold a

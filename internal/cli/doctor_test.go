@@ -185,12 +185,14 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 	var got *DoctorOptions
 	cmd := NewCmdDoctor(IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, func(_ context.Context, o *DoctorOptions) error { got = o; return nil })
 	cmd.Flags().String("config", "", "")
-	cmd.SetArgs([]string{"--url", "https://ai.example.com", "--origin", "https://app.example.com", "--json", "--only", "WS01,WS02", "--skip", "HST01", "--strict", "--fix", "--slow", "--dir", "/srv/mozaiks"})
+	cmd.SetArgs([]string{"--url", "https://ai.example.com", "--origin", "https://app.example.com", "--json", "--only", "WS01,WS02", "--skip", "HST01", "--strict", "--fix", "--slow", "--dir", "/srv/mozaiks",
+		"--prod", "--ca-file", "/etc/ssl/acme-ca.pem"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
 	if got.URL != "https://ai.example.com" || got.Origin != "https://app.example.com" || !got.JSON || !got.Strict || !got.Fix || !got.Slow ||
-		got.Dir != "/srv/mozaiks" || strings.Join(got.Only, ",") != "WS01,WS02" || strings.Join(got.Skip, ",") != "HST01" || got.Color {
+		got.Dir != "/srv/mozaiks" || strings.Join(got.Only, ",") != "WS01,WS02" || strings.Join(got.Skip, ",") != "HST01" || got.Color ||
+		!got.Prod || got.CAFile != "/etc/ssl/acme-ca.pem" {
 		t.Fatalf("options %+v", got)
 	}
 }

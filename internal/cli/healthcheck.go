@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/mozaiks/mozaiks/internal/app"
 	"github.com/mozaiks/mozaiks/internal/uerr"
 )
 
@@ -21,6 +22,10 @@ type HealthcheckOptions struct {
 	URL     string
 	Timeout time.Duration
 	Getenv  func(string) string
+	// Mongo probes MONGO_URI from here (inside the runtime container, where
+	// the compose network's names resolve) and prints the result as JSON:
+	// how `mozaiks doctor` judges Mongo in a compose deployment.
+	Mongo bool
 }
 
 // NewCmdHealthcheck builds `mozaiks healthcheck`.
@@ -39,10 +44,21 @@ func NewCmdHealthcheck(stdio IO, runF func(context.Context, *HealthcheckOptions)
 	}
 	cmd.Flags().StringVar(&opts.URL, "url", "", "URL to probe (default http://127.0.0.1:$PORT/api/ready, PORT default 8000; MOZAIKS_ADDR wins)")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 3*time.Second, "give up after this long")
+	cmd.Flags().BoolVar(&opts.Mongo, "mongo", false, "probe MONGO_URI instead (3 pings) and print the classified result as JSON")
 	return cmd
 }
 
+func runMongoHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
+	return app.ProbeMongo(ctx, opts.Getenv("MONGO_URI"), opts.Timeout, opts.IO.Out)
+}
+
 func runHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
+	if opts.Timeout <= 0 {
+		return uerr.Usage("--timeout must be positive")
+	}
+	if opts.Mongo {
+		return runMongoHealthcheck(ctx, opts)
+	}
 	url := opts.URL
 	if url == "" {
 		url = "http://" + localAddr(opts.Getenv) + "/api/ready"

@@ -107,10 +107,15 @@ func runInit(ctx context.Context, opts *InitOptions) error {
 
 // imageTag is the runtime image matching this binary: a release's version
 // without the "v", otherwise latest.
-func imageTag(version string) string {
+func imageTag(version string) string { return ImageTag(version) }
+
+// ImageTag is the mozaiks/runtime tag for a build version: X.Y.Z for a
+// release vX.Y.Z, "dev" for anything else (what `make image` tags a local
+// build), so init pins exactly the image this binary's version builds.
+func ImageTag(version string) string {
 	v := strings.TrimPrefix(version, "v")
 	if v == "" || strings.ContainsAny(v, "+-") || strings.Count(v, ".") != 2 {
-		return "latest"
+		return "dev"
 	}
 	return v
 }

@@ -93,8 +93,8 @@ func TestInitThroughMain(t *testing.T) {
 
 func TestImageTag(t *testing.T) {
 	t.Parallel()
-	for in, want := range map[string]string{"": "latest", "v1.2.3": "1.2.3", "1.2.3": "1.2.3", "v1.2.3-rc.1": "latest",
-		"v0.0.0-20250101-abcdef": "latest", "(devel)": "latest", "v1.2.3+dirty": "latest"} {
+	for in, want := range map[string]string{"": "dev", "v1.2.3": "1.2.3", "1.2.3": "1.2.3", "v1.2.3-rc.1": "dev",
+		"v0.0.0-20250101-abcdef": "dev", "(devel)": "dev", "v1.2.3+dirty": "dev"} {
 		if got := imageTag(in); got != want {
 			t.Errorf("imageTag(%q) = %q, want %q", in, got, want)
 		}

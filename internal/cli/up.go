@@ -47,6 +47,8 @@ type UpOptions struct {
 	Stack   StackOptions
 	Pull    string
 	Timeout time.Duration
+	// AllowMismatch: start the file even where .env declares the other kind.
+	AllowMismatch bool
 }
 
 // NewCmdUp builds `mozaiks up`.
@@ -70,16 +72,23 @@ checks. Re-running changes only services whose configuration changed.`,
 	bindStackFlags(cmd.Flags(), &opts.Stack, "f")
 	cmd.Flags().StringVar(&opts.Pull, "pull", stack.PullMissing, "when to pull images: missing, always or never")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 3*time.Minute, "how long to wait for every service to be ready")
+	cmd.Flags().BoolVar(&opts.AllowMismatch, "allow-mismatch", false,
+		"start the dev file where .env says MOZAIKS_DEPLOYMENT=prod (or the prod file where it says dev)")
 	return cmd
 }
 
 func runUp(ctx context.Context, opts *UpOptions) error {
+	// Before dialling Docker: the refusal must not depend on the engine.
+	if err := stack.CheckDeployment(opts.Stack.project(), opts.AllowMismatch); err != nil {
+		return err
+	}
 	eng, err := opts.Docker()
 	if err != nil {
 		return err
 	}
 	res, err := stack.Up(ctx, eng, stack.UpOptions{
 		Project: opts.Stack.project(), Pull: opts.Pull, Timeout: opts.Timeout, Err: opts.IO.Err,
+		AllowMismatch: opts.AllowMismatch,
 	})
 	if err != nil {
 		return err

@@ -24,6 +24,7 @@ func runConfig(_ context.Context, env *Env) Result {
 	for _, s := range config.Settings {
 		details[s.Env] = describeSetting(s, env.Values[s.Key], env.Sources[s.Key])
 	}
+	details["deployment"] = env.DeploymentKind()
 	if env.ConfigErr != nil {
 		var inv *config.InvalidError
 		if errors.As(env.ConfigErr, &inv) {
@@ -37,8 +38,8 @@ func runConfig(_ context.Context, env *Env) Result {
 		return warn("CORS_ORIGINS is *: any web site may open sockets to this runtime",
 			"set CORS_ORIGINS to the exact origins of your front-ends, e.g. https://app.example.com", details)
 	}
-	return ok(fmt.Sprintf("valid; %d settings from .env, %d from the environment, %d from flags or file",
-		countSources(env.Sources, config.SourceDotEnv), countSources(env.Sources, config.SourceEnv),
+	return ok(fmt.Sprintf("valid for a %s deployment; %d settings from .env, %d from the environment, %d from flags or file",
+		env.DeploymentKind(), countSources(env.Sources, config.SourceDotEnv), countSources(env.Sources, config.SourceEnv),
 		countSources(env.Sources, config.SourceFlag)+countSources(env.Sources, config.SourceFile)), details)
 }
 
@@ -160,11 +161,9 @@ func missingSecretKeys(env *Env, dotenv map[string]string) []string {
 	if strings.EqualFold(strings.TrimSpace(env.Values["auth_enabled"]), "true") && env.Values["auth_issuer"] == "" && env.Values["auth_jwt_secret"] == "" && !set("AUTH_JWT_SECRET") {
 		out = append(out, "AUTH_JWT_SECRET")
 	}
-	if cf, err := env.Compose(); err == nil && cf != nil {
-		for _, v := range cf.VarsUsed {
-			if generatable(v) && !set(v) && !slices.Contains(out, v) {
-				out = append(out, v)
-			}
+	for _, v := range env.composeVars() {
+		if generatable(v) && !set(v) && !slices.Contains(out, v) {
+			out = append(out, v)
 		}
 	}
 	return out

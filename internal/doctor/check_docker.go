@@ -15,14 +15,11 @@ func checkDocker() Check {
 // dockerApplies: Docker matters when the directory holds a compose file or
 // the operator pointed DOCKER_HOST somewhere; a bare `mozaiks serve` needs none.
 func (e *Env) dockerApplies() (bool, string) {
-	cf, err := e.Compose()
 	switch {
-	case err != nil:
+	case e.IsCompose(), e.DockerHost != "":
 		return true, ""
-	case cf != nil:
-		return true, ""
-	case e.DockerHost != "":
-		return true, ""
+	case e.DeploymentKind() == KindK8s:
+		return false, "a Kubernetes deployment (manifests in k8s/, no compose file): Docker is not used here"
 	}
 	return false, "no compose file in " + dirName(e.Dir) + " and DOCKER_HOST unset: not a Docker deployment"
 }
@@ -87,15 +84,36 @@ func runContainers(ctx context.Context, env *Env) Result {
 	}
 	slices.SortFunc(list, func(a, b ContainerInfo) int { return strings.Compare(a.Name, b.Name) })
 	var rows []string
-	var bad []ContainerInfo
+	var bad, stopped []ContainerInfo
 	for _, c := range list {
 		rows = append(rows, fmt.Sprintf("%s: %s%s, restarts %d", c.Name, c.State, paren(c.Health), c.RestartCount))
-		if c.Health == "unhealthy" || c.State == "restarting" || c.State == "dead" ||
-			(c.State == "exited" && c.ExitCode != 0) || c.RestartCount >= crashLoopRestarts {
+		switch {
+		case c.State == "restarting" || c.State == "dead" || c.RestartCount >= crashLoopRestarts:
+			bad = append(bad, c)
+		case c.State == "exited" || c.State == "created":
+			// (An exited container keeps its last health status: not a finding.)
+			// Stopped, not crash-looping (its restart policy would have it
+			// restarting): the checks of what it serves (MDB01 for mongo,
+			// RT01 for the runtime) carry the failure.
+			stopped = append(stopped, c)
+		case c.Health == "unhealthy":
 			bad = append(bad, c)
 		}
 	}
 	d["containers"] = rows
+	if len(bad) == 0 && len(stopped) > 0 {
+		var names []string
+		logs := map[string]any{}
+		for _, c := range stopped {
+			names = append(names, fmt.Sprintf("%s (%s, exit code %d)", c.Name, c.State, c.ExitCode))
+			if l, err := api.Logs(ctx, c.ID, 10); err == nil {
+				logs[c.Name] = strings.Split(strings.TrimRight(l, "\n"), "\n")
+			}
+		}
+		d["last_logs"] = logs
+		return warn("stopped: "+strings.Join(names, ", "),
+			env.upCommand()+" starts it again; mozaiks logs "+orDash(stopped[0].Service, stopped[0].Name)+" --tail 50 says why it stopped", d)
+	}
 	if len(bad) == 0 {
 		return ok(fmt.Sprintf("%d container(s) of %s running", len(list), cf.Project), d)
 	}

@@ -29,6 +29,9 @@ type neededPort struct {
 }
 
 func (e *Env) neededPorts() ([]neededPort, error) {
+	if e.DeploymentKind() == KindK8s {
+		return nil, nil // the cluster's Service and Ingress own the ports, not this host
+	}
 	cf, err := e.Compose()
 	if err != nil {
 		return nil, err
@@ -36,8 +39,8 @@ func (e *Env) neededPorts() ([]neededPort, error) {
 	if cf != nil {
 		var out []neededPort
 		for _, p := range cf.Ports {
-			out = append(out, neededPort{port: p.Port, hostIP: p.HostIP, what: "service " + p.Service + " (" + p.Spec + ")",
-				move: fmt.Sprintf("change the host side of %q under services.%s.ports in %s", p.Spec, p.Service, filepath.Base(cf.Path))})
+			out = append(out, neededPort{port: p.Port, hostIP: p.HostIP, what: "service " + p.Service + " (" + p.Spec + ", " + filepath.Base(cf.Path) + ")",
+				move: strings.TrimPrefix(p.MoveHint(), "stop what holds it, or ")})
 		}
 		return out, nil
 	}
@@ -66,6 +69,9 @@ func runPorts(ctx context.Context, env *Env) Result {
 		return fail("cannot read the compose file: "+truncate(err.Error(), 160), "fix the file (docker compose config shows the error in context)", nil)
 	}
 	if len(ports) == 0 {
+		if env.DeploymentKind() == KindK8s {
+			return skip("a Kubernetes deployment: the cluster's Service and Ingress hold the ports, not this host")
+		}
 		return skip("no host ports to check (the compose file publishes none)")
 	}
 	d := map[string]any{}

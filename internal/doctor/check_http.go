@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,7 +18,7 @@ import (
 )
 
 func checkRuntime() Check {
-	return Check{Code: "RT01", Name: "runtime health", Needs: []string{"CFG01"}, Timeout: 10 * time.Second, Run: runRuntime}
+	return Check{Code: "RT01", Name: "runtime health", Needs: []string{"CFG01"}, Timeout: 15 * time.Second, Run: runRuntime}
 }
 
 // probeGet fetches url and returns status, content type and at most 4 KiB of body.
@@ -45,6 +46,8 @@ func netCause(err error) string {
 	switch {
 	case errors.As(err, &dnsErr):
 		return "host name does not resolve (" + dnsErr.Name + ")"
+	case strings.Contains(err.Error(), "no such host"):
+		return "host name does not resolve"
 	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout"):
 		return "timed out"
 	case strings.Contains(err.Error(), "connection refused"):
@@ -63,16 +66,32 @@ func runRuntime(ctx context.Context, env *Env) Result {
 	status, _, body, err := probeGet(ctx, env, env.URL+"/api/health", nil)
 	if err != nil {
 		d["error"] = netCause(err)
+		if direct, ok := env.directRuntime(ctx); ok {
+			d["runtime_direct"] = direct
+			return fail(fmt.Sprintf("%s does not answer (%s), but the runtime is healthy at %s: the proxy in front of it does not reach it", env.URL, netCause(err), direct),
+				"point the proxy at "+direct+": a host nginx uses nginx/mozaiks-host.conf (upstream 127.0.0.1), "+
+					"the compose proxy nginx/mozaiks.conf (upstream runtime:8000); check that the proxy runs and listens on "+env.URL, d)
+		}
 		if logs := runtimeLogs(ctx, env); len(logs) > 0 {
 			d["last_logs"] = logs
 		}
-		return fail("runtime not reachable at "+env.URL+": "+netCause(err),
-			"start it (mozaiks up, or mozaiks serve) and read its last log lines: mozaiks logs runtime --tail 50 (or docker logs mozaiksai-runtime --tail 50)", d)
+		return fail("runtime not reachable at "+env.URL+": "+netCause(err), env.startHint(), d)
 	}
 	d["health_status"] = status
 	d["health"] = safeJSON(body)
 	if status != http.StatusOK {
-		return fail(fmt.Sprintf("/api/health answered %d", status), hintForStatus(status), d)
+		msg, hint := fmt.Sprintf("/api/health answered %d", status), hintForStatus(status)
+		if gatewayStatus(status) {
+			// The proxy answered, the runtime behind it did not: is the
+			// runtime down, or is the proxy's upstream wrong?
+			if direct, ok := env.directRuntime(ctx); ok {
+				d["runtime_direct"] = direct
+				msg = fmt.Sprintf("the proxy at %s answers %d, but the runtime is healthy at %s: the proxy's upstream does not reach it", env.URL, status, direct)
+				hint = "point the proxy at " + direct + ": a host nginx uses nginx/mozaiks-host.conf (upstream 127.0.0.1), " +
+					"the compose proxy nginx/mozaiks.conf (upstream runtime:8000)"
+			}
+		}
+		return fail(msg, hint, d)
 	}
 	rs, _, rbody, err := probeGet(ctx, env, env.URL+"/api/ready", nil)
 	if err != nil {
@@ -86,9 +105,72 @@ func runRuntime(ctx context.Context, env *Env) Result {
 	case rs == http.StatusNotFound:
 		return warn("healthy, but /api/ready is missing (an older runtime or a proxy route?)", "route /api/ to the runtime in the proxy", d)
 	default:
-		return fail(fmt.Sprintf("runtime up but not ready (/api/ready answered %d): degraded", rs),
-			"the ready answer names the failing dependency (see details; MDB01 and LLM01 probe them); last log lines: mozaiks logs runtime --tail 50", d)
+		msg := fmt.Sprintf("runtime up but not ready (/api/ready answered %d): degraded", rs)
+		cause, mongo := degradedCause(body)
+		if cause == "" {
+			return fail(msg, "the ready answer names the failing dependency (see details; MDB01 and LLM01 probe them); last log lines: mozaiks logs runtime --tail 50", d)
+		}
+		msg += ": " + cause
+		if mongo {
+			// The runtime itself serves; MongoDB is what fails, and MDB01
+			// fails with the cause. One fault, one failing check.
+			return warn(msg, "fix MongoDB as MDB01 says; the runtime recovers by itself once it answers", d)
+		}
+		return fail(msg, "last log lines: mozaiks logs runtime --tail 50", d)
 	}
+}
+
+func gatewayStatus(s int) bool {
+	return s == http.StatusBadGateway || s == http.StatusGatewayTimeout || s == http.StatusServiceUnavailable
+}
+
+// degradedCause reads the runtime's /api/health body for what is down;
+// mongo is true when that is MongoDB (which MDB01 checks on its own).
+func degradedCause(health []byte) (cause string, mongo bool) {
+	var h struct {
+		MongoDB struct {
+			Status  string `json:"status"`
+			Backend string `json:"backend"`
+		} `json:"mongodb"`
+	}
+	if json.Unmarshal(health, &h) != nil || h.MongoDB.Status == "" || h.MongoDB.Status == "ok" {
+		return "", false
+	}
+	if h.MongoDB.Backend == "embedded" {
+		return "the embedded store does not answer (" + h.MongoDB.Status + ")", false
+	}
+	return "MongoDB does not answer the runtime (" + h.MongoDB.Status + "; MDB01 names the cause)", true
+}
+
+// directRuntime finds the runtime answering /api/health without the proxy:
+// at the runtime service's published port in compose, at serve's own
+// address otherwise. It returns that base URL.
+func (e *Env) directRuntime(ctx context.Context) (string, bool) {
+	var candidates []string
+	if cf, err := e.Compose(); err == nil && cf != nil {
+		for _, p := range cf.Ports {
+			if p.Service == runtimeService {
+				host := p.HostIP
+				if host == "" || host == "0.0.0.0" || host == "::" {
+					host = "127.0.0.1"
+				}
+				candidates = append(candidates, "http://"+net.JoinHostPort(host, strconv.Itoa(p.Port)))
+			}
+		}
+	}
+	candidates = append(candidates, localURL(e.Values))
+	for _, c := range candidates {
+		if c == e.URL {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		status, _, _, err := probeGet(cctx, e, c+"/api/health", nil)
+		cancel()
+		if err == nil && status == http.StatusOK {
+			return c, true
+		}
+	}
+	return "", false
 }
 
 func hintForStatus(s int) string {
@@ -197,7 +279,7 @@ func runCORS(ctx context.Context, env *Env) Result {
 	if len(origins) == 0 {
 		return fail("no browser origin is allowed (CORS_ORIGINS is empty)", "set CORS_ORIGINS to your front-end origins, e.g. CORS_ORIGINS=https://app.example.com", d)
 	}
-	var refused []string
+	var refused, noUpgrade []string
 	perOrigin := map[string]any{}
 	for _, o := range origins {
 		pre, err := preflight(ctx, env, o)
@@ -206,8 +288,13 @@ func runCORS(ctx context.Context, env *Env) Result {
 		}
 		ws := wsHandshakeStatus(ctx, env, o)
 		perOrigin[o] = map[string]any{"preflight_allow_origin": pre.allowOrigin, "ws_status": ws}
-		if !pre.allows(o) || ws != http.StatusSwitchingProtocols {
+		switch {
+		case !pre.allows(o) || ws == http.StatusForbidden:
 			refused = append(refused, o)
+		case ws != http.StatusSwitchingProtocols:
+			// Not an origin decision (the proxy does not upgrade, 502...):
+			// WS01 judges that, with the proxy lines to add.
+			noUpgrade = append(noUpgrade, o)
 		}
 	}
 	d["per_origin"] = perOrigin
@@ -219,6 +306,12 @@ func runCORS(ctx context.Context, env *Env) Result {
 	d["bogus_origin"] = map[string]any{"origin": bogusOrigin, "preflight_allow_origin": bogus.allowOrigin, "allow_credentials": bogus.allowCredentials, "ws_status": bogusWS}
 
 	want := "CORS_ORIGINS=" + strings.Join(origins, ",")
+	hint := "set " + want + " on the runtime (exact scheme://host[:port], no trailing slash) and restart it; the proxy must not add its own Access-Control-* headers"
+	if len(refused) > 0 && env.Config != nil && allListed(refused, env.Config.CORSOrigins) {
+		// Telling the operator to set the value they already have is no help.
+		hint = "CORS_ORIGINS already lists " + strings.Join(refused, ", ") + ", so the runtime answering is not running with this configuration: " +
+			"restart it so it reads it (" + env.restartCommand() + "); or the proxy rewrites Origin or adds its own Access-Control-* headers"
+	}
 	var problems []string
 	if len(refused) > 0 {
 		problems = append(problems, "allowed origin refused: "+strings.Join(refused, ", "))
@@ -232,7 +325,10 @@ func runCORS(ctx context.Context, env *Env) Result {
 		problems = append(problems, "an unknown origin may open WebSockets (cross-site WebSocket hijacking)")
 	}
 	if len(problems) > 0 {
-		return fail(strings.Join(problems, "; "), "set "+want+" on the runtime (exact scheme://host[:port], no trailing slash) and restart it; the proxy must not add its own Access-Control-* headers", d)
+		return fail(strings.Join(problems, "; "), hint, d)
+	}
+	if len(noUpgrade) > 0 {
+		return ok(fmt.Sprintf("%d origin(s) allowed over HTTP; the WebSocket handshake did not upgrade, so socket origins are not judged here (see WS01)", len(origins)), d)
 	}
 	return ok(fmt.Sprintf("%d origin(s) allowed over HTTP and WebSocket; an unknown origin is refused", len(origins)), d)
 }
@@ -280,7 +376,7 @@ func runStream(ctx context.Context, env *Env) Result {
 	defer resp.Body.Close()
 	d := map[string]any{"status": resp.StatusCode, "content_type": resp.Header.Get("Content-Type"), "content_encoding": resp.Header.Get("Content-Encoding")}
 	if resp.StatusCode == http.StatusNotFound {
-		return warn("/api/diag/stream not found (a runtime older than this doctor, or the proxy routes it elsewhere)", "upgrade the runtime; route /api/ to it", d)
+		return warn("/api/diag/stream not found (a runtime older than this doctor, or the proxy routes it elsewhere)", "upgrade the runtime; route /api/ to it; a proxy written by mozaiks init hides /api/diag/* unless X-Mozaiks-Diag carries MOZAIKS_DIAG_TOKEN from .env", d)
 	}
 	if resp.StatusCode != http.StatusOK {
 		return fail(fmt.Sprintf("/api/diag/stream answered %d", resp.StatusCode), hintForStatus(resp.StatusCode), d)
@@ -329,4 +425,36 @@ func corsWildcard(ctx context.Context, env *Env, d map[string]any) Result {
 		return fail("any origin is allowed together with credentials", hint, d)
 	}
 	return warn("CORS_ORIGINS=*: any web site may call this runtime and open its sockets", hint, d)
+}
+
+func allListed(origins, configured []string) bool {
+	for _, o := range origins {
+		if !slices.Contains(configured, o) {
+			return false
+		}
+	}
+	return true
+}
+
+// restartCommand is how this deployment's runtime is restarted.
+func (e *Env) restartCommand() string {
+	switch e.DeploymentKind() {
+	case KindComposeDev, KindComposeProd:
+		return e.upCommand() + ", which recreates it when its settings changed"
+	case KindK8s:
+		return "kubectl rollout restart deployment/mozaiksai-runtime"
+	}
+	return "stop mozaiks serve and start it again"
+}
+
+// startHint says how this deployment's runtime is started and where its
+// log is.
+func (e *Env) startHint() string {
+	switch e.DeploymentKind() {
+	case KindComposeDev, KindComposeProd:
+		return "start it: " + e.upCommand() + "; its last log lines: mozaiks logs runtime --tail 50 (details show them when Docker answers)"
+	case KindK8s:
+		return "check the Deployment: kubectl get pods -l app=mozaiksai-runtime; kubectl logs deploy/mozaiksai-runtime --tail 50"
+	}
+	return "start it (mozaiks serve), or point --url / MOZAIKS_PUBLIC_URL at where it listens"
 }

@@ -2,7 +2,7 @@ package doctor
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/mozaiks/mozaiks/internal/llm"
 )
 
 const defaultOpenAIBase = "https://api.openai.com/v1"
@@ -25,45 +27,21 @@ type modelsAnswer struct {
 	errMsg string // the provider's error.message, if any (never contains the key)
 }
 
-// The probe is a direct GET rather than llm.Client.Models: telling a 404
-// from a missing /v1 apart from a 401 needs the raw status.
+// getModels lists the endpoint's models through internal/llm, the client
+// the runtime itself uses (one attempt, no retries); its typed error keeps
+// the HTTP status, which tells a missing /v1 (404) from a bad key (401).
 func getModels(ctx context.Context, env *Env, base, key string) (modelsAnswer, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/models", nil)
-	if err != nil {
-		return modelsAnswer{}, err
+	c := llm.NewOpenAI(llm.Options{APIKey: key, BaseURL: base, HTTPClient: env.httpClient(10 * time.Second),
+		MaxRetries: -1, Timeout: 10 * time.Second})
+	ids, err := c.Models(ctx)
+	if err == nil {
+		return modelsAnswer{status: http.StatusOK, models: ids}, nil
 	}
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
+	var le *llm.Error
+	if errors.As(err, &le) && le.Status != 0 {
+		return modelsAnswer{status: le.Status, errMsg: strings.TrimPrefix(le.Msg, "list models: ")}, nil
 	}
-	resp, err := env.httpClient(10 * time.Second).Do(req)
-	if err != nil {
-		return modelsAnswer{}, err
-	}
-	defer resp.Body.Close()
-	var body struct {
-		Data []struct {
-			ID string `json:"id"`
-		} `json:"data"`
-		Error json.RawMessage `json:"error"`
-	}
-	a := modelsAnswer{status: resp.StatusCode}
-	if json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 4<<20)).Decode(&body) == nil {
-		for _, m := range body.Data {
-			a.models = append(a.models, m.ID)
-		}
-		var e struct {
-			Message string `json:"message"`
-		}
-		if json.Unmarshal(body.Error, &e) == nil {
-			a.errMsg = e.Message
-		} else {
-			var s string
-			if json.Unmarshal(body.Error, &s) == nil {
-				a.errMsg = s
-			}
-		}
-	}
-	return a, nil
+	return modelsAnswer{}, err
 }
 
 func isLocalHost(h string) bool {
@@ -91,19 +69,15 @@ func runLLM(ctx context.Context, env *Env) Result {
 	if c.OpenAIAPIKey == "" && base == defaultOpenAIBase {
 		return fail("OPENAI_API_KEY is not set", "set OPENAI_API_KEY in .env (or OPENAI_BASE_URL for a local endpoint, or LLM_PROVIDER=echo for a demo)", d)
 	}
-	if env.InContainer && isLocalHost(u.Hostname()) {
+	// Loopback is wrong only where the runtime itself runs in a container
+	// (compose, Kubernetes); where the doctor runs does not matter.
+	if runtimeInContainer(env) && isLocalHost(u.Hostname()) {
 		return fail("OPENAI_BASE_URL points at "+u.Hostname()+", which inside a container is the container itself",
 			"use the host's address: OPENAI_BASE_URL="+strings.Replace(base, u.Hostname(), "host.docker.internal", 1)+" (with extra_hosts: host.docker.internal:host-gateway), or the compose service name", d)
 	}
 	a, err := getModels(ctx, env, base, c.OpenAIAPIKey)
 	if err != nil {
-		msg := "cannot reach " + base + ": " + netCause(err)
-		if isLocalHost(u.Hostname()) {
-			if cf, _ := env.Compose(); cf != nil {
-				return fail(msg, "if the runtime runs in compose, localhost there is the container itself: use host.docker.internal or the service name", d)
-			}
-		}
-		return fail(msg, "check OPENAI_BASE_URL and that the endpoint is up", d)
+		return fail("cannot reach "+base+": "+netCause(err), "check OPENAI_BASE_URL and that the endpoint is up", d)
 	}
 	d["status"] = a.status
 	if a.errMsg != "" {
@@ -146,4 +120,10 @@ func runLLM(ctx context.Context, env *Env) Result {
 		return fail(fmt.Sprintf("model %q is not served by %s (%d models listed)", c.DefaultLLMModel, base, len(a.models)), hint, d)
 	}
 	return ok(fmt.Sprintf("key accepted, model %s listed (%d models)", c.DefaultLLMModel, len(a.models)), d)
+}
+
+// runtimeInContainer: the deployment runs the runtime in a container.
+func runtimeInContainer(env *Env) bool {
+	k := env.DeploymentKind()
+	return k == KindComposeDev || k == KindComposeProd || k == KindK8s
 }

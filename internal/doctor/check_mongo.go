@@ -2,16 +2,15 @@ package doctor
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
-
 	"github.com/mozaiks/mozaiks/internal/config"
+	storemongo "github.com/mozaiks/mozaiks/internal/store/mongo"
 )
 
 const (
@@ -20,52 +19,48 @@ const (
 )
 
 func checkMongo() Check {
-	return Check{Code: "MDB01", Name: "MongoDB", Needs: []string{"CFG01"}, Timeout: 15 * time.Second, Run: runMongo}
+	return Check{Code: "MDB01", Name: "MongoDB", Needs: []string{"CFG01"}, Timeout: 20 * time.Second, Run: runMongo}
 }
 
+// runMongo probes Mongo from where the runtime reaches it: in a compose
+// deployment from inside the runtime container (the compose network's
+// names do not resolve on the host), elsewhere from here. Both go through
+// store/mongo's probe: one connect policy, one vocabulary of causes.
 func runMongo(ctx context.Context, env *Env) Result {
-	if env.Config.MongoURI == "" {
-		return skip("MONGO_URI is not set: the runtime uses the embedded store in " + env.Config.DataDir)
+	if env.IsCompose() {
+		return runMongoCompose(ctx, env)
 	}
 	uri := env.Config.MongoURI
-	d := map[string]any{"uri": config.RedactURI(uri), "database": config.DatabaseName(uri)}
-	opts := options.Client().ApplyURI(uri).SetAppName("mozaiks-doctor")
-	// Bound the wait, unless the URI chose its own bounds.
-	if !strings.Contains(strings.ToLower(uri), "serverselectiontimeoutms") {
-		opts.SetServerSelectionTimeout(5 * time.Second)
+	if uri == "" {
+		return skip("MONGO_URI is not set: the runtime uses the embedded store in " + env.Config.DataDir)
 	}
-	if !strings.Contains(strings.ToLower(uri), "connecttimeoutms") {
-		opts.SetConnectTimeout(5 * time.Second)
+	d := map[string]any{"uri": config.RedactURI(uri), "database": config.DatabaseName(uri), "probed_from": "this host"}
+	res, err := storemongo.Probe(ctx, uri, storemongo.ProbeOptions{Pings: mongoPings, AppName: "mozaiks-doctor"})
+	rep := storemongo.Report(res, err)
+	if !rep.OK && env.DeploymentKind() == KindK8s && (rep.Cause == storemongo.CauseDNS) {
+		return skip("MONGO_URI's host resolves only inside the cluster: check it there with " +
+			"kubectl exec deploy/mozaiksai-runtime -- /mozaiks healthcheck --mongo")
 	}
-	client, err := mongo.Connect(opts)
-	if err != nil {
-		// ApplyURI/Connect errors can quote the URI: classify, never echo.
-		return fail("MONGO_URI is not usable: "+mongoCause(err, false).msg, "check the URI's form: mongodb://user:pass@host:27017/MozaiksAI", d)
-	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = client.Disconnect(cctx)
-	}()
-	var rtts []time.Duration
-	for range mongoPings {
-		t0 := env.now()
-		if err := client.Ping(ctx, nil); err != nil {
-			c := mongoCause(err, tlsRequested(uri))
-			d["cause"] = c.kind
-			return fail("cannot reach MongoDB at "+config.RedactURI(uri)+": "+c.msg, c.hint, d)
+	return judgeMongo(rep, d, "")
+}
+
+// judgeMongo turns a probe report into MDB01's result; extra is added to a
+// failure's message (what the deployment shows about the cause).
+func judgeMongo(rep storemongo.ProbeReport, d map[string]any, extra string) Result {
+	if !rep.OK {
+		d["cause"] = rep.Cause
+		msg := "cannot reach MongoDB at " + rep.URI + ": " + rep.Message
+		if extra != "" {
+			msg += "; " + extra
 		}
-		rtts = append(rtts, env.now().Sub(t0))
+		return fail(msg, rep.Hint, d)
 	}
-	med := median(rtts)
-	d["median_ping_ms"] = float64(med.Microseconds()) / 1000
-	var info bson.M
-	if err := client.Database("admin").RunCommand(ctx, bson.D{{Key: "buildInfo", Value: 1}}).Decode(&info); err == nil {
-		if v, ok := info["version"].(string); ok {
-			d["server_version"] = v
-		}
+	med := time.Duration(rep.MedianPingMS * float64(time.Millisecond))
+	d["median_ping_ms"] = rep.MedianPingMS
+	if rep.ServerVersion != "" {
+		d["server_version"] = rep.ServerVersion
 	}
-	ver, _ := d["server_version"].(string)
+	ver := rep.ServerVersion
 	if ver != "" && majorVersion(ver) > 0 && majorVersion(ver) < 5 {
 		return warn(fmt.Sprintf("MongoDB %s is older than 5.0, the oldest the runtime supports", ver), "upgrade MongoDB to 5.0 or newer", d)
 	}
@@ -76,46 +71,135 @@ func runMongo(ctx context.Context, env *Env) Result {
 	return ok(fmt.Sprintf("MongoDB %s, median ping %s", orDash(ver, "(version unknown)"), med.Round(10*time.Microsecond)), d)
 }
 
-// tlsRequested: the URI asks for TLS (explicitly, or by mongodb+srv's default).
-func tlsRequested(uri string) bool {
-	l := strings.ToLower(uri)
-	if strings.Contains(l, "tls=false") || strings.Contains(l, "ssl=false") {
-		return false
+// runMongoCompose asks the runtime container itself: `mozaiks healthcheck
+// --mongo` runs the store's probe there and prints its report. An image
+// without that command falls back to the runtime's own /api/health.
+func runMongoCompose(ctx context.Context, env *Env) Result {
+	cf, err := env.Compose()
+	if err != nil {
+		return skip("needs the compose file, which does not load (see DKR02): " + truncate(err.Error(), 160))
 	}
-	return strings.HasPrefix(l, "mongodb+srv://") || strings.Contains(l, "tls=true") || strings.Contains(l, "ssl=true")
+	uri := cf.Services[runtimeService]["MONGO_URI"]
+	if uri == "" && env.Config != nil {
+		uri = env.Config.MongoURI
+	}
+	if uri == "" {
+		return skip("the runtime service has no MONGO_URI: it uses the embedded store on its volume")
+	}
+	d := map[string]any{"uri": config.RedactURI(uri), "database": config.DatabaseName(uri)}
+	api, err := env.docker()
+	if err != nil {
+		return skip("needs the Docker engine (see DKR01) to check MongoDB from inside the runtime container")
+	}
+	list, err := api.ProjectContainers(ctx, cf.Project)
+	if err != nil {
+		return skip("needs the Docker engine (see DKR01) to check MongoDB from inside the runtime container")
+	}
+	var rt *ContainerInfo
+	byService := map[string]ContainerInfo{}
+	for i, c := range list {
+		byService[c.Service] = c
+		if c.Service == runtimeService {
+			rt = &list[i]
+		}
+	}
+	if rt == nil || rt.State != "running" {
+		state := "missing"
+		if rt != nil {
+			state = rt.State
+		}
+		return skip("the runtime container is " + state + " (see DKR02): MongoDB is checked from inside it")
+	}
+	d["probed_from"] = "container " + rt.Name
+	extra := mongoServiceState(uri, byService, cf)
+	res, err := api.Exec(ctx, rt.ID, []string{"/mozaiks", "healthcheck", "--mongo"})
+	if err == nil {
+		var rep storemongo.ProbeReport
+		if json.Unmarshal([]byte(strings.TrimSpace(res.Stdout)), &rep) == nil && rep.URI != "" {
+			r := judgeMongo(rep, d, extra)
+			if r.Severity == Fail && extra != "" {
+				r.Hint = "start it: " + env.upCommand() + "; its last log lines: mozaiks logs " + mongoHost(uri) + " --tail 50"
+			}
+			return r
+		}
+	}
+	// An older image: the runtime's /api/health says whether its store answers.
+	d["probed_from"] = "the runtime's /api/health (its image has no `healthcheck --mongo`)"
+	status, _, body, herr := probeGet(ctx, env, env.URL+"/api/health", nil)
+	if herr != nil || status != http.StatusOK {
+		return skip("cannot ask the runtime (see RT01): its image has no `healthcheck --mongo` and /api/health did not answer")
+	}
+	var h struct {
+		MongoDB struct {
+			Status string  `json:"status"`
+			PingMS float64 `json:"ping_ms"`
+		} `json:"mongodb"`
+	}
+	if json.Unmarshal(body, &h) != nil {
+		return skip("cannot read the runtime's /api/health")
+	}
+	if h.MongoDB.Status != "ok" {
+		msg := "the runtime reports MongoDB at " + config.RedactURI(uri) + " unavailable"
+		if extra != "" {
+			msg += "; " + extra
+		}
+		return fail(msg, "mozaiks logs runtime --tail 50 names the cause; upgrade the image for a classified one", d)
+	}
+	d["median_ping_ms"] = h.MongoDB.PingMS
+	return ok(fmt.Sprintf("MongoDB answers the runtime (ping %.1f ms)", h.MongoDB.PingMS), d)
+}
+
+// mongoServiceState: when MONGO_URI names a compose service whose container
+// is not running, that is the cause to name ("" otherwise).
+func mongoServiceState(uri string, byService map[string]ContainerInfo, cf *composeFile) string {
+	host := mongoHost(uri)
+	if _, isService := cf.Services[host]; !isService {
+		return ""
+	}
+	c, ok := byService[host]
+	switch {
+	case !ok:
+		return "service " + host + " has no container (not started)"
+	case c.State != "running":
+		return fmt.Sprintf("container %s of service %s is %s", c.Name, host, c.State)
+	case c.Health == "unhealthy":
+		return fmt.Sprintf("container %s of service %s is unhealthy", c.Name, host)
+	}
+	return ""
+}
+
+// mongoHost is the first host of a Mongo URI, without port.
+func mongoHost(uri string) string {
+	rest := uri
+	if i := strings.Index(rest, "://"); i >= 0 {
+		rest = rest[i+3:]
+	}
+	if i := strings.LastIndex(rest, "@"); i >= 0 {
+		rest = rest[i+1:]
+	}
+	rest, _, _ = strings.Cut(rest, "/")
+	rest, _, _ = strings.Cut(rest, "?")
+	rest, _, _ = strings.Cut(rest, ",")
+	if u, err := url.Parse("x://" + rest); err == nil {
+		return u.Hostname()
+	}
+	return rest
+}
+
+// upCommand is how this deployment is started.
+func (e *Env) upCommand() string {
+	cmd := "mozaiks up"
+	if e.DeploymentKind() == KindComposeProd {
+		cmd += " --prod"
+	}
+	if e.Dir != "" && e.Dir != "." {
+		cmd += " --dir " + e.Dir
+	}
+	return cmd
 }
 
 func majorVersion(v string) int {
 	var m int
 	_, _ = fmt.Sscanf(v, "%d", &m)
 	return m
-}
-
-type mongoClass struct{ kind, msg, hint string }
-
-// mongoCause classifies a driver error without quoting it: driver messages
-// can contain the URI and with it the password.
-func mongoCause(err error, wantTLS bool) mongoClass {
-	var ce mongo.CommandError
-	s := strings.ToLower(err.Error())
-	switch {
-	case wantTLS && (strings.Contains(s, "last error: eof") || strings.Contains(s, "connection reset") || strings.Contains(s, "first record does not look like a tls handshake")):
-		return mongoClass{"tls", "TLS handshake failed: the server closed the connection (it does not speak TLS on that port?)", "match tls=true/false in MONGO_URI to the server (a local mongo container usually has no TLS)"}
-	case errors.As(err, &ce) && (ce.Code == 18 || ce.Code == 13):
-		return mongoClass{"auth", "authentication failed (wrong user, password or authSource)", "check the user and password in MONGO_URI and ?authSource=admin for a root user; special characters in the password must be percent-encoded"}
-	case strings.Contains(s, "auth") && (strings.Contains(s, "fail") || strings.Contains(s, "error")):
-		return mongoClass{"auth", "authentication failed (wrong user, password or authSource, or an unsupported mechanism)", "check the user and password in MONGO_URI and ?authSource=admin for a root user; special characters in the password must be percent-encoded"}
-	case strings.Contains(s, "x509") || strings.Contains(s, "certificate") || strings.Contains(s, "tls:") || strings.Contains(s, "handshake"):
-		return mongoClass{"tls", "TLS handshake failed", "match tls=true/false in MONGO_URI to the server; for a private CA add tlsCAFile=/path/ca.pem"}
-	case strings.Contains(s, "no such host") || strings.Contains(s, "server misbehaving"):
-		return mongoClass{"dns", "the host name does not resolve", "check the host in MONGO_URI (inside compose it is the service name, e.g. mongo)"}
-	case strings.Contains(s, "connection refused"):
-		return mongoClass{"unreachable", "connection refused (nothing listens there)", "start MongoDB (mozaiks up) or fix the host:port in MONGO_URI"}
-	case strings.Contains(s, "server selection") || errors.Is(err, context.DeadlineExceeded) || strings.Contains(s, "timeout"):
-		return mongoClass{"unreachable", "no server answered in time", "check that MongoDB runs and a firewall lets the runtime reach it (mozaiks status)"}
-	case strings.Contains(s, "error parsing uri") || strings.Contains(s, "scheme must be"):
-		return mongoClass{"uri", "the URI cannot be parsed", "use mongodb://user:pass@host:27017/MozaiksAI"}
-	default:
-		return mongoClass{"other", "the ping failed", "read MongoDB's log: mozaiks logs mongo --tail 50"}
-	}
 }

@@ -67,12 +67,12 @@ func runTLS(ctx context.Context, env *Env) Result {
 	case errors.As(verr, &hostErr):
 		return fail(fmt.Sprintf("certificate is for %s, not %s", certNames(leaf), host), "issue a certificate that names "+host+" (or use the URL the certificate names)", det)
 	case errors.As(verr, &uaErr) && selfSigned(leaf):
-		return fail("certificate is self-signed: browsers refuse it", "use a certificate from a public CA (Caddy gets one automatically; certbot for nginx)", det)
+		return fail("certificate is self-signed: browsers refuse it", "use a certificate from a public CA (Caddy gets one automatically; certbot for nginx); if your clients trust it as a private CA, run mozaiks doctor --ca-file ca.pem", det)
 	case errors.As(verr, &uaErr) && len(certs) == 1:
 		return fail("incomplete chain: the server sends only its own certificate, without the intermediate(s) of "+leaf.Issuer.CommonName,
-			"serve the full chain (nginx ssl_certificate fullchain.pem, not cert.pem)", det)
+			"serve the full chain (nginx ssl_certificate fullchain.pem, not cert.pem); for a private CA, pass its certificate: mozaiks doctor --ca-file ca.pem", det)
 	case errors.As(verr, &uaErr):
-		return fail("certificate chain does not lead to a trusted root (issuer "+leaf.Issuer.CommonName+")", "serve the full chain from a public CA (nginx ssl_certificate fullchain.pem)", det)
+		return fail("certificate chain does not lead to a trusted root (issuer "+leaf.Issuer.CommonName+")", "if "+leaf.Issuer.CommonName+" is your private CA, run mozaiks doctor --ca-file ca.pem; otherwise serve the full chain from a public CA (nginx ssl_certificate fullchain.pem)", det)
 	default:
 		return fail("certificate does not verify: "+truncate(verr.Error(), 120), "serve a valid certificate with its full chain", det)
 	}

@@ -42,6 +42,9 @@ func wsDial(ctx context.Context, env *Env, origin string) wsDialResult {
 	if origin != "" {
 		hdr.Set("Origin", origin)
 	}
+	if tok := env.diagToken(); tok != "" {
+		hdr.Set(DiagHeader, tok)
+	}
 	conn, resp, err := d.DialContext(ctx, env.wsURL(diag.PathWSEcho), hdr)
 	r := wsDialResult{conn: conn, err: err}
 	if resp != nil {
@@ -104,7 +107,7 @@ func runWSUpgrade(ctx context.Context, env *Env) Result {
 	case r.status == http.StatusForbidden:
 		return fail("403: the runtime refused the socket's Origin "+origin, "add "+origin+" to CORS_ORIGINS (exact scheme://host[:port]); see CORS01", d)
 	case r.status == http.StatusNotFound:
-		return fail("404: /api/diag/ws-echo not found (old runtime, or the proxy routes /api/ elsewhere)", "route /api/ and /ws/ to the runtime; upgrade the runtime", d)
+		return fail("404: /api/diag/ws-echo not found (old runtime, or the proxy routes /api/ elsewhere)", "route /api/ and /ws/ to the runtime; upgrade the runtime; a proxy written by mozaiks init hides /api/diag/* unless X-Mozaiks-Diag carries MOZAIKS_DIAG_TOKEN from .env (run doctor with that .env, --dir)", d)
 	case r.status == http.StatusBadGateway || r.status == http.StatusGatewayTimeout:
 		return fail(fmt.Sprintf("%d from the proxy: it cannot reach the runtime for the upgrade", r.status), "check the proxy's upstream address and that the runtime is up (mozaiks status)", d)
 	default:

@@ -1,193 +1,157 @@
 package doctor
 
 import (
+	"context"
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 
-	"gopkg.in/yaml.v3"
+	"github.com/mozaiks/mozaiks/internal/install/stack"
 )
 
-// composeFile is the little of a compose file the doctor needs: project
-// name, published host ports, the ${VARS} it interpolates.
+// Deployment kinds the doctor tells apart, from the flags and the files in
+// the directory; each is judged by what holds for it (a loopback LLM URL is
+// a problem only where the runtime runs in a container, Mongo is probed from
+// inside the runtime container in compose, and so on).
+const (
+	KindBare        = "bare"         // mozaiks serve on this host
+	KindComposeDev  = "compose-dev"  // docker-compose.yml
+	KindComposeProd = "compose-prod" // docker-compose.prod.yml (--prod, or .env says prod)
+	KindK8s         = "k8s"          // Kubernetes manifests in k8s/, no compose file
+)
+
+// composeFile is what the doctor needs of the deployment's compose file, as
+// stack (compose-go, the loader `mozaiks up` and docker compose use) reads it.
 type composeFile struct {
-	Path     string
-	Project  string
-	Ports    []publishedPort
-	VarsUsed []string // ${VAR} without a default, in file order
+	Path    string
+	Project string
+	Ports   []stack.PublishedPort
+	// Services maps each service to its interpolated environment.
+	Services map[string]map[string]string
+	// VarsUsed are the variables the file interpolates without a default.
+	VarsUsed []string
 }
 
-type publishedPort struct {
-	Service string
-	HostIP  string
-	Port    int
-	Spec    string // as written, for hints
+// detectKind decides the deployment kind: --prod wins, then .env's
+// MOZAIKS_DEPLOYMENT=prod with the prod file present, then a dev compose
+// file, then Kubernetes manifests, else a bare serve.
+func detectKind(dir string, prod bool, dotenv map[string]string) string {
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(dir, name))
+		return err == nil
+	}
+	declared := strings.ToLower(strings.TrimSpace(dotenv[stack.EnvDeployment]))
+	switch {
+	case prod:
+		return KindComposeProd
+	case declared == stack.DeploymentProd && exists(stack.ProdFile):
+		return KindComposeProd
+	}
+	for _, n := range composeNames {
+		if exists(n) {
+			return KindComposeDev
+		}
+	}
+	if exists(stack.ProdFile) {
+		return KindComposeProd
+	}
+	if exists(filepath.Join("k8s", "deployment.yaml")) {
+		return KindK8s
+	}
+	return KindBare
 }
 
 var composeNames = []string{"docker-compose.yml", "docker-compose.yaml", "compose.yaml", "compose.yml"}
 
-// Compose finds and reads the compose file in Dir; (nil, nil) when there is none.
-func (e *Env) Compose() (*composeFile, error) {
-	e.composeOnce.Do(func() {
+// DeploymentKind is Kind, detected from --prod and the directory's files
+// on first use when not set.
+func (e *Env) DeploymentKind() string {
+	e.kindOnce.Do(func() {
+		if e.Kind == "" {
+			e.Kind = detectKind(e.Dir, e.prod, e.DotEnv)
+		}
+	})
+	return e.Kind
+}
+
+// IsCompose says whether the runtime runs in a compose-managed container.
+func (e *Env) IsCompose() bool {
+	k := e.DeploymentKind()
+	return k == KindComposeDev || k == KindComposeProd
+}
+
+// composePath is the compose file of the deployment kind, "" when none.
+func (e *Env) composePath() string {
+	switch e.DeploymentKind() {
+	case KindComposeProd:
+		return filepath.Join(e.Dir, stack.ProdFile)
+	case KindComposeDev:
 		for _, n := range composeNames {
 			p := filepath.Join(e.Dir, n)
-			b, err := os.ReadFile(p)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
+			if _, err := os.Stat(p); err == nil {
+				return p
 			}
-			if err != nil {
-				e.composeErr = err
-				return
-			}
-			e.compose, e.composeErr = parseCompose(p, b, e.lookupVar)
+		}
+	}
+	return ""
+}
+
+// Compose reads the deployment's compose file through stack; (nil, nil)
+// when the deployment has none.
+func (e *Env) Compose() (*composeFile, error) {
+	e.composeOnce.Do(func() {
+		path := e.composePath()
+		if path == "" {
 			return
 		}
-	})
-	return e.compose, e.composeErr
-}
-
-// lookupVar resolves a compose variable the way docker compose does:
-// environment first, then .env.
-func (e *Env) lookupVar(k string) (string, bool) {
-	if v, ok := e.Environ[k]; ok {
-		return v, true
-	}
-	v, ok := e.DotEnv[k]
-	return v, ok
-}
-
-var varRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)`)
-
-func interpolate(s string, lookup func(string) (string, bool), used *[]string) string {
-	return varRef.ReplaceAllStringFunc(s, func(m string) string {
-		g := varRef.FindStringSubmatch(m)
-		name, op, def := g[1], g[2], g[3]
-		if name == "" {
-			name = g[4]
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			e.composeErr = errors.New("no compose file at " + path + " (run mozaiks init, or drop --prod)")
+			return
 		}
-		v, set := lookup(name)
-		switch op {
-		case ":-":
-			if v == "" {
-				return def
-			}
-		case "-":
-			if !set {
-				return def
-			}
-		case ":+":
-			if v != "" {
-				return def
-			}
-			return ""
-		case "+":
-			if set {
-				return def
-			}
-			return ""
-		default:
-			if !set && used != nil {
-				*used = append(*used, name)
-			}
+		cf := &composeFile{Path: path, Services: map[string]map[string]string{}}
+		cf.VarsUsed, _ = stack.ReferencedVars(path)
+		e.compose = cf // VarsUsed serves --fix even when loading fails
+		environ := []string{}
+		for k, v := range e.Environ {
+			environ = append(environ, k+"="+v)
 		}
-		return v
-	})
-}
-
-func parseCompose(path string, b []byte, lookup func(string) (string, bool)) (*composeFile, error) {
-	var raw struct {
-		Name     string `yaml:"name"`
-		Services map[string]struct {
-			Ports []yaml.Node `yaml:"ports"`
-		} `yaml:"services"`
-	}
-	if err := yaml.Unmarshal(b, &raw); err != nil {
-		return nil, fmt.Errorf("parse %s: %w", filepath.Base(path), err)
-	}
-	cf := &composeFile{Path: path}
-	interpolate(string(b), lookup, &cf.VarsUsed)
-	cf.Project = interpolate(raw.Name, lookup, nil)
-	if cf.Project == "" {
-		cf.Project = projectName(filepath.Base(filepath.Dir(mustAbs(path))))
-	}
-	for svc, s := range raw.Services {
-		for _, n := range s.Ports {
-			pp, ok, err := parsePort(n, lookup)
-			if err != nil {
-				return nil, fmt.Errorf("%s: service %s: %w", filepath.Base(path), svc, err)
-			}
-			if ok {
-				pp.Service = svc
-				cf.Ports = append(cf.Ports, pp)
-			}
-		}
-	}
-	return cf, nil
-}
-
-func mustAbs(p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		return p
-	}
-	return a
-}
-
-// projectName normalises a directory name the way compose does.
-func projectName(s string) string {
-	var b strings.Builder
-	for _, r := range strings.ToLower(s) {
-		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
-}
-
-// parsePort reads the short ("127.0.0.1:8000:8000/tcp") or long syntax;
-// ok is false for a port that publishes nothing on the host.
-func parsePort(n yaml.Node, lookup func(string) (string, bool)) (publishedPort, bool, error) {
-	if n.Kind == yaml.MappingNode {
-		var long struct {
-			Published string `yaml:"published"`
-			HostIP    string `yaml:"host_ip"`
-		}
-		if err := n.Decode(&long); err != nil {
-			return publishedPort{}, false, err
-		}
-		pub := interpolate(long.Published, lookup, nil)
-		if pub == "" {
-			return publishedPort{}, false, nil
-		}
-		p, err := strconv.Atoi(pub)
+		p, err := stack.LoadProject(context.Background(), stack.ProjectOptions{Dir: e.Dir, File: path, Environ: environ})
 		if err != nil {
-			return publishedPort{}, false, fmt.Errorf("published port %q is not a number", pub)
+			e.composeErr = err
+			return
 		}
-		return publishedPort{HostIP: long.HostIP, Port: p, Spec: "published: " + pub}, true, nil
+		cf.Project = p.Name
+		if cf.Ports, err = p.PublishedPorts(); err != nil {
+			e.composeErr = err
+			return
+		}
+		for name, s := range p.Services {
+			env := map[string]string{}
+			for k, v := range s.Environment {
+				if v != nil {
+					env[k] = *v
+				}
+			}
+			cf.Services[name] = env
+		}
+	})
+	if e.composeErr != nil {
+		return nil, e.composeErr
 	}
-	spec := interpolate(n.Value, lookup, nil)
-	s, _, _ := strings.Cut(spec, "/")
-	parts := strings.Split(s, ":")
-	var host, hostIP string
-	switch len(parts) {
-	case 1:
-		return publishedPort{}, false, nil // container port only: random host port
-	case 2:
-		host = parts[0]
-	default:
-		hostIP, host = strings.Join(parts[:len(parts)-2], ":"), parts[len(parts)-2]
-	}
-	if strings.Contains(host, "-") || host == "" {
-		return publishedPort{}, false, nil // ranges and ephemeral ports are not checked
-	}
-	p, err := strconv.Atoi(host)
-	if err != nil {
-		return publishedPort{}, false, fmt.Errorf("port %q: host port %q is not a number", spec, host)
-	}
-	return publishedPort{HostIP: strings.Trim(hostIP, "[]"), Port: p, Spec: spec}, true, nil
+	return e.compose, nil
 }
+
+// composeVars is the file's variables even when it does not load (a
+// missing ${SECRET:?} is what --fix generates).
+func (e *Env) composeVars() []string {
+	_, _ = e.Compose()
+	if e.compose == nil {
+		return nil
+	}
+	return e.compose.VarsUsed
+}
+
+// runtimeService is the compose service that runs `mozaiks serve`.
+const runtimeService = "runtime"

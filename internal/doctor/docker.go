@@ -1,23 +1,22 @@
 package doctor
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
-	"fmt"
-	"io"
 	"strings"
 
-	"github.com/moby/moby/client"
+	"github.com/mozaiks/mozaiks/internal/install/stack"
 )
 
-// DockerAPI is the narrow view of the engine the doctor needs; the real one
-// is the moby client, tests use it against a real engine when there is one.
+// DockerAPI is the narrow view of the engine the doctor needs. The real one
+// is install/stack's Docker (the client `mozaiks up` uses); tests also run
+// it against a real engine.
 type DockerAPI interface {
 	Ping(ctx context.Context) (apiVersion, osType string, err error)
 	ServerVersion(ctx context.Context) (string, error)
 	ProjectContainers(ctx context.Context, project string) ([]ContainerInfo, error)
 	Logs(ctx context.Context, id string, tail int) (string, error)
+	// Exec runs cmd inside a running container.
+	Exec(ctx context.Context, id string, cmd []string) (stack.ExecResult, error)
 	Close() error
 }
 
@@ -37,60 +36,47 @@ func (e *Env) docker() (DockerAPI, error) {
 			e.dockerAPI, e.dockerErr = e.Docker()
 			return
 		}
-		e.dockerAPI, e.dockerErr = NewMobyDocker(e.DockerHost)
+		e.dockerAPI, e.dockerErr = NewStackDocker(e.DockerHost)
 	})
 	return e.dockerAPI, e.dockerErr
 }
 
-// NewMobyDocker connects to host ("" for the platform default).
-func NewMobyDocker(host string) (DockerAPI, error) {
-	opts := []client.Opt{client.WithAPIVersionNegotiation()}
-	if host != "" {
-		opts = append(opts, client.WithHost(host))
-	}
-	c, err := client.New(opts...)
+// NewStackDocker connects to host ("" for DOCKER_HOST or the platform default).
+func NewStackDocker(host string) (DockerAPI, error) {
+	d, err := stack.NewDockerAt(host)
 	if err != nil {
 		return nil, err
 	}
-	return &mobyDocker{c: c}, nil
+	return &stackDocker{d: d}, nil
 }
 
-type mobyDocker struct{ c *client.Client }
+type stackDocker struct{ d *stack.Docker }
 
-func (m *mobyDocker) Close() error { return m.c.Close() }
+func (s *stackDocker) Close() error { return s.d.Close() }
 
-func (m *mobyDocker) Ping(ctx context.Context) (string, string, error) {
-	p, err := m.c.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
-	return p.APIVersion, p.OSType, err
+func (s *stackDocker) Ping(ctx context.Context) (string, string, error) {
+	_, api, osType, err := s.d.ServerVersion(ctx)
+	return api, osType, err
 }
 
-func (m *mobyDocker) ServerVersion(ctx context.Context) (string, error) {
-	v, err := m.c.ServerVersion(ctx, client.ServerVersionOptions{})
-	return v.Version, err
+func (s *stackDocker) ServerVersion(ctx context.Context) (string, error) {
+	v, _, _, err := s.d.ServerVersion(ctx)
+	return v, err
 }
 
-func (m *mobyDocker) ProjectContainers(ctx context.Context, project string) ([]ContainerInfo, error) {
-	list, err := m.c.ContainerList(ctx, client.ContainerListOptions{
-		All:     true,
-		Filters: make(client.Filters).Add("label", "com.docker.compose.project="+project),
-	})
+func (s *stackDocker) ProjectContainers(ctx context.Context, project string) ([]ContainerInfo, error) {
+	list, err := s.d.ContainerList(ctx, stack.ProjectFilter(project))
 	if err != nil {
 		return nil, err
 	}
 	var out []ContainerInfo
-	for _, s := range list.Items {
-		ci := ContainerInfo{ID: s.ID, Image: s.Image, State: string(s.State), Service: s.Labels["com.docker.compose.service"]}
-		if len(s.Names) > 0 {
-			ci.Name = strings.TrimPrefix(s.Names[0], "/")
-		}
-		in, err := m.c.ContainerInspect(ctx, s.ID, client.ContainerInspectOptions{})
-		if err == nil {
-			ci.RestartCount = in.Container.RestartCount
-			if st := in.Container.State; st != nil {
-				ci.ExitCode = st.ExitCode
-				if st.Health != nil {
-					ci.Health = string(st.Health.Status)
-				}
+	for _, c := range list {
+		ci := ContainerInfo{ID: c.ID, Name: strings.TrimPrefix(c.Name, "/"), Image: c.Image, State: c.State, Health: c.Health,
+			Service: c.Labels[stack.LabelService]}
+		if in, err := s.d.ContainerInspect(ctx, c.ID); err == nil {
+			ci.RestartCount, ci.ExitCode = in.RestartCount, in.ExitCode
+			if in.Health != "" {
+				ci.Health = in.Health
 			}
 		}
 		out = append(out, ci)
@@ -98,31 +84,10 @@ func (m *mobyDocker) ProjectContainers(ctx context.Context, project string) ([]C
 	return out, nil
 }
 
-func (m *mobyDocker) Logs(ctx context.Context, id string, tail int) (string, error) {
-	rc, err := m.c.ContainerLogs(ctx, id, client.ContainerLogsOptions{ShowStdout: true, ShowStderr: true, Tail: fmt.Sprint(tail)})
-	if err != nil {
-		return "", err
-	}
-	defer rc.Close()
-	b, err := io.ReadAll(io.LimitReader(rc, 64<<10))
-	if err != nil {
-		return "", err
-	}
-	return demux(b), nil
+func (s *stackDocker) Logs(ctx context.Context, id string, tail int) (string, error) {
+	return stack.LastLogLines(ctx, s.d, id, tail)
 }
 
-// demux strips the engine's 8-byte stream headers from a non-TTY log
-// stream; a TTY stream has none and is returned as is.
-func demux(b []byte) string {
-	var out bytes.Buffer
-	for len(b) >= 8 && (b[0] == 1 || b[0] == 2) && b[1] == 0 && b[2] == 0 && b[3] == 0 {
-		n := int(binary.BigEndian.Uint32(b[4:8]))
-		if 8+n > len(b) {
-			n = len(b) - 8
-		}
-		out.Write(b[8 : 8+n])
-		b = b[8+n:]
-	}
-	out.Write(b)
-	return out.String()
+func (s *stackDocker) Exec(ctx context.Context, id string, cmd []string) (stack.ExecResult, error) {
+	return s.d.Exec(ctx, id, cmd)
 }

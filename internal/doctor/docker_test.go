@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mozaiks/mozaiks/internal/install/stack"
 	"github.com/mozaiks/mozaiks/internal/testenv"
 )
 
@@ -29,6 +31,9 @@ func (r recordedDocker) ProjectContainers(_ context.Context, project string) ([]
 func (r recordedDocker) Logs(_ context.Context, id string, _ int) (string, error) {
 	return "panic: cannot connect to mongo\nexit status 2\n", nil
 }
+func (r recordedDocker) Exec(context.Context, string, []string) (stack.ExecResult, error) {
+	return stack.ExecResult{}, errors.New("no exec in the recorded engine")
+}
 func (r recordedDocker) Close() error { return nil }
 
 func writeCompose(t *testing.T, dir, body string) {
@@ -46,6 +51,8 @@ func TestContainersClassification(t *testing.T) {
 	crashing.State, crashing.Health, crashing.RestartCount = "restarting", "", 7
 	unhealthy := mongo
 	unhealthy.Health = "unhealthy"
+	stoppedMongo := mongo
+	stoppedMongo.State, stoppedMongo.Health, stoppedMongo.ExitCode = "exited", "unhealthy", 137
 	tests := []struct {
 		name       string
 		containers []ContainerInfo
@@ -56,6 +63,9 @@ func TestContainersClassification(t *testing.T) {
 		{"crash loop", []ContainerInfo{crashing, mongo}, Fail, "mozaiksai-runtime", "mozaiks logs runtime"},
 		{"unhealthy", []ContainerInfo{runtime, unhealthy}, Fail, "unhealthy or crash-looping: mozaiksai-mongo", "mozaiks logs mongo"},
 		{"none", nil, Warn, "no containers of project mozaiksai", "mozaiks up"},
+		// Stopped by hand (docker stop: exit 137/143, no restarts) is not a
+		// crash loop: a warning, and MDB01/RT01 say what it breaks.
+		{"stopped", []ContainerInfo{runtime, stoppedMongo}, Warn, "stopped: mozaiksai-mongo (exited, exit code 137)", "mozaiks up"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

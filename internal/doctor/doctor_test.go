@@ -3,6 +3,8 @@ package doctor
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -168,6 +170,22 @@ func TestTableColourOnlyWhenAsked(t *testing.T) {
 	for _, want := range []string{"-> do this", "1 check(s) failed: 1 ok, 0 warn, 1 fail, 1 skipped"} {
 		if !strings.Contains(plain.String(), want) {
 			t.Errorf("table lacks %q:\n%s", want, plain.String())
+		}
+	}
+}
+
+// TestOperatingGuideCoversEveryCode: docs/operating.md has a troubleshooting
+// section for each check the registry knows, so a doctor code printed in a
+// report always has its page.
+func TestOperatingGuideCoversEveryCode(t *testing.T) {
+	t.Parallel()
+	b, err := os.ReadFile(filepath.Join("..", "..", "docs", "operating.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range All() {
+		if !strings.Contains(string(b), "\n### "+c.Code+"\n") {
+			t.Errorf("docs/operating.md has no section \"### %s\" (%s)", c.Code, c.Name)
 		}
 	}
 }

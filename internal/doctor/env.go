@@ -3,6 +3,7 @@ package doctor
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,11 +28,18 @@ type Env struct {
 	DotEnv    map[string]string        // the .env file as read (nil when absent)
 	Environ   map[string]string        // the process environment
 
+	// Kind is the deployment kind (KindBare, KindComposeDev, ...); empty
+	// means detect it from the files on first use (see DeploymentKind).
+	Kind     string
+	prod     bool
+	kindOnce sync.Once
+
 	URL    string // public URL probed by RT01, CORS01, WS*, STR01, TLS01 (no trailing slash)
 	Origin string // browser origin to test besides CORS_ORIGINS (--origin)
 
-	RootCAs     *x509.CertPool // nil: system roots
-	InContainer bool           // this process runs inside a container (/.dockerenv)
+	RootCAs     *x509.CertPool // nil: system roots (--ca-file adds a private CA to them)
+	CAFile      string         // --ca-file, for messages
+	InContainer bool           // this process runs inside a container (/.dockerenv); checks judge by DeploymentKind instead
 	DockerHost  string         // DOCKER_HOST ("" for the platform default)
 	Docker      func() (DockerAPI, error)
 	ProcRoot    string // /proc
@@ -56,6 +64,8 @@ type EnvOptions struct {
 	Load   config.LoadOptions
 	URL    string // --url
 	Origin string // --origin
+	Prod   bool   // --prod: judge docker-compose.prod.yml
+	CAFile string // --ca-file: PEM certificates to trust besides the system roots
 }
 
 // NewEnv loads the configuration the way serve does and fills defaults. An
@@ -80,6 +90,14 @@ func NewEnv(o EnvOptions) (*Env, error) {
 	if d, err := config.ReadDotEnv(filepath.Join(env.Dir, ".env")); err == nil {
 		env.DotEnv = d
 	}
+	env.prod = o.Prod
+	if o.CAFile != "" {
+		pool, err := loadCAFile(o.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		env.RootCAs, env.CAFile = pool, o.CAFile
+	}
 	env.URL = strings.TrimRight(o.URL, "/")
 	if env.URL == "" && env.Config != nil {
 		env.URL = env.Config.PublicURL
@@ -93,6 +111,23 @@ func NewEnv(o EnvOptions) (*Env, error) {
 	env.DockerHost = env.Environ["DOCKER_HOST"]
 	env.ProcRoot = "/proc"
 	return env, nil
+}
+
+// loadCAFile is the system roots plus the PEM certificates in path: a
+// private CA the proxy's certificate comes from.
+func loadCAFile(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("--ca-file %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }
 
 // localURL is where serve listens on this machine, from --addr/PORT.
@@ -137,13 +172,40 @@ func (e *Env) tlsConfig() *tls.Config {
 func (e *Env) httpClient(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
-		Transport: &http.Transport{
+		Transport: diagTransport{token: e.diagToken(), base: &http.Transport{
 			Proxy:             nil,
 			TLSClientConfig:   e.tlsConfig(),
 			DisableKeepAlives: true,
-		},
+		}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
+}
+
+// DiagHeader carries MOZAIKS_DIAG_TOKEN: the proxies `mozaiks init` writes
+// answer 404 on /api/diag/* without it, so only the doctor gets through.
+const DiagHeader = "X-Mozaiks-Diag"
+
+// diagToken is MOZAIKS_DIAG_TOKEN from the environment or .env.
+func (e *Env) diagToken() string {
+	if v := e.Environ["MOZAIKS_DIAG_TOKEN"]; v != "" {
+		return v
+	}
+	return e.DotEnv["MOZAIKS_DIAG_TOKEN"]
+}
+
+// diagTransport adds the diag token to requests for /api/diag/*, and only
+// to those.
+type diagTransport struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (d diagTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d.token != "" && strings.HasPrefix(r.URL.Path, "/api/diag/") {
+		r = r.Clone(r.Context())
+		r.Header.Set(DiagHeader, d.token)
+	}
+	return d.base.RoundTrip(r)
 }
 
 // Secrets lists the values that must never appear in output: every secret

@@ -63,7 +63,7 @@ services:
 		t.Fatal(err)
 	}
 	r := runCheck(t, env, checkPorts())
-	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by service runtime (127.0.0.1:%d:8000)) is held by", busy, busy), `under services.runtime.ports in docker-compose.yml`)
+	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by service runtime (127.0.0.1:${RUNTIME_PORT:-8000}:8000, docker-compose.yml)) is held by", busy), "set RUNTIME_PORT in .env")
 	if !strings.HasPrefix(fmt.Sprint(r.Details[strconv.Itoa(free)]), "free") {
 		t.Fatalf("long-syntax port %d not checked: %v", free, r.Details)
 	}
@@ -88,4 +88,34 @@ func TestHostThresholds(t *testing.T) {
 	wantResult(t, runCheck(t, env, checkHost()), Fail, "free at", "free at least")
 	env.MinDisk, env.MinMem, env.WarnMem = 1, 1<<62, 1<<62
 	wantResult(t, runCheck(t, env, checkHost()), Fail, "of memory available", "at least")
+}
+
+// TestPortsOfTheProdFile (issue #15, item 2): where .env says prod, NET01
+// checks the ports of docker-compose.prod.yml (it used to read only the dev
+// file and miss a busy 80/443).
+func TestPortsOfTheProdFile(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	busy := l.Addr().(*net.TCPAddr).Port
+	free := doctortest.FreePort(t)
+	env := testEnv(t, nil, "MOZAIKS_DEPLOYMENT=prod\n")
+	dev := fmt.Sprintf("name: mz\nservices:\n  runtime:\n    image: mozaiks/runtime\n    ports:\n      - \"127.0.0.1:%d:8000\"\n", free)
+	prod := fmt.Sprintf("name: mz\nservices:\n  proxy:\n    image: nginx\n    ports:\n      - \"%d:%d\"\n", busy, busy)
+	for name, body := range map[string]string{"docker-compose.yml": dev, "docker-compose.prod.yml": prod} {
+		if err := os.WriteFile(filepath.Join(env.Dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := runCheck(t, env, checkPorts())
+	wantResult(t, r, Fail, fmt.Sprintf("port %d (needed by service proxy", busy), "")
+	if !strings.Contains(r.Message, "docker-compose.prod.yml") {
+		t.Errorf("NET01 does not name the prod file: %q", r.Message)
+	}
+	if _, checked := r.Details[strconv.Itoa(free)]; checked {
+		t.Errorf("NET01 checked the dev file's port %d in a prod deployment", free)
+	}
 }

@@ -7,16 +7,20 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/pem"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/doctor/doctortest"
 )
 
@@ -192,5 +196,36 @@ func TestWSSchemeProxyDropsProto(t *testing.T) {
 	wantResult(t, runCheck(t, env, checkWSScheme()), Fail, "mixed content", "wss://")
 	if !strings.HasPrefix(rt.URL, "http://") {
 		t.Fatal("runtime should be plain http here")
+	}
+}
+
+// TestTLSPrivateCA: a certificate from a private CA fails without --ca-file
+// (with a hint naming it, not only "use a public CA") and passes with it;
+// nothing but the CA file differs between the two runs.
+func TestTLSPrivateCA(t *testing.T) {
+	t.Parallel()
+	root := newCA(t, "Acme Private Root", nil)
+	leaf, key := root.leaf(t, []string{"localhost"}, time.Now().Add(90*24*time.Hour))
+	u := tlsServer(t, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}), "localhost", []*x509.Certificate{leaf, root.cert}, key)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: root.cert.Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		caFile    string
+		sev       Severity
+		msg, hint string
+	}{
+		{"", Fail, "does not lead to a trusted root", "--ca-file"},
+		{caFile, OK, "valid for localhost", ""},
+	} {
+		env, err := NewEnv(EnvOptions{Load: config.LoadOptions{Dir: t.TempDir(), Environ: []string{}}, URL: u, CAFile: tc.caFile})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantResult(t, runCheck(t, env, checkTLS()), tc.sev, tc.msg, tc.hint)
+	}
+	if _, err := NewEnv(EnvOptions{Load: config.LoadOptions{Dir: t.TempDir(), Environ: []string{}}, CAFile: "/nonexistent/ca.pem"}); err == nil {
+		t.Fatal("a missing --ca-file was accepted")
 	}
 }

@@ -251,3 +251,73 @@ func waitListening(t testing.TB, addr string, diagnose func() string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// StartNginxInclude runs a real nginx whose http block includes conf (a
+// file of server blocks, as `mozaiks init` writes them for an nginx on the
+// host or in the compose network) and waits for it on 127.0.0.1:port, the
+// port conf listens on. Certificates are looked up under certs/ beside the
+// main configuration, as in /etc/nginx.
+func StartNginxInclude(t testing.TB, port int, conf string) string {
+	t.Helper()
+	bin := nginxPath(t)
+	dir := t.TempDir()
+	main := fmt.Sprintf(`daemon off;
+master_process off;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 256; }
+http {
+  access_log off;
+  client_body_temp_path %[1]s/body;
+  proxy_temp_path %[1]s/proxy;
+  fastcgi_temp_path %[1]s/fastcgi;
+  uwsgi_temp_path %[1]s/uwsgi;
+  scgi_temp_path %[1]s/scgi;
+  include %[2]s;
+}
+`, dir, conf)
+	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	stopOnCleanup(t, cmd)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, func() string {
+		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+		return "nginx: " + string(log)
+	})
+	return "http://" + addr
+}
+
+// StartCaddyFile runs a real Caddy on the Caddyfile at path (with admin,
+// automatic HTTPS and storage set for a test) and waits for 127.0.0.1:port.
+func StartCaddyFile(t testing.TB, port int, path string) string {
+	t.Helper()
+	bin := testenv.NeedCommand(t, "caddy", "apt-get install caddy (.ci/setup.d installs it)")
+	dir := t.TempDir()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf("{\n\tadmin off\n\tauto_https off\n\tstorage file_system %s\n}\n", dir) + string(b)
+	cpath := filepath.Join(dir, "Caddyfile")
+	if err := os.WriteFile(cpath, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "run", "--config", cpath, "--adapter", "caddyfile")
+	cmd.Env = append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)
+	var logs strings.Builder
+	cmd.Stdout, cmd.Stderr = &lockedWriter{w: &logs}, &lockedWriter{w: &logs}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start caddy: %v", err)
+	}
+	stopOnCleanup(t, cmd)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	waitListening(t, addr, func() string { return "caddy: " + logs.String() })
+	return "http://" + addr
+}

@@ -5,6 +5,7 @@
 package initwiz
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/llm"
 )
 
 // Env names of the answers: the runtime's own names where it has one, so a
@@ -28,10 +30,19 @@ const (
 	EnvPublicURL  = "MOZAIKS_PUBLIC_URL"
 	EnvCORS       = "CORS_ORIGINS"
 	EnvAppID      = "DEFAULT_APP_ID"
+	EnvProject    = "MOZAIKS_PROJECT"
+	EnvHTTPPort   = "MOZAIKS_HTTP_PORT"
 
 	envJWTSecret = "AUTH_JWT_SECRET"
 	envMongoUser = "MONGO_ROOT_USERNAME"
 	envMongoPass = "MONGO_ROOT_PASSWORD"
+	envDiagToken = "MOZAIKS_DIAG_TOKEN"
+)
+
+// Defaults of the project name and the runtime's host port.
+const (
+	DefaultProject  = "mozaiksai"
+	DefaultHTTPPort = "8000"
 )
 
 // Question is one answer under its flag and environment names.
@@ -55,8 +66,10 @@ var Questions = []Question{
 	{Flag: "public-url", Env: EnvPublicURL, Help: "public URL of the runtime, e.g. https://agents.example.com"},
 	{Flag: "cors-origins", Env: EnvCORS, Help: "comma list of browser origins allowed to call the runtime"},
 	{Flag: "app-id", Env: EnvAppID, Help: "default app id (default \"default\")"},
-	{Flag: "proxy", Env: EnvProxy, Help: "reverse proxy for prod: caddy (automatic TLS), nginx or none"},
+	{Flag: "proxy", Env: EnvProxy, Help: "reverse proxy for prod: caddy (automatic TLS), nginx (a compose service), nginx-host (an nginx you run on the host) or none"},
 	{Flag: "k8s", Env: EnvK8s, Help: "also write Kubernetes manifests into k8s/", Bool: true},
+	{Flag: "project-name", Env: EnvProject, Help: "compose project name; containers are PROJECT-runtime, PROJECT-mongo, so two stacks can share a host (default mozaiksai)"},
+	{Flag: "http-port", Env: EnvHTTPPort, Help: "host port the runtime is published on (default 8000; on 127.0.0.1 behind a proxy)"},
 }
 
 func questionByEnv(env string) Question {
@@ -84,6 +97,8 @@ type Answers struct {
 	AppID         string
 	Proxy         string // caddy | nginx | none
 	K8s           bool
+	Project       string // compose project: container and volume names derive from it
+	HTTPPort      string // the runtime's host port
 }
 
 // mergeAnswers layers the sources, lowest first: the previous .env, the
@@ -109,6 +124,8 @@ func mergeAnswers(layers ...map[string]string) Answers {
 		CORSOrigins:   get(EnvCORS),
 		AppID:         get(EnvAppID),
 		Proxy:         strings.ToLower(get(EnvProxy)),
+		Project:       strings.ToLower(get(EnvProject)),
+		HTTPPort:      get(EnvHTTPPort),
 	}
 	a.K8s, _ = strconv.ParseBool(get(EnvK8s))
 	return a
@@ -121,10 +138,16 @@ func (a *Answers) fillDefaults() {
 		a.Database = "bundled"
 	}
 	if a.Model == "" {
-		a.Model = "gpt-4o-mini"
+		a.Model = llm.DefaultModel
 	}
 	if a.AppID == "" {
 		a.AppID = "default"
+	}
+	if a.Project == "" {
+		a.Project = DefaultProject
+	}
+	if a.HTTPPort == "" {
+		a.HTTPPort = DefaultHTTPPort
 	}
 	if a.Deployment == "dev" {
 		if a.PublicURL == "" {
@@ -181,7 +204,7 @@ func (a Answers) missing() []string {
 
 func validDeployment(s string) error { return oneOf(s, "dev", "prod") }
 func validDatabase(s string) error   { return oneOf(s, "bundled", "external", "embedded") }
-func validProxy(s string) error      { return oneOf(s, "caddy", "nginx", "none") }
+func validProxy(s string) error      { return oneOf(s, "caddy", "nginx", "nginx-host", "none") }
 
 func oneOf(s string, allowed ...string) error {
 	for _, a := range allowed {
@@ -297,6 +320,27 @@ func validAppID(s string) error {
 	return nil
 }
 
+// validProject: compose's rule for project names.
+func validProject(s string) error {
+	if s == "" || len(s) > 63 {
+		return fmt.Errorf("want 1-63 characters of a-z 0-9 _ -, starting with a letter or digit")
+	}
+	for i, c := range s {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || (i > 0 && (c == '_' || c == '-'))) {
+			return fmt.Errorf("want 1-63 characters of a-z 0-9 _ -, starting with a letter or digit")
+		}
+	}
+	return nil
+}
+
+func validPort(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("want a port number 1-65535")
+	}
+	return nil
+}
+
 // Normalize validates every answer and returns the canonical form, or one
 // usage error naming each bad answer by its flag.
 func (a Answers) Normalize() (Answers, []string) {
@@ -330,8 +374,15 @@ func (a Answers) Normalize() (Answers, []string) {
 	bad(EnvCORS, err)
 	a.CORSOrigins = origins
 	bad(EnvAppID, validAppID(a.AppID))
+	a.Project = cmp.Or(strings.ToLower(strings.TrimSpace(a.Project)), DefaultProject)
+	a.HTTPPort = cmp.Or(strings.TrimSpace(a.HTTPPort), DefaultHTTPPort)
+	bad(EnvProject, validProject(a.Project))
+	bad(EnvHTTPPort, validPort(a.HTTPPort))
+	if a.Deployment == "prod" && a.Proxy != "none" && a.HTTPPort == strconv.Itoa(endpointOf(a.PublicURL).port) {
+		bad(EnvHTTPPort, fmt.Errorf("the proxy listens on %s already; give the runtime another host port", a.HTTPPort))
+	}
 	if a.K8s && a.Database != "external" {
-		bad(EnvK8s, fmt.Errorf("Kubernetes manifests need --database external (the cluster runs no bundled Mongo, and replicas cannot share an embedded store)"))
+		bad(EnvK8s, fmt.Errorf("the Kubernetes manifests need --database external (the cluster runs no bundled Mongo, and replicas cannot share an embedded store)"))
 	}
 	return a, probs
 }

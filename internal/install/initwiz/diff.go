@@ -55,10 +55,10 @@ func plan(dir string, files []File) ([]change, error) {
 // redactor hides secret values in both sides of a diff. A secret that stays
 // the same reads <redacted:KEY> on both sides (no diff line); one that changes
 // reads <old KEY> and <new KEY>, so the operator sees that it changes, not to what.
-type redactor struct{ old, new *strings.Replacer }
+type redactor struct{ old, new boundedReplacer }
 
 func newRedactor(oldVals, newVals map[string]string) redactor {
-	var o, n []string
+	var o, n boundedReplacer
 	keys := make([]string, 0, len(newVals))
 	for k := range newVals {
 		keys = append(keys, k)
@@ -68,28 +68,70 @@ func newRedactor(oldVals, newVals map[string]string) redactor {
 			keys = append(keys, k)
 		}
 	}
-	// Longest values first, so a secret inside a longer one (the Mongo
-	// password inside its URI) never leaves the rest of the longer one bare.
-	sort.Slice(keys, func(i, j int) bool {
-		return max(len(oldVals[keys[i]]), len(newVals[keys[i]])) > max(len(oldVals[keys[j]]), len(newVals[keys[j]]))
-	})
+	sort.Strings(keys)
 	for _, k := range keys {
 		ov, nv := oldVals[k], newVals[k]
 		if ov == nv {
 			if ov != "" {
-				o = append(o, ov, "<redacted:"+k+">")
-				n = append(n, nv, "<redacted:"+k+">")
+				o = append(o, [2]string{ov, "<redacted:" + k + ">"})
+				n = append(n, [2]string{nv, "<redacted:" + k + ">"})
 			}
 			continue
 		}
 		if ov != "" {
-			o = append(o, ov, "<old "+k+">")
+			o = append(o, [2]string{ov, "<old " + k + ">"})
 		}
 		if nv != "" {
-			n = append(n, nv, "<new "+k+">")
+			n = append(n, [2]string{nv, "<new " + k + ">"})
 		}
 	}
-	return redactor{old: strings.NewReplacer(o...), new: strings.NewReplacer(n...)}
+	// Longest values first, so a secret inside a longer one (the Mongo
+	// password inside its URI) never leaves the rest of the longer one bare.
+	for _, r := range []boundedReplacer{o, n} {
+		sort.SliceStable(r, func(i, j int) bool { return len(r[i][0]) > len(r[j][0]) })
+	}
+	return redactor{old: o, new: n}
+}
+
+// boundedReplacer replaces whole values only: a match must not continue a
+// word on either side, so a short secret ("abc1") is not cut out of other
+// text that happens to contain it (which both mangled the diff and told
+// where the secret's letters occur). The Mongo password in its URI is
+// bounded by ':' and '@', a key in YAML by quotes or the line's end.
+type boundedReplacer [][2]string
+
+func (r boundedReplacer) Replace(s string) string {
+	if len(r) == 0 {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		matched := false
+		for _, p := range r {
+			v := p[0]
+			if strings.HasPrefix(s[i:], v) && !wordByte(s, i-1) && !wordByte(s, i+len(v)) {
+				b.WriteString(p[1])
+				i += len(v)
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			b.WriteByte(s[i])
+			i++
+		}
+	}
+	return b.String()
+}
+
+// wordByte: s[i] exists and continues a token (letters, digits, _ - . + /
+// which base64 and hex secrets are made of; not =, which ends a .env key).
+func wordByte(s string, i int) bool {
+	if i < 0 || i >= len(s) {
+		return false
+	}
+	c := s[i]
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("_-.+/", c) >= 0
 }
 
 // redactEnvValues hides the value of every .env key that is not known to be

@@ -13,11 +13,11 @@ var managedKeys = map[string]bool{
 	EnvDeployment: true, EnvDatabase: true, EnvProxy: true, EnvK8s: true,
 	EnvAPIKey: true, EnvBaseURL: true, EnvModel: true, EnvMongoURI: true,
 	envMongoUser: true, envMongoPass: true, EnvPublicURL: true, EnvCORS: true,
-	EnvAppID: true, envJWTSecret: true,
+	EnvAppID: true, envJWTSecret: true, EnvProject: true, EnvHTTPPort: true, envDiagToken: true,
 }
 
 // secretKeys are never shown, not even in a diff.
-var secretKeys = map[string]bool{EnvAPIKey: true, EnvMongoURI: true, envMongoPass: true, envJWTSecret: true}
+var secretKeys = map[string]bool{EnvAPIKey: true, EnvMongoURI: true, envMongoPass: true, envJWTSecret: true, envDiagToken: true}
 
 // KV is one kept .env entry.
 type KV struct{ Key, Value string }

@@ -93,8 +93,14 @@ func (p prompter) askAnswers(ctx context.Context, a *Answers) error {
 			huh.NewSelect[string]().Title("Reverse proxy (in docker-compose.prod.yml)").
 				Options(huh.NewOption("caddy: automatic TLS", "caddy"),
 					huh.NewOption("nginx: bring your own certificate", "nginx"),
-					huh.NewOption("none: TLS ends elsewhere", "none")).
+					huh.NewOption("none: TLS ends elsewhere", "none"),
+					huh.NewOption("nginx-host: an nginx already running on this host", "nginx-host")).
 				Value(&work.Proxy),
+			huh.NewInput().Title("Project name").
+				Description("containers are NAME-runtime, NAME-mongo...: a second stack on this host needs its own name").
+				Validate(p.check(validProject)).Value(&work.Project),
+			huh.NewInput().Title("Runtime host port").Description("the runtime's port on this host (127.0.0.1 only behind a proxy)").
+				Validate(p.check(validPort)).Value(&work.HTTPPort),
 		}},
 		{title: "Kubernetes", hide: func() bool { return work.Database != "external" }, fields: []huh.Field{
 			huh.NewConfirm().Title("Also write Kubernetes manifests into k8s/?").Value(&work.K8s),

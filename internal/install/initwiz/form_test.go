@@ -15,10 +15,11 @@ import (
 
 // The form runs in huh's accessible mode, reading one answer per line, in
 // the order the pages ask: deployment, database, [mongo URI], base URL, key,
-// model, public URL, CORS origins, app id, proxy, [k8s], [confirm].
+// model, public URL, CORS origins, app id, proxy, project name, host port,
+// [k8s], [confirm].
 func TestFormAnswersToFiles(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	cases := []struct {
 		name  string
 		input []string
@@ -27,11 +28,13 @@ func TestFormAnswersToFiles(t *testing.T) {
 	}{
 		{
 			name: "prod bundled caddy, defaults taken",
-			// prod, bundled, base URL, key, model default, public URL, CORS default, app id, proxy caddy
-			input: []string{"2", "1", base, testKey, "", "https://agents.example.com/", "", "acme", "1"},
+			// prod, bundled, base URL, key, model default, public URL, CORS default, app id, proxy caddy,
+			// project name and host port asked (issue #15, item 7)
+			input: []string{"2", "1", base, testKey, "", "https://agents.example.com/", "", "acme", "1", "Shop2", "shop2", "8102"},
 			check: func(t *testing.T, env map[string]string, dir string) {
 				want := map[string]string{EnvDeployment: "prod", EnvDatabase: "bundled", EnvModel: "gpt-4o-mini", EnvPublicURL: "https://agents.example.com",
-					EnvCORS: "https://agents.example.com", EnvAppID: "acme", EnvProxy: "caddy", EnvAPIKey: testKey}
+					EnvCORS: "https://agents.example.com", EnvAppID: "acme", EnvProxy: "caddy", EnvAPIKey: testKey,
+					EnvProject: "shop2", EnvHTTPPort: "8102"}
 				for k, v := range want {
 					if env[k] != v {
 						t.Errorf("%s = %q, want %q", k, env[k], v)
@@ -45,7 +48,7 @@ func TestFormAnswersToFiles(t *testing.T) {
 		{
 			name: "a bad answer is asked again, flags prefill",
 			// dev, embedded, base URL, key, model (prefilled by flag), public URL: bad then good, CORS, app id, proxy none
-			input: []string{"1", "3", base, testKey, "", "not a url", "http://localhost:9000", "http://localhost:3000/", "", "3"},
+			input: []string{"1", "3", base, testKey, "", "not a url", "http://localhost:9000", "http://localhost:3000/", "", "3", "", ""},
 			flags: map[string]string{EnvModel: "gpt-4o"},
 			check: func(t *testing.T, env map[string]string, dir string) {
 				if env[EnvDatabase] != "embedded" || env[EnvModel] != "gpt-4o" || env[EnvPublicURL] != "http://localhost:9000" ||
@@ -78,15 +81,15 @@ func TestFormAnswersToFiles(t *testing.T) {
 // before overwriting; "no" leaves everything as it was.
 func TestFormRerunConfirms(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	dir := t.TempDir()
-	first := []string{"1", "1", base, testKey, "", "", "", "", "3"}
+	first := []string{"1", "1", base, testKey, "", "", "", "", "3", "", ""}
 	if r := run(t, context.Background(), Options{Dir: dir, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(first, "\n") + "\n")}); r.e != nil {
 		t.Fatalf("first: %v\n%s", r.e, r.err)
 	}
 	before := snapshot(t, dir)
 	// Every default kept except the app id, then "n" at the confirmation.
-	again := []string{"", "", "", "", "", "", "", "other-app", "", "n"}
+	again := []string{"", "", "", "", "", "", "", "other-app", "", "", "", "n"}
 	r := run(t, context.Background(), Options{Dir: dir, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(again, "\n") + "\n")})
 	if r.code() != uerr.ExitFailed || !strings.Contains(r.e.Error(), "cancelled") {
 		t.Fatalf("declined: exit %d %v\n%s", r.code(), r.e, r.err)
@@ -147,12 +150,12 @@ func TestFormInterruptedLeavesDirectoryUnchanged(t *testing.T) {
 // changes only the key, and the run completes.
 func TestFormRetriesAfterFailedCheck(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	dir := t.TempDir()
 	const wrong = "sk-WRONG-key-000"
-	input := []string{"1", "1", base, wrong, "", "", "", "", "3",
-		"y",                                     // change the answers and check again
-		"", "", "", testKey, "", "", "", "", "", // every page again, defaults kept but the key
+	input := []string{"1", "1", base, wrong, "", "", "", "", "3", "", "",
+		"y",                                             // change the answers and check again
+		"", "", "", testKey, "", "", "", "", "", "", "", // every page again, defaults kept but the key
 	}
 	r := run(t, context.Background(), Options{Dir: dir, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(input, "\n") + "\n")})
 	if r.e != nil {
@@ -169,7 +172,7 @@ func TestFormRetriesAfterFailedCheck(t *testing.T) {
 
 	// Declining the retry ends with the check's own error and writes nothing.
 	dir2 := t.TempDir()
-	input = []string{"1", "1", base, wrong, "", "", "", "", "3", "n"}
+	input = []string{"1", "1", base, wrong, "", "", "", "", "3", "", "", "n"}
 	r = run(t, context.Background(), Options{Dir: dir2, Interactive: true, Accessible: true, In: strings.NewReader(strings.Join(input, "\n") + "\n")})
 	if r.code() != uerr.ExitFailed || !strings.Contains(r.e.Error(), "rejected") {
 		t.Fatalf("exit %d: %v", r.code(), r.e)

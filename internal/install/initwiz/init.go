@@ -67,6 +67,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 	environ := envMap(o.Environ)
 	prevAnswers := previousAnswers(prev)
+	if _, named := prev[EnvProject]; !named && len(prev) > 0 {
+		// Written before init named the project: docker compose named it
+		// after the directory, and its volumes (the data) carry that name.
+		// Keep it, so the upgrade finds the same project and volumes.
+		if name := composeDirName(o.Dir); validProject(name) == nil {
+			prevAnswers[EnvProject] = name
+		}
+	}
 	a := mergeAnswers(prevAnswers, environ, o.Flags)
 
 	p := newPrompter(ctx, o.In, o.Err, o.Accessible)
@@ -111,7 +119,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	secretSrc := map[string]string{}
-	for _, k := range []string{envJWTSecret, envMongoUser, envMongoPass} {
+	for _, k := range []string{envJWTSecret, envMongoUser, envMongoPass, envDiagToken} {
 		if v, ok := environ[k]; ok {
 			secretSrc[k] = v
 		} else if v, ok := prev[k]; ok {
@@ -201,6 +209,7 @@ func runChecks(ctx context.Context, o Options, a Answers) error {
 func envValues(a Answers, s Secrets) map[string]string {
 	m := map[string]string{
 		EnvAPIKey: a.OpenAIAPIKey, envJWTSecret: s.JWTSecret, envMongoPass: s.MongoRootPassword, EnvMongoURI: a.MongoURI,
+		envDiagToken: s.DiagToken,
 	}
 	if a.Database == "bundled" {
 		m[EnvMongoURI] = bundledMongoURI(s)
@@ -230,13 +239,30 @@ func printSummary(w io.Writer, dir string, a Answers, written []File) {
 	} else {
 		fmt.Fprintf(w, "  mozaiks up --dir %s   (or: docker compose up -d)\n", dir)
 	}
-	if a.Proxy == "nginx" && endpointOf(a.PublicURL).https {
-		fmt.Fprintf(w, "  put fullchain.pem and privkey.pem for %s into %s\n", endpointOf(a.PublicURL).host, filepath.Join(dir, "nginx", "certs"))
+	switch a.Proxy {
+	case "nginx":
+		fmt.Fprintf(w, "  nginx runs as the compose service proxy with %s (upstream runtime:8000); for an nginx on this host, re-run init with --proxy nginx-host\n",
+			filepath.Join(dir, "nginx", "mozaiks.conf"))
+	case "nginx-host":
+		fmt.Fprintf(w, "  copy %s into your nginx (e.g. /etc/nginx/conf.d/mozaiks.conf; upstream 127.0.0.1:%s), then: nginx -t && nginx -s reload\n",
+			filepath.Join(dir, NginxHostConf), a.HTTPPort)
+	}
+	if strings.HasPrefix(a.Proxy, "nginx") {
+		if endpointOf(a.PublicURL).https {
+			fmt.Fprintf(w, "  put fullchain.pem and privkey.pem for %s into %s\n", endpointOf(a.PublicURL).host, filepath.Join(dir, "nginx", "certs"))
+		}
 	}
 	if a.K8s {
 		fmt.Fprintf(w, "  kubectl apply -f %s\n", filepath.Join(dir, "k8s"))
 	}
-	fmt.Fprintln(w, "  mozaiks doctor   (checks the setup end to end)")
+	doctor := "mozaiks doctor --dir " + dir
+	if a.Deployment == "prod" {
+		doctor += " --prod"
+	}
+	fmt.Fprintf(w, "  %s   (checks the setup end to end)\n", doctor)
+	if a.Deployment == "prod" {
+		fmt.Fprintln(w, "  authentication is on: docs/operating.md shows how to get a token for your clients")
+	}
 }
 
 // previousAnswers reads the answers of an earlier .env. A bundled install's
@@ -260,6 +286,22 @@ func previousAnswers(prev map[string]string) map[string]string {
 	return prev
 }
 
+// composeDirName is the project name docker compose derives from a
+// directory: its base name, lower-cased, without characters compose drops.
+func composeDirName(dir string) string {
+	abs, err := filepath.Abs(cmp.Or(dir, "."))
+	if err != nil {
+		return ""
+	}
+	var b strings.Builder
+	for _, r := range strings.ToLower(filepath.Base(abs)) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		}
+	}
+	return strings.TrimLeft(b.String(), "_-")
+}
+
 func envMap(environ []string) map[string]string {
 	m := map[string]string{}
 	for _, kv := range environ {
@@ -278,12 +320,4 @@ func without(m map[string]string, key string) map[string]string {
 		}
 	}
 	return out
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }

@@ -52,8 +52,8 @@ func run(t *testing.T, ctx context.Context, o Options) result {
 	return result{out: out.String(), err: errb.String(), e: e}
 }
 
-// llm starts the OpenAI-compatible fake accepting testKey.
-func llm(t *testing.T) string {
+// fakeLLM starts the OpenAI-compatible fake accepting testKey.
+func fakeLLM(t *testing.T) string {
 	return llmtest.New(t, llmtest.WithAPIKey(testKey), llmtest.WithModels("gpt-4o-mini", "gpt-4o")).URL()
 }
 
@@ -147,7 +147,7 @@ func TestRunNonInteractiveListsMissing(t *testing.T) {
 
 func TestRunRejectsBadAnswers(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	closed := closedPort(t)
 	reject := llmtest.New(t, llmtest.WithAPIKey("sk-the-right-one")).URL()
 	fileAsDir := filepath.Join(t.TempDir(), "a-file")
@@ -220,7 +220,7 @@ func closedPort(t *testing.T) string {
 
 func TestRunWritesThenRerunKeepsSecretsAndUnknownKeys(t *testing.T) {
 	t.Parallel()
-	base := llm(t)
+	base := fakeLLM(t)
 	dir := filepath.Join(t.TempDir(), "deploy")
 	flags := prodFlags(base)
 
@@ -453,7 +453,7 @@ func TestRunExternalMongoPing(t *testing.T) {
 	t.Parallel()
 	uri := doctortest.StartMongo(t) + "MozaiksAI"
 	dir := t.TempDir()
-	flags := prodFlags(llm(t))
+	flags := prodFlags(fakeLLM(t))
 	flags[EnvDatabase], flags[EnvMongoURI], flags[EnvK8s], flags[EnvProxy] = "external", uri, "true", "nginx"
 	r := run(t, context.Background(), Options{Dir: dir, NonInteractive: true, Flags: flags})
 	if r.e != nil {

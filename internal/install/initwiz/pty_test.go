@@ -164,6 +164,8 @@ func TestPtyFormWritesFilesAndMasksTheKey(t *testing.T) {
 	type_("\r") // CORS default
 	type_("\r") // app id default
 	type_("\r") // proxy: dev's default, none
+	type_("\r") // project name default
+	type_("\r") // host port default
 	r := wait(t, done)
 	if r.e != nil {
 		t.Fatalf("%v\nscreen:\n%s", r.e, scr.String())

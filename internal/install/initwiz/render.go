@@ -20,6 +20,12 @@ const (
 	NginxImage = "nginx:1.27"
 )
 
+// NginxHostConf is the nginx config for an nginx on the host
+// (--proxy nginx-host); --proxy nginx writes nginx/mozaiks.conf for the
+// compose proxy service instead. The two differ in the upstream only:
+// 127.0.0.1:MOZAIKS_HTTP_PORT against runtime:8000 through Docker's DNS.
+const NginxHostConf = "nginx/mozaiks-host.conf"
+
 // File is one generated file, by path relative to the target directory.
 type File struct {
 	Path string
@@ -52,6 +58,9 @@ type view struct {
 	ListenPort  int
 	SiteAddress string
 	ProxyPorts  []int
+	// HostNginx renders the nginx config for an nginx on the host (upstream
+	// 127.0.0.1:HTTPPort) rather than the compose proxy service.
+	HostNginx bool
 }
 
 // Render produces every file for the answers, .env first. a must be normalised.
@@ -68,6 +77,7 @@ func Render(a Answers, s Secrets, unknown []KV, o RenderOptions) ([]File, error)
 		{"compose/docker-compose.prod.yml.tmpl", "docker-compose.prod.yml", 0o644, true},
 		{"proxy/Caddyfile.tmpl", "Caddyfile", 0o644, a.Proxy == "caddy"},
 		{"proxy/nginx.conf.tmpl", "nginx/mozaiks.conf", 0o644, a.Proxy == "nginx"},
+		{"proxy/nginx.conf.tmpl", NginxHostConf, 0o644, a.Proxy == "nginx-host"},
 		{"k8s/deployment.yaml.tmpl", "k8s/deployment.yaml", 0o644, a.K8s},
 		{"k8s/service.yaml.tmpl", "k8s/service.yaml", 0o644, a.K8s},
 		{"k8s/secret.yaml.tmpl", "k8s/secret.yaml", 0o600, a.K8s},
@@ -79,7 +89,9 @@ func Render(a Answers, s Secrets, unknown []KV, o RenderOptions) ([]File, error)
 		if !sp.when {
 			continue
 		}
-		data, err := renderTemplate(sp.tmpl, v)
+		sv := v
+		sv.HostNginx = sp.path == NginxHostConf
+		data, err := renderTemplate(sp.tmpl, sv)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +109,7 @@ func newView(a Answers, s Secrets, unknown []KV, o RenderOptions) view {
 		HTTPS: e.https, Host: e.host, ListenPort: e.port,
 	}
 	if v.ImageTag == "" {
-		v.ImageTag = "latest"
+		v.ImageTag = "dev" // what `make image` tags a build that is not a release
 	}
 	if a.Database == "bundled" {
 		v.MongoURI = bundledMongoURI(s)

@@ -15,6 +15,7 @@ var testSecrets = Secrets{
 	JWTSecret:         "jwt0123456789abcdef0123456789abcdef0123456789abcdef0123456789ab",
 	MongoRootUser:     "mozaiks",
 	MongoRootPassword: "mongopw0123456789abcdef0123456789abcdef0123",
+	DiagToken:         "d1a9d1a9d1a9d1a9d1a9d1a9d1a9d1a9",
 }
 
 // renderCase is one answer set whose files are compared with testdata/golden/<name>/.
@@ -39,6 +40,9 @@ var renderCases = []renderCase{
 		Model: "qwen2.5", PublicURL: "http://203.0.113.7:8080", CORSOrigins: "http://203.0.113.7:8080", AppID: "default", Proxy: "none"}},
 	{name: "dev-external-nginx-http", answers: Answers{Deployment: "dev", Database: "external", MongoURI: "mongodb://db.internal:27017/mz",
 		OpenAIAPIKey: "sk-test-dev-0005", Model: "gpt-4o-mini", PublicURL: "http://localhost:8080", CORSOrigins: "*", AppID: "default", Proxy: "nginx"}},
+	{name: "prod-embedded-nginx-host", answers: Answers{Deployment: "prod", Database: "embedded", OpenAIAPIKey: "sk-test-prod-0006",
+		Model: "gpt-4o-mini", PublicURL: "https://agents.example.com", CORSOrigins: "https://app.example.com", AppID: "default", Proxy: "nginx-host",
+		Project: "agents2", HTTPPort: "8100"}},
 }
 
 // renderFor normalises the answers (as Run does) and renders them.
@@ -120,7 +124,7 @@ func compareGolden(t *testing.T, path string, got []byte) {
 func TestInfraComposeMatchesInit(t *testing.T) {
 	t.Parallel()
 	for _, c := range infraCases() {
-		files := renderFor(t, c, RenderOptions{ImageTag: "latest", Repo: true})
+		files := renderFor(t, c, RenderOptions{ImageTag: "dev", Repo: true})
 		for _, f := range files {
 			if f.Path != c.name {
 				continue

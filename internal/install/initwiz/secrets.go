@@ -13,6 +13,9 @@ type Secrets struct {
 	JWTSecret         string
 	MongoRootUser     string
 	MongoRootPassword string
+	// DiagToken lets `mozaiks doctor` through the generated proxy to the
+	// runtime's /api/diag/* endpoints, which the public does not reach.
+	DiagToken string
 }
 
 // keepOrGenerate takes the secrets from the previous .env (or environment) and
@@ -23,6 +26,7 @@ func keepOrGenerate(prev map[string]string, database string, rnd io.Reader) (Sec
 		JWTSecret:         prev[envJWTSecret],
 		MongoRootUser:     prev[envMongoUser],
 		MongoRootPassword: prev[envMongoPass],
+		DiagToken:         prev[envDiagToken],
 	}
 	gen := func(n int) (string, error) {
 		b := make([]byte, n)
@@ -34,6 +38,11 @@ func keepOrGenerate(prev map[string]string, database string, rnd io.Reader) (Sec
 	var err error
 	if s.JWTSecret == "" {
 		if s.JWTSecret, err = gen(32); err != nil {
+			return s, err
+		}
+	}
+	if s.DiagToken == "" {
+		if s.DiagToken, err = gen(16); err != nil {
 			return s, err
 		}
 	}

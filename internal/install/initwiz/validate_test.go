@@ -55,7 +55,7 @@ func loadCompose(t *testing.T, dir, file string, env ...string) *types.Project {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := cli.ProjectFromOptions(context.Background(), opts)
+	p, err := opts.LoadProject(context.Background())
 	if err != nil {
 		t.Fatalf("compose-go rejects %s: %v", file, err)
 	}
@@ -73,7 +73,8 @@ func TestComposeFilesLoad(t *testing.T) {
 			prod := loadCompose(t, dir, "docker-compose.prod.yml")
 			for _, p := range []*types.Project{dev, prod} {
 				rt, ok := p.Services["runtime"]
-				if !ok || rt.ContainerName != "mozaiksai-runtime" || rt.Image != "mozaiks/runtime:1.2.3" {
+				// Names derive from the project, so two stacks can share a host.
+				if !ok || rt.ContainerName != a.Project+"-runtime" || rt.Image != "mozaiks/runtime:1.2.3" {
 					t.Fatalf("runtime service: %+v", rt)
 				}
 				if rt.HealthCheck == nil || strings.Join(rt.HealthCheck.Test, " ") != "CMD /mozaiks healthcheck" {
@@ -87,7 +88,7 @@ func TestComposeFilesLoad(t *testing.T) {
 					if rt.DependsOn["mongo"].Condition != "service_healthy" {
 						t.Errorf("runtime depends_on = %+v", rt.DependsOn)
 					}
-					if m := p.Services["mongo"]; m.ContainerName != "mozaiksai-mongo" || m.Image != MongoImage || m.HealthCheck == nil {
+					if m := p.Services["mongo"]; m.ContainerName != a.Project+"-mongo" || m.Image != MongoImage || m.HealthCheck == nil {
 						t.Errorf("mongo service: %+v", m)
 					}
 					if _, ok := p.Volumes["mozaiksai_mongo_data"]; !ok {
@@ -115,10 +116,11 @@ func TestComposeFilesLoad(t *testing.T) {
 				t.Errorf("prod mongo publishes %+v", m.Ports)
 			}
 			proxy, hasProxy := prod.Services["proxy"]
-			if hasProxy != (a.Proxy != "none") {
+			// nginx-host: the operator's own nginx, not a compose service.
+			if hasProxy != (a.Proxy == "caddy" || a.Proxy == "nginx") {
 				t.Errorf("prod proxy service present = %v for proxy %s", hasProxy, a.Proxy)
 			}
-			if hasProxy && (len(prt.Ports) != 1 || prt.Ports[0].HostIP != "127.0.0.1") {
+			if a.Proxy != "none" && (len(prt.Ports) != 1 || prt.Ports[0].HostIP != "127.0.0.1") {
 				t.Errorf("behind a proxy the runtime must publish on loopback only: %+v", prt.Ports)
 			}
 			if hasProxy {
@@ -161,7 +163,7 @@ func TestInfraComposeLoads(t *testing.T) {
 	}
 	// The prod file refuses to start without credentials, naming them.
 	opts, _ := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.prod.yml")}, cli.WithWorkingDirectory(dir), cli.WithName("mztest"), cli.WithEnvFiles(), cli.WithDotEnv)
-	if _, err := cli.ProjectFromOptions(context.Background(), opts); err == nil || !strings.Contains(err.Error(), "MONGO_ROOT_") {
+	if _, err := opts.LoadProject(context.Background()); err == nil || !strings.Contains(err.Error(), "MONGO_ROOT_") {
 		t.Errorf("prod without .env: err = %v", err)
 	}
 	files := renderFor(t, renderCases[0], RenderOptions{})
@@ -180,8 +182,12 @@ func TestNginxConfigPassesNginxT(t *testing.T) {
 	t.Parallel()
 	nginx := testenv.NeedCommand(t, "nginx", "apt-get install nginx (.ci/setup.d/20-nginx-caddy.sh)")
 	for _, c := range renderCases {
-		if c.answers.Proxy != "nginx" {
+		if c.answers.Proxy != "nginx" && c.answers.Proxy != "nginx-host" {
 			continue
+		}
+		confPath := filepath.Join("nginx", "mozaiks.conf")
+		if c.answers.Proxy == "nginx-host" {
+			confPath = NginxHostConf
 		}
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -192,7 +198,7 @@ func TestNginxConfigPassesNginxT(t *testing.T) {
 			writeSelfSigned(t, filepath.Join(root, "certs"))
 			os.MkdirAll(filepath.Join(root, "logs"), 0o755)
 			main := "pid " + filepath.Join(root, "nginx.pid") + ";\nerror_log stderr;\nevents {}\nhttp {\n  access_log off;\n  include " +
-				filepath.Join(dir, "nginx", "mozaiks.conf") + ";\n}\n"
+				filepath.Join(dir, confPath) + ";\n}\n"
 			if err := os.WriteFile(filepath.Join(root, "nginx.conf"), []byte(main), 0o644); err != nil {
 				t.Fatal(err)
 			}
@@ -200,8 +206,8 @@ func TestNginxConfigPassesNginxT(t *testing.T) {
 			if err != nil {
 				t.Fatalf("nginx -t: %v\n%s", err, out)
 			}
-			conf, _ := os.ReadFile(filepath.Join(dir, "nginx", "mozaiks.conf"))
-			for _, want := range []string{"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $connection_upgrade;",
+			conf, _ := os.ReadFile(filepath.Join(dir, confPath))
+			for _, want := range []string{"location = /metrics", "$http_x_mozaiks_diag", "proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "proxy_set_header Connection $mozaiks_connection_upgrade;",
 				"X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "proxy_read_timeout 3600s;", "proxy_buffering off;"} {
 				if !bytes.Contains(conf, []byte(want)) {
 					t.Errorf("nginx conf lacks %q", want)
@@ -267,7 +273,7 @@ func TestInfraComposeEquivalentToInitOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 		os.WriteFile(filepath.Join(dir, "infra.yml"), infra, 0o644)
-		for _, f := range renderFor(t, c, RenderOptions{ImageTag: "latest"}) {
+		for _, f := range renderFor(t, c, RenderOptions{ImageTag: "dev"}) {
 			switch f.Path {
 			case c.name:
 				os.WriteFile(filepath.Join(dir, "init.yml"), f.Data, 0o644)

@@ -30,6 +30,20 @@ func NewDocker() (*Docker, error) {
 	return &Docker{c: c}, nil
 }
 
+// NewDockerAt is NewDocker with an explicit engine address ("" keeps the
+// environment's DOCKER_HOST or the platform default).
+func NewDockerAt(host string) (*Docker, error) {
+	opts := []client.Opt{client.FromEnv}
+	if host != "" {
+		opts = append(opts, client.WithHost(host))
+	}
+	c, err := client.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("docker client: %w", err)
+	}
+	return &Docker{c: c}, nil
+}
+
 // Host is the engine address the client talks to, for messages.
 func (d *Docker) Host() string { return d.c.DaemonHost() }
 

@@ -239,6 +239,22 @@ func TestUpFailuresRealEngine(t *testing.T) {
 		assertNothingCreated(t, d, name)
 	})
 
+	// Offline (or a tag no registry has): the runtime image is named with
+	// how to build it here, instead of a raw registry error.
+	t.Run("missing runtime image, pull fails", func(t *testing.T) {
+		t.Parallel()
+		env := realEnv(t, im)
+		env["RUNTIME_IMAGE"] = "mozaiks/runtime:0.0.0-never-released"
+		name := uniqueProject(t, d)
+		_, err := Up(t.Context(), d, UpOptions{Project: ProjectOptions{Dir: devProject(t, env), Name: name}, Pull: PullMissing})
+		e, ok := uerr.As(err)
+		if !ok || !strings.Contains(e.Msg, "mozaiks/runtime:0.0.0-never-released (service runtime) is not on this machine and pulling it failed") ||
+			!strings.Contains(e.Hint, "make image") {
+			t.Fatalf("err = %v (hint %q), want the missing image named and `make image` as the way out", err, hint(e))
+		}
+		assertNothingCreated(t, d, name)
+	})
+
 	t.Run("one-shot dependency", func(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()

@@ -30,6 +30,9 @@ type ProjectOptions struct {
 	File string // compose file; relative to Dir; default DevFile, or ProdFile with Prod
 	Prod bool
 	Name string // project name; default as compose: COMPOSE_PROJECT_NAME, `name:`, or Dir's name
+	// Environ replaces the process environment for interpolation when
+	// non-nil (KEY=VALUE entries; the doctor passes the one it was given).
+	Environ []string
 }
 
 // Project is a loaded compose project and what stack derives from it.
@@ -66,9 +69,13 @@ func LoadProject(ctx context.Context, o ProjectOptions) (*Project, error) {
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
 		return nil, uerr.Wrap(errNoComposeFile, uerr.ExitFailed, "no compose file at "+file, "run `mozaiks init` first, or pass --dir / -f FILE")
 	}
+	withEnv := cli.WithOsEnv
+	if o.Environ != nil {
+		withEnv = cli.WithEnv(o.Environ)
+	}
 	po, err := cli.NewProjectOptions([]string{file},
 		cli.WithWorkingDirectory(dir),
-		cli.WithOsEnv,
+		withEnv,
 		cli.WithEnvFiles(),
 		cli.WithDotEnv,
 		cli.WithName(o.Name),

@@ -19,6 +19,9 @@ type UpOptions struct {
 	Pull    string        // PullMissing (default), PullAlways, PullNever
 	Timeout time.Duration // for every service to become ready; default 3m
 	Err     io.Writer     // progress
+	// AllowMismatch starts the compose file even where .env declares the
+	// other deployment kind (see CheckDeployment).
+	AllowMismatch bool
 }
 
 // Actions Up reports per service.
@@ -59,6 +62,9 @@ func Up(ctx context.Context, eng Engine, o UpOptions) (*UpResult, error) {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = 3 * time.Minute
+	}
+	if err := CheckDeployment(o.Project, o.AllowMismatch); err != nil {
+		return nil, err
 	}
 	p, err := LoadProject(ctx, o.Project)
 	if err != nil {
@@ -338,13 +344,18 @@ func checkNames(ctx context.Context, eng Engine, p *Project, specs map[string]Co
 			if c.Labels[LabelProject] == p.Name && c.Labels[LabelService] == svc {
 				continue // ours: kept or replaced
 			}
-			owner := "a container not created by compose"
 			if proj := c.Labels[LabelProject]; proj != "" {
-				owner = fmt.Sprintf("service %s of compose project %s", c.Labels[LabelService], proj)
+				// Another stack's container (maybe its database): never
+				// advise removing it; give this stack its own names.
+				return uerr.New(uerr.ExitFailed,
+					fmt.Sprintf("container name %s (service %s) is taken by service %s of compose project %s, another stack on this host",
+						name, svc, c.Labels[LabelService], proj),
+					fmt.Sprintf("give this stack its own project name: mozaiks init --dir DIR --project-name NAME (MOZAIKS_PROJECT; "+
+						"container names derive from it); if %s is this stack under its old name, stop that one first: mozaiks down -p %s", proj, proj))
 			}
 			return uerr.New(uerr.ExitFailed,
-				fmt.Sprintf("container name %s (service %s) is taken by %s", name, svc, owner),
-				fmt.Sprintf("remove it (docker rm -f %s) or bring its project down, then run up again", name))
+				fmt.Sprintf("container name %s (service %s) is taken by a container not created by compose", name, svc),
+				fmt.Sprintf("if it is not needed, remove it (docker rm -f %s); otherwise give this stack its own project name: mozaiks init --project-name NAME", name))
 		}
 	}
 	return nil

@@ -126,7 +126,7 @@ func TestUpPreflightCreatesNothing(t *testing.T) {
 			seed: func(f *fakeEngine) {
 				f.containers["x"] = &Container{ID: "x", Name: "fake-mongo-1", State: "running", Labels: map[string]string{LabelProject: "other", LabelService: "db"}}
 			},
-			wantCode: uerr.ExitFailed, wantMsg: []string{"container name fake-mongo-1 (service mongo) is taken by service db of compose project other", "docker rm -f fake-mongo-1"},
+			wantCode: uerr.ExitFailed, wantMsg: []string{"container name fake-mongo-1 (service mongo) is taken by service db of compose project other", "--project-name", "mozaiks down -p other"},
 		},
 		{
 			name: "bad pull policy", wantCode: uerr.ExitUsage, pull: "sometimes", wantMsg: []string{"--pull"},
@@ -153,6 +153,9 @@ func TestUpPreflightCreatesNothing(t *testing.T) {
 				t.Errorf("exit code = %d, want %d (%v)", e.ExitCode(), tt.wantCode, err)
 			}
 			full := e.Msg + " | " + e.Hint
+			if strings.Contains(full, "compose project other") && strings.Contains(full, "docker rm") {
+				t.Errorf("the hint advises removing another stack's container: %q", full)
+			}
 			for _, w := range tt.wantMsg {
 				if !strings.Contains(full, w) {
 					t.Errorf("error %q does not mention %q", full, w)

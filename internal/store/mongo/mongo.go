@@ -50,7 +50,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/x/mongo/driver/topology"
 
-	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
@@ -103,7 +102,7 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		opts.ServerSelectionTimeout = DefaultServerSelectionTimeout
 	}
 	if opts.Database == "" {
-		opts.Database = config.DatabaseName(uri)
+		opts.Database = DatabaseName(uri)
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -113,11 +112,11 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		SetServerSelectionTimeout(opts.ServerSelectionTimeout).
 		SetConnectTimeout(opts.ServerSelectionTimeout)
 	if err := co.Validate(); err != nil {
-		return nil, fmt.Errorf("mongodb uri %s: %w", config.RedactURI(uri), err)
+		return nil, connectError(uri, fmt.Errorf("mongodb uri: %w", err))
 	}
 	client, err := mongo.Connect(co)
 	if err != nil {
-		return nil, fmt.Errorf("mongodb uri %s: %w", config.RedactURI(uri), err)
+		return nil, connectError(uri, fmt.Errorf("mongodb uri: %w", err))
 	}
 	db := client.Database(opts.Database)
 	s := &Store{
@@ -133,10 +132,10 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 	if err := s.EnsureIndexes(ctx); err != nil {
 		if !errors.Is(err, store.ErrUnavailable) {
 			_ = client.Disconnect(context.Background())
-			return nil, err
+			return nil, connectError(uri, err)
 		}
 		s.log.Warn("mongodb unreachable at start; running degraded until it answers",
-			"uri", config.RedactURI(uri), "err", err)
+			"uri", RedactURI(uri), "cause", ClassifyURI(err, uri).Msg, "err", err)
 	}
 	return s, nil
 }

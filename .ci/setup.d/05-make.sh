@@ -1,0 +1,2 @@
+# make runs the lint target (gofmt, vet, staticcheck) from .ci/run.
+apt_install make
