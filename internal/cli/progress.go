@@ -55,4 +55,3 @@ func isTTY(f *os.File) bool {
 	}
 	return isatty.IsTerminal(f.Fd())
 }
-
