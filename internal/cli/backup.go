@@ -32,6 +32,7 @@ type BackupOptions struct {
 	JSON       bool   // print the manifest on stdout
 	Progress   bool   // draw a progress bar on stderr (decided from the terminal)
 	Environ    []string
+	KeyVault   *config.KeyVaultOptions // tests: a local vault
 }
 
 // NewCmdBackup builds `mozaiks backup`.
@@ -77,7 +78,8 @@ func runBackup(ctx context.Context, opts *BackupOptions) error {
 			return uerr.New(uerr.ExitFailed, opts.Out+" already exists", "choose another --out, or add --force to overwrite it")
 		}
 	}
-	cfg, err := config.Load(config.LoadOptions{Flags: opts.Flags, ConfigFile: opts.ConfigFile, Environ: opts.Environ})
+	cfg, err := config.Load(config.LoadOptions{Flags: opts.Flags, ConfigFile: opts.ConfigFile, Environ: opts.Environ,
+		KeyVault: opts.KeyVault})
 	if err != nil {
 		return uerr.Wrap(err, uerr.ExitUsage, err.Error(), "fix the setting named above (flag, environment, .env or --config)")
 	}

@@ -9,8 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/sqlite"
+	"github.com/mozaiks/mozaiks/internal/testutil/fakekeyvault"
 	"github.com/mozaiks/mozaiks/internal/testutil/ferret"
 	"github.com/mozaiks/mozaiks/internal/uerr"
 )
@@ -136,5 +138,29 @@ func TestBackupRestoreCommands(t *testing.T) {
 	code, _, errOut = runCLI(t, "backup", "--out", filepath.Join(tmp, "y.zip"), "--mongo-uri", "mongodb://127.0.0.1:1/x")
 	if code != uerr.ExitPrerequisite {
 		t.Errorf("backup of an unreachable mongodb: exit %d, want 4\n%s", code, errOut)
+	}
+}
+
+// A secret that the vault lacks stops the command with exit 2, naming the
+// setting and the vault (as it stops serve: both load settings the same way).
+func TestKeyVaultFailureIsExit2(t *testing.T) {
+	t.Parallel()
+	az := fakekeyvault.New(t, "t1", "c1", "s1")
+	az.SetSecret("kv1", "OpenAIApiKey", "sk-x")
+	var out, errb strings.Builder
+	stdio := IO{In: strings.NewReader(""), Out: &out, Err: &errb}
+	cmd := NewCmdBackup(stdio, func(ctx context.Context, o *BackupOptions) error {
+		o.Environ = []string{"AZURE_KEYVAULT_NAME=kv1", "AZURE_TENANT_ID=t1", "AZURE_CLIENT_ID=c1", "AZURE_CLIENT_SECRET=s1"}
+		o.KeyVault = &config.KeyVaultOptions{Transport: az.Client()}
+		return runBackup(ctx, o)
+	})
+	cmd.SetArgs([]string{"--out", filepath.Join(t.TempDir(), "b.zip"), "--data-dir", t.TempDir()})
+	cmd.SetOut(&out)
+	cmd.SetErr(&errb)
+	cmd.SilenceErrors, cmd.SilenceUsage = true, true
+	code := report(&errb, cmd.ExecuteContext(context.Background()), false)
+	if code != uerr.ExitUsage || !strings.Contains(errb.String(), "MONGO_URI") || !strings.Contains(errb.String(), "Azure Key Vault kv1") ||
+		!strings.Contains(errb.String(), "secret not found") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
 	}
 }

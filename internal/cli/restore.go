@@ -29,6 +29,7 @@ type RestoreOptions struct {
 	JSON       bool
 	Progress   bool
 	Environ    []string
+	KeyVault   *config.KeyVaultOptions // tests: a local vault
 }
 
 // NewCmdRestore builds `mozaiks restore`.
@@ -78,7 +79,8 @@ func runRestore(ctx context.Context, opts *RestoreOptions) error {
 		return corruptError(opts.File, err)
 	}
 	defer a.Close()
-	cfg, err := config.Load(config.LoadOptions{Flags: opts.Flags, ConfigFile: opts.ConfigFile, Environ: opts.Environ})
+	cfg, err := config.Load(config.LoadOptions{Flags: opts.Flags, ConfigFile: opts.ConfigFile, Environ: opts.Environ,
+		KeyVault: opts.KeyVault})
 	if err != nil {
 		return uerr.Wrap(err, uerr.ExitUsage, err.Error(), "fix the setting named above (flag, environment, .env or --config)")
 	}
