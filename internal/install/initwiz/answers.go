@@ -57,6 +57,8 @@ var Questions = []Question{
 	{Flag: "app-id", Env: EnvAppID, Help: "default app id (default \"default\")"},
 	{Flag: "proxy", Env: EnvProxy, Help: "reverse proxy for prod: caddy (automatic TLS), nginx or none"},
 	{Flag: "k8s", Env: EnvK8s, Help: "also write Kubernetes manifests into k8s/", Bool: true},
+	{Flag: "cloud-run", Env: EnvCloudRun, Help: "also write cloudrun/service.yaml for Google Cloud Run", Bool: true},
+	{Flag: "container-apps", Env: EnvContainerApps, Help: "also write azure/containerapp.yaml for Azure Container Apps", Bool: true},
 }
 
 func questionByEnv(env string) Question {
@@ -84,6 +86,8 @@ type Answers struct {
 	AppID         string
 	Proxy         string // caddy | nginx | none
 	K8s           bool
+	CloudRun      bool // cloud.go
+	ContainerApps bool
 }
 
 // mergeAnswers layers the sources, lowest first: the previous .env, the
@@ -111,6 +115,8 @@ func mergeAnswers(layers ...map[string]string) Answers {
 		Proxy:         strings.ToLower(get(EnvProxy)),
 	}
 	a.K8s, _ = strconv.ParseBool(get(EnvK8s))
+	a.CloudRun, _ = strconv.ParseBool(get(EnvCloudRun))
+	a.ContainerApps, _ = strconv.ParseBool(get(EnvContainerApps))
 	return a
 }
 
@@ -333,6 +339,7 @@ func (a Answers) Normalize() (Answers, []string) {
 	if a.K8s && a.Database != "external" {
 		bad(EnvK8s, fmt.Errorf("Kubernetes manifests need --database external (the cluster runs no bundled Mongo, and replicas cannot share an embedded store)"))
 	}
+	a.validateCloud(bad)
 	return a, probs
 }
 

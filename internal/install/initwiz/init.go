@@ -236,6 +236,7 @@ func printSummary(w io.Writer, dir string, a Answers, written []File) {
 	if a.K8s {
 		fmt.Fprintf(w, "  kubectl apply -f %s\n", filepath.Join(dir, "k8s"))
 	}
+	printCloudSteps(w, dir, a)
 	fmt.Fprintln(w, "  mozaiks doctor   (checks the setup end to end)")
 }
 
