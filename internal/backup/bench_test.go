@@ -235,3 +235,12 @@ func BenchmarkBackupMongoFerret(b *testing.B) {
 	}
 	reportEvents(b)
 }
+
+// TestMain removes the benchmarks' shared data set.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if benchData.dir != "" {
+		os.RemoveAll(filepath.Dir(benchData.dir))
+	}
+	os.Exit(code)
+}

@@ -23,10 +23,10 @@ func (a Answers) validateCloud(bad func(env string, err error)) {
 	// Instances come and go and share nothing: no bundled Mongo container,
 	// no embedded store on a disk that outlives them.
 	if a.CloudRun && a.Database != "external" {
-		bad(EnvCloudRun, fmt.Errorf("Cloud Run needs --database external (instances run no bundled Mongo and keep no disk for an embedded store)"))
+		bad(EnvCloudRun, fmt.Errorf("the Cloud Run service needs --database external (instances run no bundled Mongo and keep no disk for an embedded store)"))
 	}
 	if a.ContainerApps && a.Database != "external" {
-		bad(EnvContainerApps, fmt.Errorf("Container Apps need --database external (replicas run no bundled Mongo and cannot share an embedded store)"))
+		bad(EnvContainerApps, fmt.Errorf("the Container App needs --database external (replicas run no bundled Mongo and cannot share an embedded store)"))
 	}
 }
 

@@ -274,8 +274,8 @@ func TestCloudNeedsExternalDatabase(t *testing.T) {
 		a.Database = db
 		_, probs := a.Normalize()
 		joined := strings.Join(probs, "\n")
-		if !strings.Contains(joined, "--cloud-run (MOZAIKS_CLOUD_RUN): Cloud Run needs --database external") ||
-			!strings.Contains(joined, "--container-apps (MOZAIKS_CONTAINER_APPS): Container Apps need --database external") {
+		if !strings.Contains(joined, "--cloud-run (MOZAIKS_CLOUD_RUN): the Cloud Run service needs --database external") ||
+			!strings.Contains(joined, "--container-apps (MOZAIKS_CONTAINER_APPS): the Container App needs --database external") {
 			t.Errorf("database %s: problems %q", db, joined)
 		}
 	}
