@@ -39,12 +39,16 @@ func (s *Store) Count(ctx context.Context) (store.Counts, error) {
 	return c, nil
 }
 
-// Export implements store.Exporter. MongoDB 5.0 without a replica set, and
-// FerretDB, have no snapshot across collections, so the sessions are read
+// Export implements store.Exporter. MongoDB without a replica set, and
+// FerretDB, offer no snapshot across collections, so the sessions are read
 // first and fix the cut: an event is exported only if its seq is within its
 // session's last_sequence as read, so a chat appended to during the backup
 // comes back as it was when its session was read, not with events its
-// counter does not know of.
+// counter does not know of. What stays loose while writers run: an append
+// in flight at the cut (its seq taken, its insert not landed) is missing,
+// a gap that ListEvents skips once it is old; and a usage record written
+// during the backup may or may not be in it, whatever the session's totals
+// say. A backup taken with the runtime stopped (or idle) is exact.
 func (s *Store) Export(ctx context.Context, sink store.ExportSink) error {
 	if err := s.ensureIndexed(ctx); err != nil {
 		return err
