@@ -96,12 +96,16 @@ func benchSetup(b *testing.B) {
 	}
 }
 
-func reportEvents(b *testing.B) {
+// reportEvents reports events/s of wall time, and the CPU time per op
+// (cpu0 is cpuTime() before the loop).
+func reportEvents(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64(benchChats*benchEvents)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
 }
 
 func BenchmarkBaselineFileCopy(b *testing.B) {
 	benchSetup(b)
+	cpu0 := cpuTime()
 	for b.Loop() {
 		in, err := os.Open(filepath.Join(benchData.dir, sqlite.FileName))
 		if err != nil {
@@ -117,21 +121,23 @@ func BenchmarkBaselineFileCopy(b *testing.B) {
 		in.Close()
 		out.Close()
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 func BenchmarkBaselineVacuumInto(b *testing.B) {
 	benchSetup(b)
+	cpu0 := cpuTime()
 	for b.Loop() {
 		if err := sqlite.Snapshot(context.Background(), benchData.dir, filepath.Join(b.TempDir(), "snap.db")); err != nil {
 			b.Fatal(err)
 		}
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 func BenchmarkBackupEmbedded(b *testing.B) {
 	benchSetup(b)
+	cpu0 := cpuTime()
 	for b.Loop() {
 		tmp := b.TempDir()
 		src, cleanup, err := backup.EmbeddedSource(context.Background(), benchData.dir, tmp)
@@ -148,11 +154,12 @@ func BenchmarkBackupEmbedded(b *testing.B) {
 		f.Close()
 		cleanup()
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 func BenchmarkVerify(b *testing.B) {
 	benchSetup(b)
+	cpu0 := cpuTime()
 	for b.Loop() {
 		a, err := backup.OpenFile(benchData.archive)
 		if err != nil {
@@ -163,11 +170,12 @@ func BenchmarkVerify(b *testing.B) {
 		}
 		a.Close()
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 func BenchmarkRestoreEmbedded(b *testing.B) {
 	benchSetup(b)
+	cpu0 := cpuTime()
 	for b.Loop() {
 		s, err := sqlite.Open(context.Background(), b.TempDir())
 		if err != nil {
@@ -183,13 +191,14 @@ func BenchmarkRestoreEmbedded(b *testing.B) {
 		a.Close()
 		s.Close()
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 // The Mongo store on FerretDB v1 (the test server; see the store benchmarks
 // for how far it is from MongoDB).
 func BenchmarkRestoreMongoFerret(b *testing.B) {
 	benchSetup(b)
+	cpu0 := cpuTime()
 	for b.Loop() {
 		s, err := mongo.Open(context.Background(), ferret.DB(b), mongo.Options{Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
@@ -205,7 +214,7 @@ func BenchmarkRestoreMongoFerret(b *testing.B) {
 		a.Close()
 		s.Close()
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 func BenchmarkBackupMongoFerret(b *testing.B) {
@@ -223,6 +232,7 @@ func BenchmarkBackupMongoFerret(b *testing.B) {
 		b.Fatal(err)
 	}
 	a.Close()
+	cpu0 := cpuTime()
 	for b.Loop() {
 		f, err := os.Create(filepath.Join(b.TempDir(), "b.zip"))
 		if err != nil {
@@ -233,7 +243,7 @@ func BenchmarkBackupMongoFerret(b *testing.B) {
 		}
 		f.Close()
 	}
-	reportEvents(b)
+	reportEvents(b, cpu0)
 }
 
 // TestMain removes the benchmarks' shared data set.
