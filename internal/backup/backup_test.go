@@ -400,3 +400,32 @@ func TestMongoBackupWhileWriting(t *testing.T) {
 	}
 	t.Logf("cut at %+v of %d events", m.Counts, chats*perChat)
 }
+
+// A store nobody holds open (serve stopped, its WAL checkpointed away) is
+// snapshotted just the same.
+func TestBackupOfClosedStore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := sqlite.Open(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n atomic.Int64
+	if err := writeChat(ctx, s, "c", 7, &n); err != nil {
+		t.Fatal(err)
+	}
+	want := dumpOf(t, s)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	src, cleanup, err := backup.EmbeddedSource(ctx, dir, t.TempDir())
+	if err != nil {
+		t.Fatalf("snapshot of a closed store: %v", err)
+	}
+	defer cleanup()
+	equalDumps(t, "snapshot of a closed store", dumpOf(t, src), want)
+	if _, _, err := backup.EmbeddedSource(ctx, t.TempDir(), ""); !errors.Is(err, sqlite.ErrNoDatabase) {
+		t.Fatalf("snapshot of an empty directory: %v, want ErrNoDatabase", err)
+	}
+}
