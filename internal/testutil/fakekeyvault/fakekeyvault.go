@@ -18,11 +18,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -210,4 +214,59 @@ func selfSigned() (tls.Certificate, *x509.CertPool, error) {
 	pool := x509.NewCertPool()
 	pool.AddCert(leaf)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool, nil
+}
+
+// CAFile writes the server's certificate (its own CA) as PEM into a file for
+// t and returns the path: a process started with SSL_CERT_FILE set to it
+// trusts the server.
+func (s *Server) CAFile(t testing.TB) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "fake-azure-ca.pem")
+	data := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: s.srv.TLS.Certificates[0].Certificate[0]})
+	if err := os.WriteFile(p, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// ConnectProxy starts an HTTP CONNECT proxy for t that tunnels every
+// connection to the server, and returns its URL: a process started with
+// HTTPS_PROXY set to it reaches the fake for login.microsoftonline.com and
+// *.vault.azure.net (Go's HTTP clients, the Azure SDK's included, honour it).
+func (s *Server) ConnectProxy(t testing.TB) string {
+	t.Helper()
+	addr := s.srv.Listener.Addr().String()
+	p := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect {
+			http.Error(w, "CONNECT only", http.StatusMethodNotAllowed)
+			return
+		}
+		up, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		hj, ok := w.(http.Hijacker)
+		if !ok {
+			up.Close()
+			http.Error(w, "no hijack", http.StatusInternalServerError)
+			return
+		}
+		conn, rw, err := hj.Hijack()
+		if err != nil {
+			up.Close()
+			return
+		}
+		_, _ = rw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n")
+		_ = rw.Flush()
+		go func() {
+			defer up.Close()
+			defer conn.Close()
+			_, _ = io.Copy(up, rw)
+		}()
+		_, _ = io.Copy(conn, up)
+		conn.Close()
+	}))
+	t.Cleanup(p.Close)
+	return p.URL
 }
