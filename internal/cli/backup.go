@@ -73,6 +73,11 @@ func runBackup(ctx context.Context, opts *BackupOptions) error {
 	if opts.Out == "-" && opts.JSON {
 		return uerr.Usage("--json prints to stdout, which --out - already uses for the archive")
 	}
+	if opts.Out != "-" {
+		if st, err := os.Stat(filepath.Dir(opts.Out)); err != nil || !st.IsDir() {
+			return uerr.Usage("--out %s: no directory %s to write into", opts.Out, filepath.Dir(opts.Out))
+		}
+	}
 	if opts.Out != "-" && !opts.Force {
 		if _, err := os.Stat(opts.Out); err == nil {
 			return uerr.New(uerr.ExitFailed, opts.Out+" already exists", "choose another --out, or add --force to overwrite it")

@@ -3,12 +3,15 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/mozaiks/mozaiks/internal/backup"
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/sqlite"
@@ -83,6 +86,10 @@ func TestBackupRestoreCommands(t *testing.T) {
 	code, _, errOut = runCLI(t, "backup", "--out", archive, "--data-dir", live, "--mongo-uri=")
 	if code != uerr.ExitFailed || !strings.Contains(errOut, "already exists") {
 		t.Errorf("backup over an existing file: exit %d\n%s", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "backup", "--out", filepath.Join(tmp, "no", "x.zip"), "--data-dir", live, "--mongo-uri=")
+	if code != uerr.ExitUsage || !strings.Contains(errOut, "no directory") {
+		t.Errorf("backup into a missing directory: exit %d\n%s", code, errOut)
 	}
 	code, _, errOut = runCLI(t, "backup", "--out", filepath.Join(tmp, "x.zip"), "--data-dir", filepath.Join(tmp, "nothing"), "--mongo-uri=")
 	if code != uerr.ExitFailed || !strings.Contains(errOut, "no embedded store in") {
@@ -162,5 +169,32 @@ func TestKeyVaultFailureIsExit2(t *testing.T) {
 	if code != uerr.ExitUsage || !strings.Contains(errb.String(), "MONGO_URI") || !strings.Contains(errb.String(), "Azure Key Vault kv1") ||
 		!strings.Contains(errb.String(), "secret not found") {
 		t.Fatalf("exit %d, stderr:\n%s", code, errb.String())
+	}
+}
+
+// An interrupted backup (the writer fails half-way, as on Ctrl-C) leaves
+// neither the archive nor its temporary file.
+func TestWriteAtomicallyLeavesNothingOnFailure(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	out := filepath.Join(dir, "b.zip")
+	_, err := writeAtomically(out, func(w io.Writer) (backup.Manifest, error) {
+		_, _ = w.Write([]byte("half an archive"))
+		return backup.Manifest{}, context.Canceled
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v", err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
+	}
+	if _, err := writeAtomically(out, func(w io.Writer) (backup.Manifest, error) {
+		_, err := w.Write([]byte("whole"))
+		return backup.Manifest{}, err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != "whole" {
+		t.Fatalf("archive %q %v", b, err)
 	}
 }
