@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+
+	"github.com/charmbracelet/huh"
 )
 
 // Managed container platforms: `--cloud-run` writes cloudrun/service.yaml (a
@@ -41,4 +43,12 @@ func printCloudSteps(w io.Writer, dir string, a Answers) {
 			"--resource-group \"$AZURE_RESOURCE_GROUP\" --yaml containerapp.yaml   (variables and Key Vault secrets: see the file)\n",
 			filepath.Join(dir, "azure", "containerapp.yaml"))
 	}
+}
+
+// cloudPage asks for the managed-platform files (external database only).
+func cloudPage(work *Answers) page {
+	return page{title: "Managed platforms", hide: func() bool { return work.Database != "external" }, fields: []huh.Field{
+		huh.NewConfirm().Title("Also write cloudrun/service.yaml for Google Cloud Run?").Value(&work.CloudRun),
+		huh.NewConfirm().Title("Also write azure/containerapp.yaml for Azure Container Apps?").Value(&work.ContainerApps),
+	}}
 }

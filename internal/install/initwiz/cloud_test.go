@@ -323,3 +323,27 @@ func TestRunWritesCloudFiles(t *testing.T) {
 		t.Errorf("re-run dropped the Cloud Run answer: %v", err)
 	}
 }
+
+// The form asks for the cloud files when the database is external.
+func TestFormAsksForCloudFiles(t *testing.T) {
+	t.Parallel()
+	base := llm(t)
+	dir := t.TempDir()
+	// prod, external, URI, base URL, key, model default, public URL, CORS default, app id, proxy none,
+	// k8s no, Cloud Run yes, Container Apps yes
+	input := []string{"2", "2", "mongodb://db.example:27017/x", base, testKey, "", "https://agents.example.com", "", "acme", "3",
+		"n", "y", "y"}
+	r := run(t, context.Background(), Options{Dir: dir, Interactive: true, Accessible: true, SkipChecks: true,
+		In: strings.NewReader(strings.Join(input, "\n") + "\n")})
+	if r.e != nil {
+		t.Fatalf("%v\n%s", r.e, r.err)
+	}
+	for _, f := range []string{"cloudrun/service.yaml", "azure/containerapp.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Errorf("%s not written: %v", f, err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "k8s")); err == nil {
+		t.Error("k8s/ written though declined")
+	}
+}
