@@ -7,5 +7,5 @@ import "embed"
 
 // FS holds every template, by path relative to this directory.
 //
-//go:embed env.tmpl compose proxy k8s
+//go:embed env.tmpl compose proxy k8s cloudrun azure
 var FS embed.FS

@@ -48,6 +48,7 @@ func NewRootCmd(stdio IO) *cobra.Command {
 		newCmdCompletion(stdio),
 		NewCmdHealthcheck(stdio, nil),
 		NewCmdWorkflows(stdio, nil, nil),
+		NewCmdBackup(stdio, nil), NewCmdRestore(stdio, nil),
 	)
 	root.AddCommand(operatorCommands(stdio)...)
 	return root

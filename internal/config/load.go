@@ -15,10 +15,11 @@ import (
 
 // LoadOptions says where Load looks.
 type LoadOptions struct {
-	Flags      *pflag.FlagSet // flags bound with BindFlags; nil for none
-	ConfigFile string         // --config YAML; "" for none
-	Dir        string         // where .env is read; "" for the working directory
-	Environ    []string       // KEY=VALUE pairs; nil means os.Environ()
+	Flags      *pflag.FlagSet   // flags bound with BindFlags; nil for none
+	ConfigFile string           // --config YAML; "" for none
+	Dir        string           // where .env is read; "" for the working directory
+	Environ    []string         // KEY=VALUE pairs; nil means os.Environ()
+	KeyVault   *KeyVaultOptions // Azure Key Vault client tuning (keyvault.go); nil: defaults
 }
 
 // BindFlags adds a flag for every setting that has one.
@@ -39,6 +40,9 @@ func BindFlags(fs *pflag.FlagSet, keys ...string) {
 func Load(opts LoadOptions) (*Config, error) {
 	vals, src, err := Resolve(opts)
 	if err != nil {
+		return nil, err
+	}
+	if err := applyKeyVault(opts, vals, src); err != nil {
 		return nil, err
 	}
 	return fromValues(vals, src)

@@ -1,11 +1,14 @@
 package doctor
 
+import "github.com/mozaiks/mozaiks/internal/config"
+
 // All is every check, in report order.
 func All() []Check {
 	return []Check{
 		checkConfig(), checkSecrets(), checkMongo(), checkLLM(),
 		checkRuntime(), checkCORS(), checkWSUpgrade(), checkWSEcho(), checkWSScheme(), checkWSIdle(),
 		checkStream(), checkTLS(), checkDocker(), checkContainers(), checkPorts(), checkHost(),
+		checkKeyVault(config.KeyVaultOptions{}),
 	}
 }
 

@@ -70,6 +70,8 @@ var Questions = []Question{
 	{Flag: "k8s", Env: EnvK8s, Help: "also write Kubernetes manifests into k8s/", Bool: true},
 	{Flag: "project-name", Env: EnvProject, Help: "compose project name; containers are PROJECT-runtime, PROJECT-mongo, so two stacks can share a host (default mozaiksai)"},
 	{Flag: "http-port", Env: EnvHTTPPort, Help: "host port the runtime is published on (default 8000; on 127.0.0.1 behind a proxy)"},
+	{Flag: "cloud-run", Env: EnvCloudRun, Help: "also write cloudrun/service.yaml for Google Cloud Run", Bool: true},
+	{Flag: "container-apps", Env: EnvContainerApps, Help: "also write azure/containerapp.yaml for Azure Container Apps", Bool: true},
 }
 
 func questionByEnv(env string) Question {
@@ -99,6 +101,8 @@ type Answers struct {
 	K8s           bool
 	Project       string // compose project: container and volume names derive from it
 	HTTPPort      string // the runtime's host port
+	CloudRun      bool   // cloud.go
+	ContainerApps bool
 }
 
 // mergeAnswers layers the sources, lowest first: the previous .env, the
@@ -128,6 +132,8 @@ func mergeAnswers(layers ...map[string]string) Answers {
 		HTTPPort:      get(EnvHTTPPort),
 	}
 	a.K8s, _ = strconv.ParseBool(get(EnvK8s))
+	a.CloudRun, _ = strconv.ParseBool(get(EnvCloudRun))
+	a.ContainerApps, _ = strconv.ParseBool(get(EnvContainerApps))
 	return a
 }
 
@@ -384,6 +390,7 @@ func (a Answers) Normalize() (Answers, []string) {
 	if a.K8s && a.Database != "external" {
 		bad(EnvK8s, fmt.Errorf("the Kubernetes manifests need --database external (the cluster runs no bundled Mongo, and replicas cannot share an embedded store)"))
 	}
+	a.validateCloud(bad)
 	return a, probs
 }
 

@@ -10,7 +10,7 @@ import (
 // managedKeys are the .env keys init writes itself; every other key of a
 // previous .env is kept as it was.
 var managedKeys = map[string]bool{
-	EnvDeployment: true, EnvDatabase: true, EnvProxy: true, EnvK8s: true,
+	EnvDeployment: true, EnvDatabase: true, EnvProxy: true, EnvK8s: true, EnvCloudRun: true, EnvContainerApps: true,
 	EnvAPIKey: true, EnvBaseURL: true, EnvModel: true, EnvMongoURI: true,
 	envMongoUser: true, envMongoPass: true, EnvPublicURL: true, EnvCORS: true,
 	EnvAppID: true, envJWTSecret: true, EnvProject: true, EnvHTTPPort: true, envDiagToken: true,

@@ -105,6 +105,7 @@ func (p prompter) askAnswers(ctx context.Context, a *Answers) error {
 		{title: "Kubernetes", hide: func() bool { return work.Database != "external" }, fields: []huh.Field{
 			huh.NewConfirm().Title("Also write Kubernetes manifests into k8s/?").Value(&work.K8s),
 		}},
+		cloudPage(&work),
 	}
 	if err := p.run(ctx, second); err != nil {
 		return err

@@ -255,6 +255,7 @@ func printSummary(w io.Writer, dir string, a Answers, written []File) {
 	if a.K8s {
 		fmt.Fprintf(w, "  kubectl apply -f %s\n", filepath.Join(dir, "k8s"))
 	}
+	printCloudSteps(w, dir, a)
 	doctor := "mozaiks doctor --dir " + dir
 	if a.Deployment == "prod" {
 		doctor += " --prod"

@@ -83,6 +83,8 @@ func Render(a Answers, s Secrets, unknown []KV, o RenderOptions) ([]File, error)
 		{"k8s/secret.yaml.tmpl", "k8s/secret.yaml", 0o600, a.K8s},
 		{"k8s/hpa.yaml.tmpl", "k8s/hpa.yaml", 0o644, a.K8s},
 		{"k8s/pdb.yaml.tmpl", "k8s/pdb.yaml", 0o644, a.K8s},
+		{"cloudrun/service.yaml.tmpl", "cloudrun/service.yaml", 0o644, a.CloudRun},
+		{"azure/containerapp.yaml.tmpl", "azure/containerapp.yaml", 0o644, a.ContainerApps},
 	}
 	var files []File
 	for _, sp := range specs {
