@@ -1,0 +1,384 @@
+package serve_test
+
+import (
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/mozaiks/mozaiks/internal/auth"
+	"github.com/mozaiks/mozaiks/internal/chat"
+	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/llm"
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/serve"
+	"github.com/mozaiks/mozaiks/internal/store"
+	"github.com/mozaiks/mozaiks/internal/testutil/browser"
+	"github.com/mozaiks/mozaiks/internal/workflow"
+	"github.com/mozaiks/mozaiks/workflows"
+)
+
+// consoleServer is a runtime on a fixed loopback address, so a test can
+// stop it and start another on the same address and store, as a restart.
+type consoleServer struct {
+	URL  string
+	addr string
+	stop func()
+}
+
+type consoleOpts struct {
+	store         store.Store
+	llm           *llmtest.Server // nil: no model configured
+	addr          string          // "" picks a free port
+	env           map[string]string
+	workflowsPath string
+}
+
+func startConsole(t *testing.T, o consoleOpts) *consoleServer {
+	t.Helper()
+	environ := []string{"CORS_ORIGINS=http://app.example.com"}
+	for k, v := range o.env {
+		environ = append(environ, k+"="+v)
+	}
+	cfg, err := config.Load(config.LoadOptions{Environ: environ, Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ShutdownTimeout = 5 * time.Second
+	lopts := llm.Options{}
+	if o.llm != nil {
+		lopts = llm.Options{APIKey: "sk-test", BaseURL: o.llm.URL(), BaseBackoff: 20 * time.Millisecond, MaxBackoff: time.Second}
+	}
+	model := llm.NewOpenAI(lopts)
+	set, diags := workflow.LoadSet(o.workflowsPath, workflows.FS)
+	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: "gpt-4o-mini"})
+	chats := chat.NewManager(chat.Options{Store: o.store, Runner: eng, Workflows: set, Owner: "test", LeaseTTL: 3 * time.Second,
+		SingleProcess: o.store.Backend() == "embedded"})
+	var verifier *auth.Verifier
+	if cfg.AuthEnabled {
+		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv := serve.New(serve.Options{Config: cfg, Store: o.store, Workflows: set, LLM: model, Chats: chats, Auth: verifier,
+		Diagnostics: diags})
+	addr := o.addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if ln, err = net.Listen("tcp", addr); err == nil || time.Now().After(deadline) {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	cs := &consoleServer{URL: "http://" + ln.Addr().String(), addr: ln.Addr().String()}
+	var once sync.Once
+	cs.stop = func() { once.Do(func() { stopServer(t, cancel, done) }) }
+	t.Cleanup(cs.stop)
+	return cs
+}
+
+// consolePage opens the console and waits until it has loaded its settings.
+func consolePage(t *testing.T, b *browser.Browser, url string) *browser.Page {
+	t.Helper()
+	p := b.NewPage(t)
+	p.Open(url)
+	p.WaitFunc("console ready", `document.body.dataset.ready === "true"`)
+	return p
+}
+
+func startChatIn(p *browser.Page, user, wf string) {
+	p.SetValue("#user-id", user)
+	p.SetValue("#workflow", wf)
+	p.Click("#start")
+	waitConnected(p)
+}
+
+func waitConnected(p *browser.Page) {
+	p.WaitFunc("socket open", `document.getElementById("conn").dataset.state === "open"`)
+}
+
+func sendMessage(p *browser.Page, text string) {
+	p.WaitFunc("composer enabled", `!document.getElementById("message").disabled`)
+	p.SetValue("#message", text)
+	p.Click("#send")
+}
+
+// waitAgentText waits for a completed (no longer streaming) agent message
+// containing text.
+func waitAgentText(p *browser.Page, text string) {
+	p.WaitFunc("agent message "+text, `Array.from(document.querySelectorAll(".msg-agent:not(.streaming) .body")).some(e => e.textContent.includes(`+
+		jsQuote(text)+`))`)
+}
+
+func jsQuote(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s) + `"`
+}
+
+// noDuplicateMessages fails when a message id is shown twice.
+func noDuplicateMessages(t *testing.T, p *browser.Page) {
+	t.Helper()
+	var ok bool
+	p.Eval(`(() => { const ids = Array.from(document.querySelectorAll(".msg")).map(e => e.dataset.messageId).filter(Boolean);
+		return new Set(ids).size === ids.length })()`, &ok)
+	if !ok {
+		t.Fatalf("a message is shown twice: %s", p.Text("#transcript"))
+	}
+}
+
+// pageErrors are the page's errors except the refused connections a test
+// provokes on purpose (the server stopped) and what it says it expects.
+func pageErrors(p *browser.Page, expected ...string) []string {
+	var out []string
+next:
+	for _, e := range p.Errors() {
+		if strings.Contains(e, "ERR_CONNECTION_REFUSED") || strings.Contains(e, "WebSocket connection to") {
+			continue
+		}
+		for _, x := range expected {
+			if strings.Contains(e, x) {
+				continue next
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func noPageErrors(t *testing.T, p *browser.Page, expected ...string) {
+	t.Helper()
+	if errs := pageErrors(p, expected...); len(errs) > 0 {
+		t.Fatalf("page errors:\n%s", strings.Join(errs, "\n"))
+	}
+}
+
+// The main flow: start a chat, watch the reply stream in pieces, see usage,
+// reload and get the transcript back, then survive a server restart between
+// turns and carry on without a duplicated message.
+func TestConsoleChatStreamReloadRestart(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	p.Screenshot("01-start")
+
+	startChatIn(p, "ada", "assistant")
+	const reply = "Streaming works: this reply arrives in several pieces and then completes."
+	fake.Enqueue(llmtest.Reply{Text: reply, Chunks: 6, TokenDelay: 150 * time.Millisecond})
+	// Record every text the agent message shows while it streams.
+	p.Eval(`(() => { window.snaps = [];
+		new MutationObserver(() => { for (const b of document.querySelectorAll(".msg-agent .body")) {
+			if (window.snaps[window.snaps.length - 1] !== b.textContent) window.snaps.push(b.textContent) } })
+		.observe(document.getElementById("transcript"), {subtree: true, childList: true, characterData: true}); return true })()`, nil)
+	sendMessage(p, "Hello there")
+	p.WaitText(".msg-user .body", "Hello there")
+	p.WaitText(".msg-agent.streaming .body", "Streaming")
+	p.Screenshot("02-streaming")
+	waitAgentText(p, reply)
+	var snaps []string
+	p.Eval(`window.snaps`, &snaps)
+	partial := 0
+	for _, s := range snaps {
+		if s != "" && s != reply && strings.HasPrefix(reply, s) {
+			partial++
+		}
+	}
+	if partial < 2 {
+		t.Fatalf("the reply did not appear in pieces: %q", snaps)
+	}
+	p.WaitFunc("usage shown", `Number(document.getElementById("usage").dataset.total || 0) > 0`)
+	if u := p.Text("#usage"); !strings.Contains(u, "Tokens:") {
+		t.Fatalf("usage line %q", u)
+	}
+	p.WaitText("#chats .ci-wf", "assistant")
+	p.Screenshot("03-replied")
+
+	p.Reload()
+	p.WaitFunc("console ready", `document.body.dataset.ready === "true"`)
+	waitConnected(p)
+	waitAgentText(p, reply)
+	p.WaitText(".msg-user .body", "Hello there")
+	// The greeting, the user's message, the reply.
+	if n, u := p.Count(".msg"), p.Count(".msg-user"); n != 3 || u != 1 {
+		t.Fatalf("after reload %d messages (%d from the user), want 3 (1): %s", n, u, p.Text("#transcript"))
+	}
+	p.Screenshot("04-reloaded")
+
+	// Restart: the page notices, retries, and resumes on the new process.
+	srv.stop()
+	p.WaitFunc("reconnecting shown", `document.getElementById("conn").dataset.state === "reconnecting"`)
+	p.Screenshot("05-server-down")
+	fake.Enqueue(llmtest.Reply{Text: "Second answer after the restart.", Chunks: 3})
+	startConsole(t, consoleOpts{store: st, llm: fake, addr: srv.addr})
+	waitConnected(p)
+	sendMessage(p, "Are you still there?")
+	waitAgentText(p, "Second answer after the restart.")
+	if n, u := p.Count(".msg"), p.Count(".msg-user"); n != 5 || u != 2 {
+		t.Fatalf("after restart %d messages (%d from the user), want 5 (2): %s", n, u, p.Text("#transcript"))
+	}
+	noDuplicateMessages(t, p)
+	p.Screenshot("06-after-restart")
+	p.AxeSerious("chat")
+	noPageErrors(t, p)
+}
+
+// triage: Intake asks, the console shows the request and answers it.
+func TestConsoleTriageInputRequest(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	fake.Enqueue(
+		llmtest.Reply{Text: "Which product area is the problem in?"},
+		llmtest.Reply{Text: "Billing export fails with a timeout. INTAKE COMPLETE"},
+		llmtest.Reply{Text: "Step 1: retry the export with a smaller date range."},
+	)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "grace", "triage")
+	waitAgentText(p, "Which product area")
+	p.WaitText(".sys-input", "Intake is waiting for your answer")
+	p.WaitText("#message-label", "Your answer to Intake")
+	p.Screenshot("01-input-request")
+	sendMessage(p, "Billing export times out")
+	waitAgentText(p, "Step 1: retry the export")
+	p.WaitText(".sys", "Run finished")
+	p.WaitText("#message-label", "Message")
+	noDuplicateMessages(t, p)
+	p.Screenshot("02-answered")
+	noPageErrors(t, p)
+}
+
+// approval: the UI tool renders as a form from its schema and the answer
+// reaches the workflow.
+func TestConsoleApprovalUITool(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	fake.Enqueue(
+		llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"plan":"1. Venue\n2. Agenda"}`}}},
+		llmtest.Reply{Text: "Thanks, the plan is approved."},
+		llmtest.Reply{Text: "Booking the venue, then writing the agenda."},
+	)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "linus", "approval")
+	p.WaitVisible(".tool-card")
+	p.WaitText(".tool-card h3", "ApprovalCard")
+	p.WaitText(".tool-card .payload dd", "2. Agenda")
+	p.WaitText(".tool-card legend", "approved")
+	p.Screenshot("01-ui-tool")
+	p.AxeSerious("ui-tool")
+	// Submitting without a choice is refused in the page.
+	p.Click(".tool-card button[type=submit]")
+	p.WaitText(".tool-card .tool-state", "Choose Yes or No")
+	p.Click(`.tool-card input[value="true"]`)
+	p.Click(".tool-card button[type=submit]")
+	p.WaitText(".tool-card .tool-state", "Answered.")
+	waitAgentText(p, "Booking the venue")
+	p.WaitText(".sys", "Run finished")
+	p.Screenshot("02-approved")
+	noPageErrors(t, p)
+}
+
+// The operator view, with a workflow folder that fails to load.
+func TestConsoleOperatorView(t *testing.T) {
+	st := backends["embedded"](t)
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "broken"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "broken", "orchestrator.yaml"), []byte("workflow_name: broken\nmax_turns: many\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	srv := startConsole(t, consoleOpts{store: st, llm: llmtest.New(t), workflowsPath: dir})
+	for _, u := range []string{"ops-user-1", "ops-user-2"} {
+		if _, _, err := st.CreateSession(context.Background(), store.Session{ChatID: "chat-" + u, AppID: "default", UserID: u,
+			Workflow: "assistant", Status: store.StatusAwaitingInput}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/#/ops")
+	p.WaitText("#ops-health dd", "ok")
+	p.WaitText("#ops-health dd", "ready")
+	p.WaitText("#ops-store dd", "embedded: ok")
+	p.WaitText("#ops-workflows", "approval")
+	p.WaitText("#ops-workflows", "Not loaded")
+	p.WaitText("#ops-workflows .diags", "max_turns")
+	p.WaitText("#ops-sessions td", "ops-user-1")
+	p.WaitText("#ops-sessions td", "ops-user-2")
+	p.Screenshot("01-operator")
+	p.AxeSerious("operator")
+	noPageErrors(t, p)
+}
+
+// No model: the page says so, with the exact settings; on a phone.
+func TestConsoleNoModelOnPhone(t *testing.T) {
+	st := backends["embedded"](t)
+	srv := startConsole(t, consoleOpts{store: st})
+	b := browser.New(t, browser.Options{Width: 390, Height: 844})
+	p := b.NewPage(t)
+	p.Emulate(390, 844, true)
+	p.Open(srv.URL + "/")
+	p.WaitFunc("console ready", `document.body.dataset.ready === "true"`)
+	p.WaitText("#notice", "No model is configured")
+	for _, s := range []string{"OPENAI_API_KEY", "OPENAI_BASE_URL", "LLM_PROVIDER=echo"} {
+		p.WaitText("#notice code", s)
+	}
+	// Usable on a phone: nothing is wider than the screen.
+	var overflow bool
+	p.Eval(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow)
+	if overflow {
+		t.Errorf("the page is wider than a phone screen")
+	}
+	p.Screenshot("01-no-model-phone")
+	p.AxeSerious("no-model-phone")
+	noPageErrors(t, p)
+}
+
+// Auth on: the token is pasted, kept in session storage only, fills the
+// user id from its subject, and opens the socket through the bearer subprotocol.
+func TestConsoleAuthToken(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake, env: map[string]string{"AUTH_ENABLED": "true", "AUTH_JWT_SECRET": testSecret}})
+	tok := hsToken(t, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(time.Hour).Unix()})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	p.WaitVisible("#token")
+	p.SetValue("#token", tok)
+	var user string
+	p.Eval(`document.getElementById("user-id").value`, &user)
+	if user != "alice" {
+		t.Fatalf("user id from the token = %q", user)
+	}
+	var stored struct{ Session, Local bool }
+	p.Eval(`({Session: sessionStorage.getItem("mozaiks.token") === `+jsQuote(tok)+`,
+		Local: Object.keys(localStorage).some(k => localStorage.getItem(k).includes(`+jsQuote(tok)+`))})`, &stored)
+	if !stored.Session || stored.Local {
+		t.Fatalf("token storage: %+v (want session storage only)", stored)
+	}
+	fake.Enqueue(llmtest.Reply{Text: "Hello Alice."})
+	startChatIn(p, "alice", "assistant")
+	sendMessage(p, "hi")
+	waitAgentText(p, "Hello Alice.")
+	// Not an admin: the operator view says what it needs.
+	p.Open(srv.URL + "/#/ops")
+	p.WaitText("#ops-error", "admin scope")
+	noPageErrors(t, p, "status of 403 (Forbidden) "+srv.URL+"/api/admin/overview")
+}
