@@ -217,6 +217,7 @@ func TestConsoleChatStreamReloadRestart(t *testing.T) {
 	if n, u := p.Count(".msg"), p.Count(".msg-user"); n != 3 || u != 1 {
 		t.Fatalf("after reload %d messages (%d from the user), want 3 (1): %s", n, u, p.Text("#transcript"))
 	}
+	p.WaitFunc("usage shown after reload", `Number(document.getElementById("usage").dataset.total || 0) > 0`)
 	p.Screenshot("04-reloaded")
 
 	// Restart: the page notices, retries, and resumes on the new process.
@@ -290,8 +291,33 @@ func TestConsoleApprovalUITool(t *testing.T) {
 	p.Click(".tool-card button[type=submit]")
 	p.WaitText(".tool-card .tool-state", "Answered.")
 	waitAgentText(p, "Booking the venue")
+	p.WaitText(".sys-tool", "tool request_approval returned")
 	p.WaitText(".sys", "Run finished")
 	p.Screenshot("02-approved")
+	noPageErrors(t, p)
+}
+
+// A model that keeps failing: the error is a system line, and the chat
+// stays usable.
+func TestConsoleShowsErrors(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "edsger", "assistant")
+	for range 5 { // the first call and its 4 retries
+		fake.Enqueue(llmtest.Reply{Status: 503})
+	}
+	sendMessage(p, "anyone there?")
+	p.WaitText(".sys-err", "LLM_UNAVAILABLE")
+	p.Screenshot("01-error")
+	if n := fake.Pending(); n != 0 {
+		t.Fatalf("%d scripted failures left: the run gave up early", n)
+	}
+	fake.Enqueue(llmtest.Reply{Text: "Back again."})
+	sendMessage(p, "and now?")
+	waitAgentText(p, "Back again.")
 	noPageErrors(t, p)
 }
 

@@ -150,6 +150,8 @@ export function openChat(c) {
   for (const b of document.querySelectorAll(".chat-item")) b.removeAttribute("aria-current");
   connectNow();
   refreshUsage();
+  // On a phone the conversation is below the setup: bring it into view.
+  if (window.matchMedia("(max-width: 760px)").matches) $("main").scrollIntoView({ block: "start" });
 }
 
 function closeSocket() {
@@ -412,5 +414,5 @@ function refreshUsage() {
     } catch {
       /* a new chat has no session row until the socket creates it; usage follows */
     }
-  }, 250);
+  }, 100);
 }
