@@ -238,6 +238,39 @@ func TestConsoleChatStreamReloadRestart(t *testing.T) {
 	noPageErrors(t, p)
 }
 
+// A restart while a reply streams: the cut-off reply is marked interrupted,
+// the page resumes, and the next turn works without duplicates.
+func TestConsoleRestartMidStream(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "barbara", "assistant")
+	fake.Enqueue(llmtest.Reply{Text: "one two three four five six seven eight nine ten", Chunks: 10, TokenDelay: 300 * time.Millisecond})
+	sendMessage(p, "Count to ten")
+	p.WaitText(".msg-agent.streaming .body", "one two")
+	srv.stop()
+	p.WaitFunc("reconnecting shown", `document.getElementById("conn").dataset.state === "reconnecting"`)
+	p.WaitVisible(".msg-agent.interrupted")
+	p.Screenshot("01-interrupted")
+	startConsole(t, consoleOpts{store: st, llm: fake, addr: srv.addr})
+	waitConnected(p)
+	p.WaitText(".sys-run", "Run stopped")
+	fake.Enqueue(llmtest.Reply{Text: "Starting again: one to ten.", Chunks: 3})
+	sendMessage(p, "Again please")
+	waitAgentText(p, "Starting again: one to ten.")
+	if n := p.Count(".msg-user"); n != 2 {
+		t.Fatalf("%d user messages, want 2: %s", n, p.Text("#transcript"))
+	}
+	if n := p.Count(".sys-run"); n != 1 {
+		t.Fatalf("%d run lines, want 1 (a replayed event shown twice?): %s", n, p.Text("#transcript"))
+	}
+	noDuplicateMessages(t, p)
+	p.Screenshot("02-resumed")
+	noPageErrors(t, p)
+}
+
 // triage: Intake asks, the console shows the request and answers it.
 func TestConsoleTriageInputRequest(t *testing.T) {
 	st := backends["embedded"](t)

@@ -195,6 +195,7 @@ function connectNow() {
     if (gen !== state.gen) return;
     state.ws = null;
     setComposer(false);
+    interruptStreaming();
     if (ev.code === 1008) {
       setConn("closed", "Closed");
       system("The server closed this chat: " + (ev.reason || "chat not found") + ".", "err");
@@ -202,6 +203,17 @@ function connectNow() {
     }
     scheduleReconnect();
   });
+}
+
+// interruptStreaming marks replies cut off by a lost connection; the
+// complete message replaces them if the server delivers it after the resume.
+function interruptStreaming() {
+  for (const m of state.messages.values()) {
+    if (m.done || !m.li.classList.contains("streaming")) continue;
+    m.li.classList.remove("streaming");
+    m.li.classList.add("interrupted");
+    m.li.removeAttribute("aria-busy");
+  }
 }
 
 function scheduleReconnect() {
@@ -279,7 +291,9 @@ function handle(f) {
       if (d.agent) setStatus("in_progress (" + d.agent + ")");
       break;
     case "chat.run_complete":
-      system("Run finished: " + (d.status || "done") + (d.reason ? " (" + d.reason + ")" : ""), "run");
+      system(d.status === "completed" ? "Run finished" + (d.reason ? " (" + d.reason + ")." : ".")
+        : d.status === "failed" ? "Run failed" + (d.reason ? " (" + d.reason + ")." : ".")
+          : "Run stopped" + (d.reason ? " (" + d.reason + ")" : "") + "; the chat waits for your next message.", "run");
       setStatus(d.status === "completed" || d.status === "failed" ? d.status : "awaiting_input");
       refreshUsage();
       break;
@@ -323,6 +337,7 @@ function onPrint(f, d) {
   const restart = f.replace === true || d.replace === true || d.restart === true;
   m.text = restart ? (d.content || "") : m.text + (d.content || "");
   m.body.textContent = m.text;
+  m.li.classList.remove("interrupted");
   m.li.classList.add("streaming");
   m.li.setAttribute("aria-busy", "true");
   const t = $("transcript");
@@ -336,7 +351,7 @@ function onText(f, d) {
   m.text = d.content ?? "";
   m.body.textContent = m.text;
   m.done = true;
-  m.li.classList.remove("streaming");
+  m.li.classList.remove("streaming", "interrupted");
   m.li.removeAttribute("aria-busy");
 }
 
