@@ -238,6 +238,44 @@ func TestConsoleChatStreamReloadRestart(t *testing.T) {
 	noPageErrors(t, p)
 }
 
+// A model stream that breaks part-way is retried; the retry's first chunk
+// says restart, and the page drops what it showed of the broken attempt.
+func TestConsoleStreamRestartDiscardsPartial(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "frances", "assistant")
+	fake.Enqueue(
+		llmtest.Reply{Text: "BROKEN attempt that never ends", Cut: true, CutAfter: 2, TokenDelay: 100 * time.Millisecond},
+		llmtest.Reply{Text: "The retried answer.", TokenDelay: 50 * time.Millisecond},
+	)
+	p.Eval(`(() => { window.snaps = [];
+		new MutationObserver(() => { for (const b of document.querySelectorAll(".msg-agent .body")) {
+			if (window.snaps[window.snaps.length - 1] !== b.textContent) window.snaps.push(b.textContent) } })
+		.observe(document.getElementById("transcript"), {subtree: true, childList: true, characterData: true}); return true })()`, nil)
+	// Real key events: type, then Enter sends.
+	p.Type("#message", "go\r")
+	waitAgentText(p, "The retried answer.")
+	var snaps []string
+	p.Eval(`window.snaps`, &snaps)
+	// Seen while streaming: the broken attempt, then a part of the retry
+	// alone (not appended to the broken text), before the final message.
+	sawBroken, sawRetryAlone := false, false
+	for _, s := range snaps {
+		sawBroken = sawBroken || strings.HasPrefix(s, "BROKEN")
+		sawRetryAlone = sawRetryAlone || (s != "The retried answer." && strings.HasPrefix(s, "The ") && sawBroken)
+		if strings.Contains(s, "BROKEN") && strings.Contains(s, "retried") {
+			t.Fatalf("the retry was appended to the broken attempt: %q", snaps)
+		}
+	}
+	if !sawBroken || !sawRetryAlone {
+		t.Fatalf("snapshots %q: want the broken attempt, then the retry streaming on its own", snaps)
+	}
+	noPageErrors(t, p)
+}
+
 // A restart while a reply streams: the cut-off reply is marked interrupted,
 // the page resumes, and the next turn works without duplicates.
 func TestConsoleRestartMidStream(t *testing.T) {
