@@ -41,7 +41,7 @@ type consoleOpts struct {
 	workflowsPath string
 }
 
-func startConsole(t *testing.T, o consoleOpts) *consoleServer {
+func startConsole(t testing.TB, o consoleOpts) *consoleServer {
 	t.Helper()
 	environ := []string{"CORS_ORIGINS=http://app.example.com"}
 	for k, v := range o.env {
@@ -87,13 +87,22 @@ func startConsole(t *testing.T, o consoleOpts) *consoleServer {
 	go func() { done <- srv.Serve(ctx, ln) }()
 	cs := &consoleServer{URL: "http://" + ln.Addr().String(), addr: ln.Addr().String()}
 	var once sync.Once
-	cs.stop = func() { once.Do(func() { stopServer(t, cancel, done) }) }
+	cs.stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("server did not stop within 10s")
+			}
+		})
+	}
 	t.Cleanup(cs.stop)
 	return cs
 }
 
 // consolePage opens the console and waits until it has loaded its settings.
-func consolePage(t *testing.T, b *browser.Browser, url string) *browser.Page {
+func consolePage(t testing.TB, b *browser.Browser, url string) *browser.Page {
 	t.Helper()
 	p := b.NewPage(t)
 	p.Open(url)

@@ -29,6 +29,7 @@ async function boot() {
   });
   route();
   document.body.dataset.ready = "true";
+  performance.mark("console-ready"); // time to usable, for the benchmark and DevTools
 }
 
 function modelNotice(llm) {

@@ -51,6 +51,8 @@ export function initChat(info) {
   sel.addEventListener("change", describe);
   describe();
 
+  const tr = $("transcript");
+  tr.addEventListener("scroll", () => { stickToBottom = tr.scrollHeight - tr.scrollTop - tr.clientHeight < 80; }, { passive: true });
   $("start").addEventListener("click", startChat);
   $("refresh-chats").addEventListener("click", loadChats);
   $("composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
@@ -312,11 +314,23 @@ function summarize(v) {
   return ": " + (s.length > 200 ? s.slice(0, 200) + "…" : s);
 }
 
+// Scrolling reads layout; doing it once per frame, not once per streamed
+// chunk, keeps a long transcript from re-laying out on every chunk.
+let scrollPending = false;
+let stickToBottom = true;
+function scrollLater() {
+  if (scrollPending) return;
+  scrollPending = true;
+  requestAnimationFrame(() => {
+    scrollPending = false;
+    const t = $("transcript");
+    if (stickToBottom) t.scrollTop = t.scrollHeight;
+  });
+}
+
 function transcriptAppend(li) {
-  const t = $("transcript");
-  const nearBottom = t.scrollHeight - t.scrollTop - t.clientHeight < 80;
-  t.append(li);
-  if (nearBottom) t.scrollTop = t.scrollHeight;
+  $("transcript").append(li);
+  scrollLater();
 }
 
 function message(id, agent, isUser) {
@@ -335,21 +349,29 @@ function onPrint(f, d) {
   const m = message(d.message_id, d.agent || f.agent, false);
   if (m.done) return;
   const restart = f.replace === true || d.replace === true || d.restart === true;
-  m.text = restart ? (d.content || "") : m.text + (d.content || "");
-  m.body.textContent = m.text;
-  m.li.classList.remove("interrupted");
-  m.li.classList.add("streaming");
-  m.li.setAttribute("aria-busy", "true");
-  const t = $("transcript");
-  if (t.scrollHeight - t.scrollTop - t.clientHeight < 120) t.scrollTop = t.scrollHeight;
+  if (restart) {
+    m.text = d.content || "";
+    m.body.textContent = m.text;
+  } else if (d.content) {
+    m.text += d.content;
+    m.body.append(d.content); // a new text node: no re-render of what is shown
+  }
+  if (!m.li.classList.contains("streaming")) {
+    m.li.classList.remove("interrupted");
+    m.li.classList.add("streaming");
+    m.li.setAttribute("aria-busy", "true");
+  }
+  scrollLater();
 }
 
 function onText(f, d) {
   const agent = d.agent || f.agent;
   const isUser = agent === "user" || d.role === "user";
   const m = message(d.message_id, agent, isUser);
-  m.text = d.content ?? "";
-  m.body.textContent = m.text;
+  if (m.text !== (d.content ?? "") || m.body.childNodes.length !== 1) {
+    m.text = d.content ?? "";
+    m.body.textContent = m.text;
+  }
   m.done = true;
   m.li.classList.remove("streaming", "interrupted");
   m.li.removeAttribute("aria-busy");
