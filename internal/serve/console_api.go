@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/serve/console"
 	"github.com/mozaiks/mozaiks/internal/workflow"
 )
@@ -26,10 +27,26 @@ func (s *Server) consoleRoutes(mux *http.ServeMux) {
 }
 
 // sameOrigin reports whether the page that opened a WebSocket was served by
-// this host (the console at /), which needs no CORS entry.
+// this server (the console at /), which needs no CORS entry: the origin is
+// the request's own host, or MOZAIKS_PUBLIC_URL (a proxy may rewrite Host).
 func (s *Server) sameOrigin(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
-	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	if strings.EqualFold(u.Host, r.Host) {
+		return true
+	}
+	if s.cfg.PublicURL == "" {
+		return false
+	}
+	pu, err := url.Parse(s.cfg.PublicURL)
+	if err != nil {
+		return false
+	}
+	pub, err1 := config.NormalizeOrigin(pu.Scheme + "://" + pu.Host)
+	o, err2 := config.NormalizeOrigin(origin)
+	return err1 == nil && err2 == nil && pub == o
 }
 
 // defaultWorkflowName is the workflow ChatUI and the console open first.

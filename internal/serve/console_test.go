@@ -204,4 +204,11 @@ func TestSameOriginSocketAllowed(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != 403 {
 		t.Fatalf("foreign origin: err %v resp %v", err, resp)
 	}
+	// Behind a proxy that rewrites Host, the public URL's origin is the console's.
+	e2 := newEnv(t, envOpts{env: map[string]string{"MOZAIKS_PUBLIC_URL": "https://AI.example.com:443/mozaiks"}})
+	c, resp, err = e2.dial("assistant", "app1", "public-1", "u1", "", http.Header{"Origin": []string{"https://ai.example.com"}})
+	if err != nil {
+		t.Fatalf("public-URL origin refused: %v (%v)", err, resp)
+	}
+	c.until("chat.resume_boundary", wait)
 }

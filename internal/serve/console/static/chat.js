@@ -121,7 +121,7 @@ export async function loadChats() {
       const current = state.chat && state.chat.chatId === s.chat_id;
       return el("li", {},
         el("button", {
-          type: "button", class: "chat-item", "aria-current": current ? "true" : false,
+          type: "button", class: "chat-item", "aria-current": current ? "true" : false, "data-chat-id": s.chat_id,
           onclick: () => openChat({ chatId: s.chat_id, workflow: s.workflow, appId: s.app_id, userId: s.user_id }),
         },
         el("span", { class: "ci-wf", text: s.workflow }),
@@ -149,7 +149,10 @@ export function openChat(c) {
   setStatus("");
   setComposer(false);
   if (location.hash !== chatHash()) history.replaceState(null, "", chatHash());
-  for (const b of document.querySelectorAll(".chat-item")) b.removeAttribute("aria-current");
+  for (const b of document.querySelectorAll(".chat-item")) {
+    if (b.dataset.chatId === c.chatId) b.setAttribute("aria-current", "true");
+    else b.removeAttribute("aria-current");
+  }
   connectNow();
   refreshUsage();
   // On a phone the conversation is below the setup: bring it into view.
