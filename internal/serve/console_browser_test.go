@@ -386,10 +386,13 @@ func TestConsoleShowsErrors(t *testing.T) {
 	b := browser.New(t, browser.Options{})
 	p := consolePage(t, b, srv.URL+"/")
 	startChatIn(p, "edsger", "assistant")
-	for range 5 { // the first call and its 4 retries
+	fake.Enqueue(llmtest.Reply{Status: 503, RetryAfter: "1"}) // a retry the page can show
+	for range 4 {                                             // the first call and its 4 retries
 		fake.Enqueue(llmtest.Reply{Status: 503})
 	}
 	sendMessage(p, "anyone there?")
+	p.WaitText("#activity", "retrying in 1.0 s (attempt 2)")
+	p.Screenshot("00-retrying")
 	p.WaitText(".sys-err", "LLM_UNAVAILABLE")
 	p.Screenshot("01-error")
 	if n := fake.Pending(); n != 0 {

@@ -146,6 +146,7 @@ export function openChat(c) {
   $("transcript").replaceChildren();
   $("chat-title").textContent = c.workflow + " · " + c.chatId;
   $("usage").textContent = "";
+  setActivity("");
   setStatus("");
   setComposer(false);
   if (location.hash !== chatHash()) history.replaceState(null, "", chatHash());
@@ -255,7 +256,11 @@ function handle(f) {
     state.seen.add(f.seq);
     if (f.seq > state.lastSeq) state.lastSeq = f.seq;
   }
+  if (f.type !== "chat.status" && f.type !== "chat.usage_delta" && f.type !== "ping") setActivity("");
   switch (f.type) {
+    case "chat.status":
+      onModelStatus(d, f.agent);
+      break;
     case "chat_meta":
       setStatus(d.status);
       break;
@@ -309,6 +314,24 @@ function handle(f) {
     default:
       break;
   }
+}
+
+// onModelStatus shows why nothing streams yet: the model is slow to answer,
+// or a failed call is being retried. It is never stored, so never replayed.
+function onModelStatus(d, agent) {
+  const who = d.agent || agent || "The agent";
+  const secs = (ms) => (ms / 1000).toFixed(ms < 10000 ? 1 : 0) + " s";
+  if (d.state === "retrying") {
+    setActivity(who + ": the model call failed" + (d.cause ? ": " + d.cause : "") + "; retrying" +
+      (d.retry_in_ms ? " in " + secs(d.retry_in_ms) : "") + (d.attempt ? " (attempt " + d.attempt + ")" : "") + "…");
+  } else if (d.state === "waiting") {
+    setActivity(who + ": waiting for the model" + (d.waited_ms ? " (" + secs(d.waited_ms) + " so far)" : "") + "…");
+  }
+}
+
+function setActivity(text) {
+  const a = $("activity");
+  if (a.textContent !== text) a.textContent = text;
 }
 
 function summarize(v) {
