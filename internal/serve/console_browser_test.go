@@ -111,9 +111,12 @@ func consolePage(t testing.TB, b *browser.Browser, url string) *browser.Page {
 }
 
 func startChatIn(p *browser.Page, user, wf string) {
+	var before string
+	p.Eval(`location.hash`, &before)
 	p.SetValue("#user-id", user)
 	p.SetValue("#workflow", wf)
 	p.Click("#start")
+	p.WaitFunc("new chat opened", `location.hash.startsWith("#/chat/") && location.hash !== `+jsQuote(before))
 	waitConnected(p)
 }
 
@@ -401,6 +404,47 @@ func TestConsoleShowsErrors(t *testing.T) {
 	fake.Enqueue(llmtest.Reply{Text: "Back again."})
 	sendMessage(p, "and now?")
 	waitAgentText(p, "Back again.")
+	noPageErrors(t, p)
+}
+
+// Two chats; reopening the first from the user's list brings back its
+// transcript and its socket.
+func TestConsoleReopenFromList(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "margaret", "assistant")
+	var first string
+	p.Eval(`location.hash`, &first)
+	fake.Enqueue(llmtest.Reply{Text: "Answer in the first chat."})
+	sendMessage(p, "first chat question")
+	waitAgentText(p, "Answer in the first chat.")
+
+	fake.Enqueue(llmtest.Reply{Text: "Answer in the second chat."})
+	startChatIn(p, "margaret", "assistant")
+	sendMessage(p, "second chat question")
+	waitAgentText(p, "Answer in the second chat.")
+	if strings.Contains(p.Text("#transcript"), "first chat question") {
+		t.Fatalf("the second chat shows the first one's transcript")
+	}
+	p.WaitFunc("two chats listed", `document.querySelectorAll("#chats .chat-item").length === 2`)
+	chatID := strings.TrimPrefix(first, "#/chat/assistant/")
+	p.Click(`#chats .chat-item[data-chat-id="` + chatID + `"]`)
+	waitConnected(p)
+	waitAgentText(p, "Answer in the first chat.")
+	p.WaitText(".msg-user .body", "first chat question")
+	if strings.Contains(p.Text("#transcript"), "second chat question") {
+		t.Fatalf("the reopened chat shows the other chat's messages")
+	}
+	p.WaitFunc("reopened chat marked current", `document.querySelector('#chats .chat-item[aria-current]').dataset.chatId === `+jsQuote(chatID))
+	// The reopened chat is live: a new turn works.
+	fake.Enqueue(llmtest.Reply{Text: "Back in the first chat."})
+	sendMessage(p, "hello again")
+	waitAgentText(p, "Back in the first chat.")
+	noDuplicateMessages(t, p)
+	p.Screenshot("01-reopened")
 	noPageErrors(t, p)
 }
 
