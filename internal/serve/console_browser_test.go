@@ -530,8 +530,21 @@ func TestConsoleAuthToken(t *testing.T) {
 	startChatIn(p, "alice", "assistant")
 	sendMessage(p, "hi")
 	waitAgentText(p, "Hello Alice.")
+	var chatHash string
+	p.Eval(`location.hash`, &chatHash)
 	// Not an admin: the operator view says what it needs.
 	p.Open(srv.URL + "/#/ops")
 	p.WaitText("#ops-error", "admin scope")
-	noPageErrors(t, p, "status of 403 (Forbidden) "+srv.URL+"/api/admin/overview")
+
+	// An expired token: the socket's upgrade is refused; the page finds out
+	// why and stops retrying.
+	expired := hsToken(t, jwt.MapClaims{"sub": "alice", "exp": time.Now().Add(-time.Hour).Unix()})
+	p.Open(srv.URL + "/")
+	p.WaitFunc("console ready", `document.body.dataset.ready === "true"`)
+	p.SetValue("#token", expired)
+	p.Open(srv.URL + "/" + chatHash)
+	p.WaitText(".sys-err", "refused the access token")
+	p.WaitFunc("stopped retrying", `document.getElementById("conn").dataset.state === "closed"`)
+	p.Screenshot("01-expired-token")
+	noPageErrors(t, p, "status of 403 (Forbidden) "+srv.URL+"/api/admin/overview", "status of 401 (Unauthorized)")
 }

@@ -1,7 +1,7 @@
 // The console's entry point: load what the server says about itself, warn
 // when no model is configured, and switch between the chat and operator views.
 import { api, el } from "./api.js";
-import { initChat, chatHash } from "./chat.js";
+import { initChat, chatHash, openFromHash } from "./chat.js";
 import { initOps, showOps } from "./ops.js";
 
 const $ = (id) => document.getElementById(id);
@@ -55,7 +55,8 @@ function modelNotice(llm) {
 
 function route() {
   const ops = location.hash === "#/ops";
-  if (!ops && chatHash() && location.hash !== chatHash()) history.replaceState(null, "", chatHash());
+  if (location.hash.startsWith("#/chat/")) openFromHash();
+  else if (!ops && chatHash()) history.replaceState(null, "", chatHash());
   $("view-chat").hidden = ops;
   $("view-ops").hidden = !ops;
   $("nav-chat").toggleAttribute("aria-current", !ops);

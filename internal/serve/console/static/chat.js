@@ -64,10 +64,17 @@ export function initChat(info) {
   settings.userId = userInput.value.trim();
   settings.appId = appInput.value.trim();
   loadChats();
+  openFromHash();
+}
+
+// openFromHash opens the chat the address names (#/chat/<workflow>/<chat_id>)
+// unless it is open already: on load, and on back/forward or a pasted link.
+export function openFromHash() {
   const m = location.hash.match(/^#\/chat\/([^/]+)\/([^/]+)$/);
-  if (m && validID(settings.userId)) {
-    openChat({ workflow: decodeURIComponent(m[1]), chatId: decodeURIComponent(m[2]), appId: settings.appId, userId: settings.userId });
-  }
+  if (!m || !validID(settings.userId)) return;
+  const workflow = decodeURIComponent(m[1]), chatId = decodeURIComponent(m[2]);
+  if (state.chat && state.chat.chatId === chatId && state.chat.workflow === workflow) return;
+  openChat({ workflow, chatId, appId: settings.appId, userId: settings.userId });
 }
 
 // chatHash is the route of the open chat ("" when none), so a reload reopens it.
@@ -223,10 +230,27 @@ function interruptStreaming() {
 }
 
 function scheduleReconnect() {
+  // A refused upgrade looks like any dropped connection to the page: after
+  // a few failures, ask over HTTP whether the token is the problem.
+  if (state.attempt === 2) probeAuth(state.gen);
   const delay = Math.min(5000, 400 * 2 ** state.attempt) + Math.floor(Math.random() * 200);
   state.attempt++;
   setConn("reconnecting", "Disconnected; reconnecting in " + Math.ceil(delay / 1000) + " s (attempt " + state.attempt + ")");
   state.timer = setTimeout(() => { if (state.chat) connectNow(); }, delay);
+}
+
+async function probeAuth(gen) {
+  const c = state.chat;
+  try {
+    const q = new URLSearchParams({ app_id: c.appId, user_id: c.userId, limit: "1" });
+    await api("GET", "/api/sessions/" + encodeURIComponent(c.chatId) + "?" + q);
+  } catch (e) {
+    if (gen !== state.gen || (e.status !== 401 && e.status !== 403)) return;
+    state.gen++; // stop retrying this chat
+    clearTimeout(state.timer);
+    setConn("closed", "Not authorised");
+    system("The server refused the access token (" + e.message + "). Paste a valid token, then reopen the chat.", "err");
+  }
 }
 
 function setConn(s, text) {
