@@ -407,6 +407,35 @@ func TestConsoleShowsErrors(t *testing.T) {
 	noPageErrors(t, p)
 }
 
+// Stop cancels the run that streams; the chat stays usable.
+func TestConsoleStopRun(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	startChatIn(p, "ken", "assistant")
+	var focused string
+	p.Eval(`document.activeElement.id`, &focused)
+	if focused != "message" {
+		t.Errorf("after starting a chat the focus is on %q, want the message box", focused)
+	}
+	fake.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 40), TokenDelay: 200 * time.Millisecond})
+	sendMessage(p, "talk slowly")
+	p.WaitText(".msg-agent.streaming .body", "slow slow")
+	p.Click("#stop")
+	p.WaitText(".sys-run", "Run stopped")
+	p.WaitVisible(".msg-agent.interrupted")
+	if n := p.Count(".msg-agent.streaming"); n != 0 {
+		t.Fatalf("%d replies still shown as streaming after the run stopped", n)
+	}
+	p.WaitFunc("stop disabled", `document.getElementById("stop").disabled`)
+	fake.Enqueue(llmtest.Reply{Text: "Quick answer."})
+	sendMessage(p, "quickly then")
+	waitAgentText(p, "Quick answer.")
+	noPageErrors(t, p)
+}
+
 // Two chats; reopening the first from the user's list brings back its
 // transcript and its socket.
 func TestConsoleReopenFromList(t *testing.T) {

@@ -19,6 +19,8 @@ const state = {
   attempt: 0,
   timer: null,
   usageTimer: null,
+  running: false, // a run is in progress: Stop is offered
+  focusOnOpen: false,
 };
 
 export function initChat(info) {
@@ -55,6 +57,9 @@ export function initChat(info) {
   tr.addEventListener("scroll", () => { stickToBottom = tr.scrollHeight - tr.scrollTop - tr.clientHeight < 80; }, { passive: true });
   $("start").addEventListener("click", startChat);
   $("refresh-chats").addEventListener("click", loadChats);
+  $("stop").addEventListener("click", () => {
+    if (state.chat && sendFrame({ type: "chat.cancel", chat_id: state.chat.chatId })) setActivity("Stopping the run…");
+  });
   $("composer").addEventListener("submit", (e) => { e.preventDefault(); send(); });
   $("message").addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); send(); }
@@ -108,6 +113,7 @@ async function startChat() {
       workflow: $("workflow").value, user_id: id.userId, app_id: id.appId, client_request_id: newID("console-"),
     });
     openChat({ chatId: s.chat_id, workflow: s.workflow, appId: s.app_id, userId: s.user_id });
+    state.focusOnOpen = true;
     loadChats();
   } catch (e) {
     notify("Could not start a chat: " + e.message + (e.code ? " (" + e.code + ")" : ""));
@@ -197,6 +203,10 @@ function connectNow() {
     state.attempt = 0;
     setConn("open", "Connected");
     setComposer(true);
+    if (state.focusOnOpen) {
+      state.focusOnOpen = false;
+      $("message").focus();
+    }
   });
   ws.addEventListener("message", (ev) => {
     if (gen !== state.gen) return;
@@ -218,8 +228,8 @@ function connectNow() {
   });
 }
 
-// interruptStreaming marks replies cut off by a lost connection; the
-// complete message replaces them if the server delivers it after the resume.
+// interruptStreaming marks replies cut off (connection lost, run stopped);
+// the complete message replaces them if the server delivers it later.
 function interruptStreaming() {
   for (const m of state.messages.values()) {
     if (m.done || !m.li.classList.contains("streaming")) continue;
@@ -260,6 +270,8 @@ function setConn(s, text) {
 }
 
 function setStatus(s) {
+  state.running = s.startsWith("in_progress");
+  $("stop").disabled = !(state.running && state.ws);
   const p = $("chat-status");
   p.dataset.status = s;
   p.textContent = s ? "Status: " + s.replace("_", " ") : "";
@@ -268,6 +280,7 @@ function setStatus(s) {
 function setComposer(on) {
   $("message").disabled = !on;
   $("send").disabled = !on;
+  $("stop").disabled = !(on && state.running);
   $("message").placeholder = on ? "Write a message" : (state.chat ? "Waiting for the connection…" : "Start or open a chat first");
 }
 
@@ -325,6 +338,7 @@ function handle(f) {
       if (d.agent) setStatus("in_progress (" + d.agent + ")");
       break;
     case "chat.run_complete":
+      interruptStreaming(); // a reply still streaming when the run ended was cut off
       system(d.status === "completed" ? "Run finished" + (d.reason ? " (" + d.reason + ")." : ".")
         : d.status === "failed" ? "Run failed" + (d.reason ? " (" + d.reason + ")." : ".")
           : "Run stopped" + (d.reason ? " (" + d.reason + ")" : "") + "; the chat waits for your next message.", "run");
