@@ -59,6 +59,19 @@ func TestConsoleServedWithStrictCSP(t *testing.T) {
 			t.Errorf("index.html has %q", bad)
 		}
 	}
+	// Revalidation is cheap: the files carry content-hash ETags.
+	resp, _ := get(t, e.URL+"/console/chat.js", "")
+	tag := resp.Header.Get("ETag")
+	req, _ := http.NewRequest("GET", e.URL+"/console/chat.js", nil)
+	req.Header.Set("If-None-Match", tag)
+	resp2, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp2.Body.Close()
+	if tag == "" || resp2.StatusCode != http.StatusNotModified {
+		t.Errorf("ETag %q, revalidation status %d, want 304", tag, resp2.StatusCode)
+	}
 	// Other paths keep the JSON 404.
 	var ae apiError
 	if code := e.do("GET", "/nope", nil, &ae); code != 404 || ae.Error.Code != "NOT_FOUND" {

@@ -6,9 +6,13 @@
 package console
 
 import (
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"io/fs"
 	"net/http"
+	"strings"
+	"sync"
 )
 
 //go:embed static
@@ -65,6 +69,29 @@ func Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
+		if tag, ok := etags()[strings.TrimPrefix(r2.URL.Path, "/")]; ok {
+			h.Set("ETag", tag) // the file server answers If-None-Match with 304
+		}
 		fsrv.ServeHTTP(w, r2)
 	})
 }
+
+// etags are the files' content hashes, computed once: the embedded files
+// have no modification time, so without them every load refetches all.
+var etags = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	_ = fs.WalkDir(Static(), ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := fs.ReadFile(Static(), path)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(b)
+		m[path] = `"` + hex.EncodeToString(sum[:8]) + `"`
+		return nil
+	})
+	m[""] = m["index.html"]
+	return m
+})
