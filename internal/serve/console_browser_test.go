@@ -310,6 +310,7 @@ func TestConsoleRestartMidStream(t *testing.T) {
 	fake.Enqueue(llmtest.Reply{Text: "Starting again: one to ten.", Chunks: 3})
 	sendMessage(p, "Again please")
 	waitAgentText(p, "Starting again: one to ten.")
+	p.WaitFunc("usage shown after the restart", `Number(document.getElementById("usage").dataset.total || 0) > 0`)
 	if n := p.Count(".msg-user"); n != 2 {
 		t.Fatalf("%d user messages, want 2: %s", n, p.Text("#transcript"))
 	}

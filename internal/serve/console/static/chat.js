@@ -309,6 +309,7 @@ function handle(f) {
       break;
     case "chat.input_request":
       onInputRequest(d);
+      refreshUsage(); // a turn ended
       break;
     case "chat.input_ack":
       if (d.request_id && d.request_id === state.pendingInput) clearPendingInput();
