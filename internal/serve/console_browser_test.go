@@ -531,6 +531,15 @@ func TestConsoleNoModelOnPhone(t *testing.T) {
 	}
 	p.Screenshot("01-no-model-phone")
 	p.AxeSerious("no-model-phone")
+	// The operator view on a phone: its table scrolls inside its box.
+	p.Click("#nav-ops")
+	p.WaitText("#ops-store dd", "not configured")
+	p.Eval(`document.documentElement.scrollWidth > window.innerWidth + 1`, &overflow)
+	if overflow {
+		t.Errorf("the operator view is wider than a phone screen")
+	}
+	p.Screenshot("02-operator-phone")
+	p.AxeSerious("operator-phone")
 	noPageErrors(t, p)
 }
 
