@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp/kb"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/mozaiks/mozaiks/internal/auth"
@@ -405,6 +406,48 @@ func TestConsoleShowsErrors(t *testing.T) {
 	fake.Enqueue(llmtest.Reply{Text: "Back again."})
 	sendMessage(p, "and now?")
 	waitAgentText(p, "Back again.")
+	noPageErrors(t, p)
+}
+
+// Keyboard only: skip link, Tab to Start chat, Enter; type and Enter sends.
+func TestConsoleKeyboardOnly(t *testing.T) {
+	st := backends["embedded"](t)
+	fake := llmtest.New(t)
+	srv := startConsole(t, consoleOpts{store: st, llm: fake})
+	b := browser.New(t, browser.Options{})
+	p := consolePage(t, b, srv.URL+"/")
+	p.Press(kb.Tab)
+	var cls string
+	p.Eval(`document.activeElement.className`, &cls)
+	if cls != "skip" {
+		t.Fatalf("the first Tab focuses %q (class %q), want the skip link", p.Focused(), cls)
+	}
+	var skipVisible bool
+	p.Eval(`document.querySelector(".skip").getBoundingClientRect().left >= 0`, &skipVisible)
+	if !skipVisible {
+		t.Errorf("the focused skip link is off screen")
+	}
+	p.Press(kb.Enter)
+	if f := p.Focused(); f != "main" {
+		t.Fatalf("the skip link moved focus to %q, want main", f)
+	}
+	// From the top: Tab until Start chat has the focus (bounded), then Enter.
+	p.Eval(`document.getElementById("user-id").focus()`, nil)
+	for i := 0; p.Focused() != "start"; i++ {
+		if i > 10 {
+			t.Fatalf("Start chat is not reachable with Tab (focus on %q)", p.Focused())
+		}
+		p.Press(kb.Tab)
+	}
+	p.Press(kb.Enter)
+	waitConnected(p)
+	if f := p.Focused(); f != "message" {
+		t.Fatalf("after Start chat the focus is on %q, want the message box", f)
+	}
+	fake.Enqueue(llmtest.Reply{Text: "Typed without a mouse."})
+	p.Press("hello" + kb.Enter)
+	waitAgentText(p, "Typed without a mouse.")
+	p.WaitText(".msg-user .body", "hello")
 	noPageErrors(t, p)
 }
 

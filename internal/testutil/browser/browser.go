@@ -314,6 +314,21 @@ func (p *Page) Type(sel, text string) {
 	p.run("type into "+sel, chromedp.Focus(chromedp.CSS(sel)), chromedp.SendKeys(chromedp.CSS(sel), text))
 }
 
+// Press sends keys to whatever has the focus, as a keyboard user would
+// (see github.com/chromedp/chromedp/kb for names: kb.Tab, kb.Enter, ...).
+func (p *Page) Press(keys string) {
+	p.t.Helper()
+	p.run("press keys", chromedp.KeyEvent(keys))
+}
+
+// Focused returns the id of the focused element ("" when it has none).
+func (p *Page) Focused() string {
+	p.t.Helper()
+	var id string
+	p.Eval(`(document.activeElement && document.activeElement.id) || ""`, &id)
+	return id
+}
+
 // Emulate sets the viewport, e.g. 390x844 with mobile=true for a phone.
 func (p *Page) Emulate(width, height int, mobile bool) {
 	p.t.Helper()
