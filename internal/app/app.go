@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -140,7 +141,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log})
 	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single,
 		LeaseTTL: cfg.RunLease, Logger: log})
-	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS})
+	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS,
+		Diagnostics: diags})
 	// Runs a killed process left unfinished, and messages it acknowledged
 	// but never answered, continue now.
 	chats.RecoverInBackground(5 * time.Second)
@@ -171,4 +173,7 @@ func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Clien
 	fmt.Fprintf(w, "mozaiks %s\n  listening  http://%s\n  store      %s (%s)\n  llm        %s\n  workflows  %s\n  auth       %s\n  cors       %s\n",
 		buildinfo.Get().Version, net.JoinHostPort(host, port), st.Backend(), where, llmLine, strings.Join(set.Names(), ", "), auth,
 		strings.Join(cfg.CORSOrigins, ", "))
+	if cfg.Console {
+		fmt.Fprintf(w, "  console    %s/\n", cmp.Or(cfg.PublicURL, "http://"+net.JoinHostPort(host, port)))
+	}
 }

@@ -39,7 +39,7 @@ then --config, then defaults.`,
 	}
 	config.BindFlags(cmd.Flags(), "port", "addr", "mongo_uri", "data_dir", "workflows_path", "default_app_id", "cors_origins",
 		"openai_api_key", "openai_base_url", "default_llm_model", "llm_provider", "log_format", "log_level", "auth_enabled", "shutdown_timeout", "run_lease",
-		"llm_first_byte_timeout", "llm_idle_timeout", "llm_timeout")
+		"llm_first_byte_timeout", "llm_idle_timeout", "llm_timeout", "console")
 	return cmd
 }
 

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -47,6 +48,8 @@ type Config struct {
 	// soon another process (or this one, restarted) takes over the runs of
 	// a process that died. MongoDB only; the embedded store is one process.
 	RunLease time.Duration
+
+	Console bool // serve the browser console at /
 
 	// Sources records where each setting's value came from, by key.
 	Sources map[string]Source
@@ -99,6 +102,7 @@ var Settings = []Setting{
 	{Key: "auth_user_id_claim", Env: "AUTH_USER_ID_CLAIM", Default: "sub", Help: "claim holding the user id"},
 	{Key: "shutdown_timeout", Env: "MOZAIKS_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "25s", Help: "how long shutdown may drain"},
 	{Key: "run_lease", Env: "MOZAIKS_RUN_LEASE", Flag: "run-lease", Default: "15s", Help: "run lease on MongoDB: a dead process's runs are taken over after this"},
+	{Key: "console", Env: "MOZAIKS_CONSOLE", Flag: "console", Default: "true", Help: "serve the browser console at / (false: / is 404)"},
 }
 
 // SettingByKey finds a setting.
@@ -219,6 +223,9 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 	c.RunLease, err = time.ParseDuration(vals["run_lease"])
 	if err != nil || c.RunLease < time.Second {
 		return nil, bad("run_lease", "want a duration of at least 1s such as 15s")
+	}
+	if c.Console, err = strconv.ParseBool(cmp.Or(vals["console"], "true")); err != nil {
+		return nil, bad("console", "want true or false")
 	}
 	return c, nil
 }

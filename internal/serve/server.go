@@ -36,6 +36,8 @@ type Options struct {
 	Auth      *auth.Verifier // nil when auth is off
 	Logger    *slog.Logger
 	WS        ws.Options // transport tunables (heartbeat, buffers); zero values are the defaults
+	// Diagnostics are the workflow loader's findings, shown to operators.
+	Diagnostics []workflow.Diagnostic
 }
 
 // Server is the runtime's HTTP side.
@@ -52,12 +54,13 @@ type Server struct {
 	started   time.Time
 	draining  atomic.Bool
 	handler   http.Handler
+	diags     []workflow.Diagnostic
 }
 
 // New builds the server and its routes.
 func New(o Options) *Server {
 	s := &Server{cfg: o.Config, store: o.Store, workflows: o.Workflows, llm: o.LLM, chats: o.Chats, auth: o.Auth,
-		log: o.Logger, metrics: newMetrics(), started: time.Now()}
+		log: o.Logger, metrics: newMetrics(), started: time.Now(), diags: o.Diagnostics}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -78,6 +81,7 @@ func New(o Options) *Server {
 	mux.HandleFunc("GET /ws/{workflow}/{app_id}/{chat_id}/{user_id}", s.handle(s.chatSocket))
 	s.compatRoutes(mux)
 	diag.Register(mux, diag.Options{CheckOrigin: s.originAllowed})
+	s.consoleRoutes(mux)
 	mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "NOT_FOUND", "no route %s %s", r.Method, r.URL.Path)
 	}))
@@ -109,7 +113,7 @@ func (s *Server) originAllowed(r *http.Request) bool {
 	if origin == "" {
 		return true
 	}
-	if slices.Contains(s.cfg.CORSOrigins, "*") {
+	if slices.Contains(s.cfg.CORSOrigins, "*") || s.sameOrigin(r, origin) {
 		return true
 	}
 	n, err := config.NormalizeOrigin(origin)

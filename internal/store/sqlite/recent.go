@@ -1,0 +1,34 @@
+package sqlite
+
+import (
+	"context"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// RecentSessions lists the app's most recently updated sessions of every
+// user, newest first. Only the operator view (auth off, or an admin token)
+// calls it: every other read is scoped to one user.
+func (s *Store) RecentSessions(ctx context.Context, appID string, limit int) ([]store.Session, error) {
+	if limit <= 0 || limit > store.MaxListLimit {
+		limit = store.MaxListLimit
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE app_id = ?`+
+		` ORDER BY updated_at DESC, chat_id DESC LIMIT ?`, appID, limit)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		x, err := scanSession(rows)
+		if err != nil {
+			return nil, wrap(err)
+		}
+		out = append(out, x)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap(err)
+	}
+	return out, nil
+}
