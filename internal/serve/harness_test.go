@@ -58,6 +58,9 @@ type envOpts struct {
 	maxRetries int
 	ws         ws.Options
 	env        map[string]string
+	// authHTTP reaches the test IdP (its TLS root); jwksRefresh bounds JWKS refetches on an unknown kid.
+	authHTTP    *http.Client
+	jwksRefresh time.Duration
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -93,7 +96,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 		SingleProcess: o.store.Backend() == "embedded"})
 	var verifier *auth.Verifier
 	if cfg.AuthEnabled {
-		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience}); err != nil {
+		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience,
+			Leeway: cfg.AuthClockSkew, HTTPClient: o.authHTTP, JWKSRefreshEvery: o.jwksRefresh}); err != nil {
 			t.Fatal(err)
 		}
 	}

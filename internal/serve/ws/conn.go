@@ -90,6 +90,7 @@ func (c *conn) run(reqCtx context.Context) {
 	chats.StartIfNeeded(sess)
 
 	go c.writeLoop(ctx, sub, last)
+	defer c.expireAt(reqCtx)()
 	c.readLoop(ctx)
 	c.shutdown(websocket.CloseNormalClosure, "")
 	<-c.done
@@ -265,8 +266,8 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "user.input.submit needs text", false))
 			return
 		}
-		if len(*in.Text) > MaxTextBytes {
-			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "text is longer than "+strconv.Itoa(MaxTextBytes)+" bytes", false))
+		if refusal, ok := c.admit(*in.Text); !ok {
+			c.reply(refusal)
 			return
 		}
 		ack, err := c.h.chats.Submit(ctx, chat.Submission{AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID,
