@@ -25,7 +25,7 @@ type Limits struct {
 // DefaultLimits are the limits when no setting changes them.
 func DefaultLimits() Limits {
 	return Limits{MaxMessageBytes: 256 << 10, MessagesPerMinute: 30, SessionsPerMinute: 10, Burst: 10,
-		MaxSocketsPerUser: 16, MaxConnsPerIP: 1024, BodyTimeout: 30 * time.Second}
+		MaxSocketsPerUser: 16, MaxConnsPerIP: 4096, BodyTimeout: 30 * time.Second}
 }
 
 func limitsFrom(vals map[string]string, bad func(key, reason string) error) (Limits, error) {
