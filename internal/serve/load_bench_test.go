@@ -35,7 +35,8 @@ import (
 )
 
 // BenchmarkLoad: 1,000 chat sockets, one user each, chat for 60 s against a
-// server with the production limits on (default rates, caps, timeouts):
+// server with the production limits on (default rates, caps, timeouts),
+// after the same run with them off as the baseline:
 // each sends a message, reads the whole turn (ack, its own message echoed,
 // the model's reply, the next input request), thinks 2-4 s, and repeats.
 // It reports errors (chat.error, refusals, broken sockets, turns over 30 s),
@@ -47,16 +48,30 @@ import (
 //	go test -run '^$' -bench Load -benchtime 1x -timeout 20m ./internal/serve/
 //	MOZAIKS_LOAD_SOCKETS=200 MOZAIKS_LOAD_SECONDS=10 go test -run '^$' -bench Load -benchtime 1x ./internal/serve/
 func BenchmarkLoad(b *testing.B) {
+	// The same load with every limit off first: the baseline the limits'
+	// cost is read against.
+	for _, limits := range []bool{false, true} {
+		name := "limits=off"
+		if limits {
+			name = "limits=on"
+		}
+		b.Run(name, func(b *testing.B) { benchLoad(b, limits) })
+	}
+}
+
+func benchLoad(b *testing.B, limits bool) {
 	sockets := envInt("MOZAIKS_LOAD_SOCKETS", 1000)
 	secs := envInt("MOZAIKS_LOAD_SECONDS", 60)
 	sockets = min(sockets, raiseFileLimit(b, sockets+64))
-	fake := llmtest.New(b) // replies "You said: <message>"
+	// Replies "You said: <message>"; keeps no request log, so the heap
+	// after the run is the runtime's.
+	fake := llmtest.New(b, llmtest.WithRecordLimit(1))
 	// The model client's idle keep-alive pool (up to 64 connections, 3
 	// goroutines each with the fake's side) is closed before the "after"
 	// measurement, so what remains is the runtime's own.
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	url, st := loadServer(b, fake.URL(), &http.Client{Transport: tr})
+	url, st := loadServer(b, fake.URL(), &http.Client{Transport: tr}, limits)
 	heap0, rss0, g0 := memNow()
 	for range b.N {
 		res := runLoad(b, url, st, sockets, time.Duration(secs)*time.Second)
@@ -125,18 +140,23 @@ func pctMS(d []time.Duration, p float64) float64 {
 }
 
 // loadServer is the runtime as app.go builds it, with the default limits.
-func loadServer(b *testing.B, llmURL string, hc *http.Client) (string, store.Store) {
+func loadServer(b *testing.B, llmURL string, hc *http.Client, limits bool) (string, store.Store) {
 	b.Helper()
 	db, err := sqlite.Open(context.Background(), b.TempDir())
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { db.Close() })
-	cfg, err := config.Load(config.LoadOptions{Environ: []string{"LOG_LEVEL=error"}, Dir: b.TempDir()})
+	environ := []string{"LOG_LEVEL=error"}
+	if !limits {
+		environ = append(environ, "MOZAIKS_MAX_CONNS_PER_IP=0", "MOZAIKS_MAX_SOCKETS_PER_USER=0", "MOZAIKS_MESSAGES_PER_MINUTE=0",
+			"MOZAIKS_SESSIONS_PER_MINUTE=0")
+	}
+	cfg, err := config.Load(config.LoadOptions{Environ: environ, Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
-	if cfg.Limits != config.DefaultLimits() {
+	if limits && cfg.Limits != config.DefaultLimits() {
 		b.Fatalf("limits %+v are not the defaults", cfg.Limits)
 	}
 	cfg.ShutdownTimeout = 5 * time.Second
