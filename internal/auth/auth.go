@@ -63,10 +63,13 @@ var ErrWrongSubject = fmt.Errorf("%w: token is for another user or app", ErrUnau
 type Verifier struct {
 	opts Options
 
-	mu         sync.Mutex
-	keyfunc    jwt.Keyfunc // OIDC, resolved lazily so start-up never waits on the IdP
-	lastFail   time.Time
-	lastFailEr error
+	mu          sync.Mutex
+	keyfunc     jwt.Keyfunc // OIDC, resolved lazily so start-up never waits on the IdP
+	stopJWKS    func()      // ends the current key set's background refresh
+	jwksURI     string
+	lastRefresh time.Time
+	lastFail    time.Time
+	lastFailEr  error
 }
 
 // New builds a Verifier.
@@ -126,7 +129,14 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 		}
 	}
 	claims := jwt.MapClaims{}
-	if _, err := jwt.ParseWithClaims(raw, claims, kf, popts...); err != nil {
+	_, err := jwt.ParseWithClaims(raw, claims, kf, popts...)
+	if err != nil && v.opts.Secret == "" && errors.Is(err, keyfunc.ErrKeyfunc) && v.refreshForUnknownKID(ctx) {
+		if kf, err = v.oidcKeyfunc(ctx); err == nil {
+			claims = jwt.MapClaims{}
+			_, err = jwt.ParseWithClaims(raw, claims, kf, popts...)
+		}
+	}
+	if err != nil {
 		return Identity{}, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
 	id := Identity{}
@@ -184,49 +194,78 @@ func (v *Verifier) oidcKeyfunc(ctx context.Context) (jwt.Keyfunc, error) {
 	if !v.lastFail.IsZero() && time.Since(v.lastFail) < v.opts.DiscoveryRetry {
 		return nil, v.lastFailEr
 	}
-	kf, err := v.discover(ctx)
+	uri, err := v.discover(ctx)
+	if err == nil {
+		v.jwksURI = uri
+		err = v.loadJWKS(ctx)
+	}
 	if err != nil {
 		v.lastFail, v.lastFailEr = time.Now(), err
 		return nil, err
 	}
-	v.keyfunc = kf
-	return kf, nil
+	v.lastRefresh = time.Now()
+	return v.keyfunc, nil
 }
 
-func (v *Verifier) discover(ctx context.Context) (jwt.Keyfunc, error) {
+// refreshForUnknownKID refetches the JWKS when a token names a key the
+// server does not know (the IdP rotated its keys), at most once per
+// JWKSRefreshEvery; in between, such tokens are refused at once. A failed
+// fetch keeps the keys already known. It says whether the keys changed.
+func (v *Verifier) refreshForUnknownKID(ctx context.Context) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.jwksURI == "" || time.Since(v.lastRefresh) < v.opts.JWKSRefreshEvery {
+		return false
+	}
+	v.lastRefresh = time.Now()
+	if err := v.loadJWKS(ctx); err != nil {
+		v.opts.Logger.WarnContext(ctx, "JWKS refresh for an unknown kid failed; keeping the known keys", "err", err)
+		return false
+	}
+	return true
+}
+
+func (v *Verifier) discover(ctx context.Context) (string, error) {
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	u := strings.TrimRight(v.opts.Issuer, "/") + "/.well-known/openid-configuration"
 	req, err := http.NewRequestWithContext(dctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return "", err
 	}
 	resp, err := v.opts.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("OIDC discovery: %w", err)
+		return "", fmt.Errorf("OIDC discovery: %w", err)
 	}
 	defer resp.Body.Close()
 	var doc struct {
 		JWKSURI string `json:"jwks_uri"`
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("OIDC discovery: %s", resp.Status)
+		return "", fmt.Errorf("OIDC discovery: %s", resp.Status)
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(nil, resp.Body, 1<<20)).Decode(&doc); err != nil || doc.JWKSURI == "" {
-		return nil, fmt.Errorf("OIDC discovery: no jwks_uri")
+		return "", fmt.Errorf("OIDC discovery: no jwks_uri")
 	}
-	// The JWKS refreshes in the background for the process lifetime and on
-	// an unknown kid (key rotation), at most every JWKSRefreshEvery; a token
-	// with an unknown kid never waits for the limiter.
+	return doc.JWKSURI, nil
+}
+
+// loadJWKS fetches the key set (failing if it cannot) and makes it the
+// current one; it refreshes itself hourly in the background until replaced.
+// v.mu is held.
+func (v *Verifier) loadJWKS(ctx context.Context) error {
+	kctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	noErrFirst := false
 	log := v.opts.Logger
-	k, err := keyfunc.NewDefaultOverrideCtx(context.WithoutCancel(ctx), []string{doc.JWKSURI}, keyfunc.Override{
+	k, err := keyfunc.NewDefaultOverrideCtx(kctx, []string{v.jwksURI}, keyfunc.Override{
 		Client:                    v.opts.HTTPClient,
 		HTTPTimeout:               10 * time.Second,
 		NoErrorReturnFirstHTTPReq: &noErrFirst,
-		RateLimitWaitMax:          time.Millisecond,
 		RefreshInterval:           time.Hour,
-		RefreshUnknownKID:         rate.NewLimiter(rate.Every(v.opts.JWKSRefreshEvery), 1),
+		// Unknown kids are handled by refreshForUnknownKID, which never
+		// makes a request wait for a rate limiter: this one refuses at once.
+		RefreshUnknownKID: rate.NewLimiter(0, 0),
+		RateLimitWaitMax:  time.Millisecond,
 		RefreshErrorHandlerFunc: func(u string) func(context.Context, error) {
 			return func(ctx context.Context, err error) {
 				log.WarnContext(ctx, "JWKS refresh failed", "url", u, "err", err)
@@ -234,9 +273,14 @@ func (v *Verifier) discover(ctx context.Context) (jwt.Keyfunc, error) {
 		},
 	})
 	if err != nil {
-		return nil, fmt.Errorf("JWKS: %w", err)
+		cancel()
+		return fmt.Errorf("JWKS: %w", err)
 	}
-	return k.Keyfunc, nil
+	if v.stopJWKS != nil {
+		v.stopJWKS()
+	}
+	v.keyfunc, v.stopJWKS = k.Keyfunc, cancel
+	return nil
 }
 
 // BearerToken extracts the token of an HTTP request (Authorization header).

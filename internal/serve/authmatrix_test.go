@@ -11,6 +11,7 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,6 +30,7 @@ type idp struct {
 	mu   sync.Mutex
 	keys map[string]*rsa.PrivateKey // kid -> key, as published
 	down bool
+	hits int // JWKS fetches
 }
 
 func newIDP(t *testing.T, kids ...string) *idp {
@@ -51,6 +53,7 @@ func newIDP(t *testing.T, kids ...string) *idp {
 			return
 		}
 		p.mu.Lock()
+		p.hits++
 		var keys []map[string]string
 		for kid, k := range p.keys {
 			keys = append(keys, map[string]string{"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
@@ -417,6 +420,23 @@ func TestOIDCKeyRotationAndOutage(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // past the refetch rate limit
 	if code, b := e.call("GET", list, signRS(t, k2, "k2", c), nil); code != 200 {
 		t.Fatalf("k2 after rotation: %d %s", code, b)
+	}
+	// A burst of tokens with unknown kids makes at most one refetch per
+	// interval and none of them waits.
+	p.mu.Lock()
+	before := p.hits
+	p.mu.Unlock()
+	burstStart := time.Now()
+	for i := range 20 {
+		if code, _ := e.call("GET", list, signRS(t, k2, "nope-"+strconv.Itoa(i), c), nil); code != 401 {
+			t.Fatalf("unknown kid %d: %d", i, code)
+		}
+	}
+	p.mu.Lock()
+	after := p.hits
+	p.mu.Unlock()
+	if allowed := 1 + int(time.Since(burstStart)/(50*time.Millisecond)); after-before > allowed {
+		t.Fatalf("20 unknown kids made %d JWKS fetches in %s, want at most %d", after-before, time.Since(burstStart), allowed)
 	}
 	p.setDown(true)
 	time.Sleep(100 * time.Millisecond)
