@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -28,7 +27,6 @@ type conn struct {
 	resume chan int64      // client.resume requests
 	quit   chan closeReq   // asks the writer to close with a code
 	done   chan struct{}   // closed when the writer has exited
-	once   sync.Once
 }
 
 type closeReq struct {
