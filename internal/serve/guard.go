@@ -97,6 +97,14 @@ func (s *Server) guard(next http.Handler) http.Handler {
 				s.deny(w, r, err)
 				return
 			}
+			// A socket's path names the user and app it acts for: a token
+			// for another is refused here, with the reason logged.
+			if app, user, ok := socketSubject(r.URL.Path); ok {
+				if err := id.Check(app, user); err != nil {
+					s.deny(w, r, err)
+					return
+				}
+			}
 			r = r.WithContext(auth.NewContext(r.Context(), id))
 		}
 		kind := s.guards.kind(r)
@@ -237,4 +245,14 @@ func (s *Server) limitSockets(o *ws.Options) {
 	if o.AllowMessage == nil {
 		o.AllowMessage = func(_, userID string) (bool, time.Duration) { return s.guards.messages.Allow(userID) }
 	}
+}
+
+// socketSubject is the app and user of a chat socket path
+// /ws/{workflow}/{app_id}/{chat_id}/{user_id}.
+func socketSubject(path string) (app, user string, ok bool) {
+	parts := strings.Split(strings.TrimPrefix(path, "/"), "/")
+	if len(parts) != 5 || parts[0] != "ws" {
+		return "", "", false
+	}
+	return parts[2], parts[4], true
 }

@@ -413,6 +413,7 @@ func TestDenialsLoggedWithoutToken(t *testing.T) {
 	e.call("GET", "/api/sessions?user_id=u1", other, nil)
 	e.call("GET", "/api/sessions?user_id=u1", "", nil)
 	_, _, _ = e.dial("assistant", "default", "c-log", "u1", "access_token="+wrongAud, nil)
+	_, _, _ = e.dial("assistant", "default", "c-log", "u1", "access_token="+other, nil)
 	var reasons []string
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var rec map[string]any
@@ -425,8 +426,8 @@ func TestDenialsLoggedWithoutToken(t *testing.T) {
 		r, _ := rec["reason"].(string)
 		reasons = append(reasons, r)
 	}
-	if len(reasons) != 4 {
-		t.Fatalf("%d denials logged, want 4:\n%s", len(reasons), logs)
+	if len(reasons) != 5 {
+		t.Fatalf("%d denials logged, want 5:\n%s", len(reasons), logs)
 	}
 	for _, want := range []string{"audience", "another user", "no bearer token"} {
 		if !strings.Contains(strings.Join(reasons, "\n"), want) {
