@@ -270,6 +270,13 @@ func TestNoExistenceOracle(t *testing.T) {
 	if realCode != 404 || fakeCode != 404 || string(realBody) != strings.ReplaceAll(string(fakeBody), fake, s.ChatID) {
 		t.Errorf("another user's chat: %d %s; a missing chat: %d %s", realCode, realBody, fakeCode, fakeBody)
 	}
+	for _, p := range []string{"/api/chats/exists/default/assistant/%s", "/api/chats/meta/default/assistant/%s"} {
+		realCode, realBody := e.call("GET", strings.Replace(p, "%s", s.ChatID, 1), u2, nil)
+		fakeCode, fakeBody := e.call("GET", strings.Replace(p, "%s", fake, 1), u2, nil)
+		if realCode != fakeCode || string(realBody) != strings.ReplaceAll(string(fakeBody), fake, s.ChatID) {
+			t.Errorf("another user's token, %s: real %d %s, made-up %d %s", p, realCode, realBody, fakeCode, fakeBody)
+		}
+	}
 	realCode, realBody = e.call("POST", "/chat/default/"+s.ChatID+"/u2/input", u2, map[string]any{"message": "x"})
 	if realCode != 404 || !bytes.Contains(realBody, []byte("SESSION_NOT_FOUND")) {
 		t.Errorf("input to another user's chat: %d %s", realCode, realBody)
