@@ -130,7 +130,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	var verifier *auth.Verifier
 	if cfg.AuthEnabled {
 		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience,
-			UserIDClaim: cfg.AuthUserIDClaim}); err != nil {
+			UserIDClaim: cfg.AuthUserIDClaim, Leeway: cfg.AuthClockSkew, Logger: log}); err != nil {
 			return uerr.Wrap(err, uerr.ExitUsage, "invalid auth settings", "set AUTH_JWT_SECRET or AUTH_ISSUER")
 		}
 	}

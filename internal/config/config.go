@@ -42,6 +42,7 @@ type Config struct {
 	AuthIssuer      string
 	AuthAudience    string
 	AuthUserIDClaim string
+	AuthClockSkew   time.Duration // allowed on exp/nbf/iat
 
 	ShutdownTimeout time.Duration
 	// RunLease is how long a chat's run lease lasts without renewal: how
@@ -49,7 +50,8 @@ type Config struct {
 	// a process that died. MongoDB only; the embedded store is one process.
 	RunLease time.Duration
 
-	Console bool // serve the browser console at /
+	Console bool   // serve the browser console at /
+	Limits  Limits // abuse limits (limits.go)
 
 	// Sources records where each setting's value came from, by key.
 	Sources map[string]Source
@@ -100,6 +102,13 @@ var Settings = []Setting{
 	{Key: "auth_issuer", Env: "AUTH_ISSUER", Help: "OIDC issuer URL (discovery + JWKS)"},
 	{Key: "auth_audience", Env: "AUTH_AUDIENCE", Help: "expected JWT audience"},
 	{Key: "auth_user_id_claim", Env: "AUTH_USER_ID_CLAIM", Default: "sub", Help: "claim holding the user id"},
+	{Key: "auth_clock_skew", Env: "AUTH_CLOCK_SKEW", Default: "30s", Help: "clock skew allowed on token exp/nbf/iat"},
+	{Key: "max_message_bytes", Env: "MOZAIKS_MAX_MESSAGE_BYTES", Default: "262144", Help: "largest user message on any route (413 / chat.error)"},
+	{Key: "messages_per_minute", Env: "MOZAIKS_MESSAGES_PER_MINUTE", Default: "30", Help: "user messages per user per minute, bursts of up to 10 (0: no limit)"},
+	{Key: "sessions_per_minute", Env: "MOZAIKS_SESSIONS_PER_MINUTE", Default: "10", Help: "new sessions per user per minute, bursts of up to 10 (0: no limit)"},
+	{Key: "max_sockets_per_user", Env: "MOZAIKS_MAX_SOCKETS_PER_USER", Default: "16", Help: "open chat sockets per user (0: no limit)"},
+	{Key: "max_conns_per_ip", Env: "MOZAIKS_MAX_CONNS_PER_IP", Default: "4096", Help: "open connections per client IP, sockets included; behind a proxy every client shares its IP (0: no limit)"},
+	{Key: "body_timeout", Env: "MOZAIKS_BODY_TIMEOUT", Default: "30s", Help: "time allowed to read a request's headers and body"},
 	{Key: "shutdown_timeout", Env: "MOZAIKS_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "25s", Help: "how long shutdown may drain"},
 	{Key: "run_lease", Env: "MOZAIKS_RUN_LEASE", Flag: "run-lease", Default: "15s", Help: "run lease on MongoDB: a dead process's runs are taken over after this"},
 	{Key: "console", Env: "MOZAIKS_CONSOLE", Flag: "console", Default: "true", Help: "serve the browser console at / (false: / is 404)"},
@@ -215,6 +224,17 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 	c.AuthUserIDClaim = vals["auth_user_id_claim"]
 	if c.AuthEnabled && c.AuthJWTSecret == "" && c.AuthIssuer == "" {
 		return nil, bad("auth_enabled", "AUTH_ENABLED=true needs AUTH_JWT_SECRET or AUTH_ISSUER")
+	}
+	if c.AuthEnabled && c.AuthJWTSecret != "" && len(c.AuthJWTSecret) < MinSecretBytes {
+		return nil, bad("auth_jwt_secret", fmt.Sprintf("a shared secret must be at least %d bytes (it is %d); generate one with `openssl rand -hex 32`",
+			MinSecretBytes, len(c.AuthJWTSecret)))
+	}
+	c.AuthClockSkew, err = time.ParseDuration(vals["auth_clock_skew"])
+	if err != nil || c.AuthClockSkew < 0 || c.AuthClockSkew > 10*time.Minute {
+		return nil, bad("auth_clock_skew", "want a duration from 0s to 10m, such as 30s")
+	}
+	if c.Limits, err = limitsFrom(vals, bad); err != nil {
+		return nil, err
 	}
 	c.ShutdownTimeout, err = time.ParseDuration(vals["shutdown_timeout"])
 	if err != nil || c.ShutdownTimeout <= 0 {

@@ -18,7 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-const testSecret = "test-secret-0123456789abcdef"
+const testSecret = "test-secret-0123456789abcdef-0123456789"
 
 func hsToken(t *testing.T, claims jwt.MapClaims) string {
 	t.Helper()

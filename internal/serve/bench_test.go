@@ -63,7 +63,10 @@ func countedServer(b *testing.B, llmURL string, wsOpts ws.Options) (string, *cou
 	}
 	b.Cleanup(func() { db.Close() })
 	st := &countingStore{Store: db}
-	cfg, err := config.Load(config.LoadOptions{Environ: []string{"LOG_LEVEL=error"}, Dir: b.TempDir()})
+	// The abuse limits are off: these benchmarks hold thousands of sockets
+	// from one IP and send at machine speed (BenchmarkLoad runs with them on).
+	cfg, err := config.Load(config.LoadOptions{Environ: []string{"LOG_LEVEL=error", "MOZAIKS_MAX_CONNS_PER_IP=0",
+		"MOZAIKS_MAX_SOCKETS_PER_USER=0", "MOZAIKS_MESSAGES_PER_MINUTE=0", "MOZAIKS_SESSIONS_PER_MINUTE=0"}, Dir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}

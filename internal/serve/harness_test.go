@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -58,6 +59,10 @@ type envOpts struct {
 	maxRetries int
 	ws         ws.Options
 	env        map[string]string
+	// authHTTP reaches the test IdP (its TLS root); jwksRefresh bounds JWKS refetches on an unknown kid.
+	authHTTP    *http.Client
+	jwksRefresh time.Duration
+	logw        io.Writer // server log (JSON, debug level); nil discards it
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -93,11 +98,17 @@ func newEnv(t *testing.T, o envOpts) *env {
 		SingleProcess: o.store.Backend() == "embedded"})
 	var verifier *auth.Verifier
 	if cfg.AuthEnabled {
-		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience}); err != nil {
+		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience,
+			Leeway: cfg.AuthClockSkew, HTTPClient: o.authHTTP, JWKSRefreshEvery: o.jwksRefresh}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv := serve.New(serve.Options{Config: cfg, Store: o.store, Workflows: set, LLM: model, Chats: chats, WS: o.ws, Auth: verifier})
+	var logger *slog.Logger
+	if o.logw != nil {
+		logger = slog.New(slog.NewJSONHandler(o.logw, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv := serve.New(serve.Options{Config: cfg, Store: o.store, Workflows: set, LLM: model, Chats: chats, WS: o.ws, Auth: verifier,
+		Logger: logger})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

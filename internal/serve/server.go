@@ -21,6 +21,7 @@ import (
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/llm"
 	"github.com/mozaiks/mozaiks/internal/serve/diag"
+	"github.com/mozaiks/mozaiks/internal/serve/limit"
 	"github.com/mozaiks/mozaiks/internal/serve/ws"
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/workflow"
@@ -55,6 +56,7 @@ type Server struct {
 	draining  atomic.Bool
 	handler   http.Handler
 	diags     []workflow.Diagnostic
+	guards    *guards
 }
 
 // New builds the server and its routes.
@@ -68,6 +70,8 @@ func New(o Options) *Server {
 	wsOpts.CheckOrigin = s.originAllowed
 	wsOpts.Logger = s.log
 	wsOpts.OnConnect = func(delta int) { s.metrics.wsConns.Add(float64(delta)) }
+	s.guards = s.newGuards()
+	s.limitSockets(&wsOpts)
 	s.ws = ws.NewHandler(s.chats, wsOpts)
 	s.chats.SetObserver(chatObserver{s.metrics})
 
@@ -80,13 +84,13 @@ func New(o Options) *Server {
 	mux.HandleFunc("GET /api/sessions/{chat_id}", s.handle(s.getSession))
 	mux.HandleFunc("GET /ws/{workflow}/{app_id}/{chat_id}/{user_id}", s.handle(s.chatSocket))
 	s.compatRoutes(mux)
-	diag.Register(mux, diag.Options{CheckOrigin: s.originAllowed})
+	diag.Register(mux, diag.Options{CheckOrigin: s.originAllowed, Logger: s.log, Bounded: s.auth != nil})
 	s.consoleRoutes(mux)
 	mux.HandleFunc("/", s.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return apiErr(http.StatusNotFound, "NOT_FOUND", "no route %s %s", r.Method, r.URL.Path)
 	}))
 
-	s.handler = s.observe(s.cors().Handler(mux))
+	s.handler = s.observe(s.cors().Handler(s.guard(mux)))
 	return s
 }
 
@@ -125,12 +129,28 @@ func (s *Server) originAllowed(r *http.Request) bool {
 // a safe point, wait for in-flight requests, all within the drain timeout.
 // The caller closes the store afterwards.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// A client that stalls its headers or body is cut at the body timeout
+	// (MOZAIKS_BODY_TIMEOUT, 30 s by default); sockets set their own
+	// deadlines once upgraded. Connections per IP are capped below the
+	// process's descriptor limit.
+	bodyTimeout := s.cfg.Limits.BodyTimeout
+	if bodyTimeout <= 0 {
+		bodyTimeout = 30 * time.Second
+	}
 	hs := &http.Server{
 		Handler:           s.handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: min(10*time.Second, bodyTimeout),
+		ReadTimeout:       bodyTimeout,
 		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	capped := limit.NewListener(ln, s.cfg.Limits.MaxConnsPerIP)
+	capped.OnRefuse = func(ip string) {
+		s.metrics.errors.WithLabelValues("TOO_MANY_CONNECTIONS").Inc()
+		s.log.Debug("connection refused: per-IP cap", "ip", ip)
+	}
+	ln = capped
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -120,7 +120,8 @@ type Store interface {
 
 	// CreateSession stores s (CreatedAt/UpdatedAt set by the store when zero).
 	// If s.ClientRequestID is set and the same app/user created a session
-	// with it less than 60 s ago, that session is returned with created=false.
+	// of the same workflow with it less than 60 s ago, that session is
+	// returned with created=false (another workflow gets its own session).
 	// If a session with s.ChatID exists in the app, it is returned with
 	// created=false (whoever owns it: callers check ownership); if it exists
 	// in another app, ErrConflict.

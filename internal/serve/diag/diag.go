@@ -7,12 +7,17 @@ package diag
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/mozaiks/mozaiks/internal/serve/limit"
 )
 
 // Defaults for Options fields left zero.
@@ -37,6 +42,21 @@ type Options struct {
 	Chunks        int
 	// Now is the clock stamped into responses (default time.Now).
 	Now func() time.Time
+
+	// Bounded caps every echo socket in time and messages (the server sets
+	// it when auth is on: these endpoints need no token, so an anonymous
+	// client must not be able to hold one open for long, idle or not).
+	Bounded     bool
+	MaxLifetime time.Duration // default 5s
+	MaxMessages int           // default 16 (the doctor sends 5)
+	IdleTimeout time.Duration // default 5s between frames
+
+	// PerIPPerMinute and Burst rate-limit every diag request per client IP
+	// (default 60 a minute in bursts of 30: a doctor run makes about ten).
+	PerIPPerMinute int
+	Burst          int
+
+	Logger *slog.Logger
 }
 
 func (o Options) withDefaults() Options {
@@ -52,6 +72,24 @@ func (o Options) withDefaults() Options {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.MaxLifetime <= 0 {
+		o.MaxLifetime = 5 * time.Second
+	}
+	if o.MaxMessages <= 0 {
+		o.MaxMessages = 16
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Second
+	}
+	if o.PerIPPerMinute <= 0 {
+		o.PerIPPerMinute = 60
+	}
+	if o.Burst <= 0 {
+		o.Burst = 30
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	return o
 }
 
@@ -65,9 +103,28 @@ const (
 // Register mounts the endpoints on mux with Go 1.22 method patterns.
 func Register(mux *http.ServeMux, opts Options) {
 	opts = opts.withDefaults()
-	mux.HandleFunc("GET "+PathWhoami, opts.whoami)
-	mux.HandleFunc("GET "+PathWSEcho, opts.wsEcho)
-	mux.HandleFunc("GET "+PathStream, opts.stream)
+	rl := limit.NewRate(opts.PerIPPerMinute, time.Minute, opts.Burst)
+	mux.HandleFunc("GET "+PathWhoami, opts.limited(rl, opts.whoami))
+	mux.HandleFunc("GET "+PathWSEcho, opts.limited(rl, opts.wsEcho))
+	mux.HandleFunc("GET "+PathStream, opts.limited(rl, opts.stream))
+}
+
+// limited answers 429 with Retry-After to an IP over the diag rate.
+func (o Options) limited(rl *limit.Rate, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ip := limit.IP(r.RemoteAddr)
+		if ok, wait := rl.Allow(ip); !ok {
+			o.Logger.Info("diag rate limited", "path", r.URL.Path, "remote", r.RemoteAddr)
+			secs := max(1, int(math.Ceil(wait.Seconds())))
+			w.Header().Set("Content-Type", "application/json")
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			w.WriteHeader(http.StatusTooManyRequests)
+			msg := strconv.Quote("too many diagnostic requests; retry in " + strconv.Itoa(secs) + " s")
+			_, _ = w.Write([]byte(`{"error":{"code":"RATE_LIMITED","message":` + msg + `},"detail":` + msg + "}\n"))
+			return
+		}
+		next(w, r)
+	}
 }
 
 // Whoami is what the server saw of a request, as /api/diag/whoami returns it.
@@ -124,7 +181,33 @@ func (o Options) wsEcho(w http.ResponseWriter, r *http.Request) {
 	}
 	defer conn.Close()
 	conn.SetReadLimit(o.ReadLimit)
-	for {
+	// The request's read deadline does not carry over to the socket.
+	_ = conn.SetReadDeadline(time.Time{})
+	var end time.Time
+	if o.Bounded {
+		end = time.Now().Add(o.MaxLifetime)
+		stop := time.AfterFunc(o.MaxLifetime, func() {
+			_ = conn.WriteControl(websocket.CloseMessage,
+				websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "diagnostic socket time limit"),
+				time.Now().Add(time.Second))
+			_ = conn.Close()
+		})
+		defer stop.Stop()
+	}
+	for n := 0; ; n++ {
+		if o.Bounded {
+			if n == o.MaxMessages {
+				_ = conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "diagnostic socket message limit"),
+					time.Now().Add(time.Second))
+				return
+			}
+			dl := time.Now().Add(o.IdleTimeout)
+			if end.Before(dl) {
+				dl = end
+			}
+			_ = conn.SetReadDeadline(dl)
+		}
 		typ, msg, err := conn.ReadMessage()
 		if err != nil {
 			// A frame over the limit already got 1009 from gorilla; anything
@@ -137,6 +220,7 @@ func (o Options) wsEcho(w http.ResponseWriter, r *http.Request) {
 				time.Now().Add(time.Second))
 			return
 		}
+		_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 		if err := conn.WriteMessage(websocket.TextMessage, msg); err != nil {
 			return
 		}

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"strconv"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -28,7 +27,6 @@ type conn struct {
 	resume chan int64      // client.resume requests
 	quit   chan closeReq   // asks the writer to close with a code
 	done   chan struct{}   // closed when the writer has exited
-	once   sync.Once
 }
 
 type closeReq struct {
@@ -90,6 +88,7 @@ func (c *conn) run(reqCtx context.Context) {
 	chats.StartIfNeeded(sess)
 
 	go c.writeLoop(ctx, sub, last)
+	defer c.expireAt(reqCtx)()
 	c.readLoop(ctx)
 	c.shutdown(websocket.CloseNormalClosure, "")
 	<-c.done
@@ -265,8 +264,8 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "user.input.submit needs text", false))
 			return
 		}
-		if len(*in.Text) > MaxTextBytes {
-			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "text is longer than "+strconv.Itoa(MaxTextBytes)+" bytes", false))
+		if refusal, ok := c.admit(*in.Text); !ok {
+			c.reply(refusal)
 			return
 		}
 		ack, err := c.h.chats.Submit(ctx, chat.Submission{AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID,

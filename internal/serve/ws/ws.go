@@ -27,6 +27,13 @@ type Options struct {
 	CheckOrigin  func(*http.Request) bool
 	Logger       *slog.Logger
 	OnConnect    func(delta int) // metrics: +1 on open, -1 on close
+
+	// Abuse limits (limits.go); zero values mean none.
+	HandshakeTimeout  time.Duration                                    // default 10s
+	MaxMessageBytes   int                                              // one user message; default MaxTextBytes
+	MaxSocketsPerUser int                                              // open sockets per app+user
+	MaxSocketsPerIP   int                                              // open sockets per client IP
+	AllowMessage      func(appID, userID string) (bool, time.Duration) // per-user message rate
 }
 
 func (o *Options) defaults() {
@@ -53,6 +60,12 @@ func (o *Options) defaults() {
 	if o.OnConnect == nil {
 		o.OnConnect = func(int) {}
 	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.MaxMessageBytes <= 0 {
+		o.MaxMessageBytes = MaxTextBytes
+	}
 }
 
 // Handler serves chat sockets.
@@ -65,13 +78,16 @@ type Handler struct {
 	mu     sync.Mutex
 	conns  map[*conn]struct{}
 	closed bool
+
+	caps socketCaps
 }
 
 // NewHandler builds a Handler.
 func NewHandler(chats *chat.Manager, o Options) *Handler {
 	o.defaults()
-	h := &Handler{chats: chats, opts: o, conns: map[*conn]struct{}{}}
+	h := &Handler{chats: chats, opts: o, conns: map[*conn]struct{}{}, caps: newSocketCaps(o)}
 	h.upgrader = websocket.Upgrader{
+		HandshakeTimeout: o.HandshakeTimeout,
 		// An idle socket holds only its read buffer: frames from clients are
 		// small, and the write buffer goes back to a pool after each frame.
 		ReadBufferSize:  1024,
@@ -141,6 +157,11 @@ type Params struct {
 
 // ServeChat upgrades the request and runs the socket until it closes.
 func (h *Handler) ServeChat(w http.ResponseWriter, r *http.Request, p Params) {
+	release, ok := h.caps.acquire(w, r, p)
+	if !ok {
+		return // answered 429
+	}
+	defer release()
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered

@@ -39,7 +39,7 @@ func (s *Store) CreateSession(ctx context.Context, in store.Session) (store.Sess
 
 	var key string
 	if in.ClientRequestID != "" {
-		key = requestKey(in.AppID, in.UserID, in.ClientRequestID)
+		key = requestKey(in.AppID, in.UserID, in.Workflow, in.ClientRequestID)
 		existing, err := s.claimRequest(ctx, key, in.AppID, in.ChatID, now)
 		if err != nil || existing != nil {
 			if err != nil {
@@ -75,10 +75,11 @@ func (s *Store) CreateSession(ctx context.Context, in store.Session) (store.Sess
 	return d.session(), false, nil
 }
 
-// requestKey is the ClientRequests _id: JSON keeps the three parts apart
-// whatever characters they hold.
-func requestKey(app, user, req string) string {
-	b, _ := json.Marshal([3]string{app, user, req})
+// requestKey is the ClientRequests _id: JSON keeps the parts apart
+// whatever characters they hold. The workflow is part of it, so a request
+// id reused for another workflow never returns the first one's session.
+func requestKey(app, user, workflow, req string) string {
+	b, _ := json.Marshal([4]string{app, user, workflow, req})
 	return string(b)
 }
 

@@ -224,9 +224,9 @@ func (s *Store) createSession(ctx context.Context, tx *sql.Tx, in store.Session)
 	now := store.Now()
 	if in.ClientRequestID != "" {
 		row := tx.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions
-			WHERE app_id = ? AND user_id = ? AND client_request_id = ? AND created_at >= ?
+			WHERE app_id = ? AND user_id = ? AND client_request_id = ? AND workflow = ? AND created_at >= ?
 			ORDER BY created_at DESC LIMIT 1`,
-			in.AppID, in.UserID, in.ClientRequestID, now.Add(-store.IdempotencyWindow).UnixMilli())
+			in.AppID, in.UserID, in.ClientRequestID, in.Workflow, now.Add(-store.IdempotencyWindow).UnixMilli())
 		if got, err := scanSession(row); err == nil {
 			return got, false, nil
 		} else if !errors.Is(err, sql.ErrNoRows) {

@@ -130,6 +130,19 @@ func testIdempotent(t *testing.T, s store.Store) {
 	c := newSession("a1", "u2", "c3")
 	c.ClientRequestID = "req-1"
 	mustCreate(t, s, c)
+	// So does the same user reusing it for another workflow: the key is
+	// bound to the request's workflow, never answered with another's chat.
+	w := newSession("a1", "u1", "c4")
+	w.Workflow, w.ClientRequestID = first.Workflow+"-other", "req-1"
+	other, created, err := s.CreateSession(ctx(t), w)
+	if err != nil || !created || other.ChatID != "c4" || other.Workflow != w.Workflow {
+		t.Fatalf("same client_request_id, another workflow: created=%v chat=%s workflow=%s err=%v, want a new c4",
+			created, other.ChatID, other.Workflow, err)
+	}
+	// and the first workflow still gets its own session back.
+	if again, created, err := s.CreateSession(ctx(t), b); err != nil || created || again.ChatID != first.ChatID {
+		t.Fatalf("after another workflow used the key: created=%v chat=%s err=%v", created, again.ChatID, err)
+	}
 	// Concurrent double submits produce one session.
 	var wg sync.WaitGroup
 	ids := make([]string, 6)
