@@ -23,7 +23,7 @@ func TestKeyVault(t *testing.T) {
 	az := fakekeyvault.New(t, kvTenant, kvClient, kvSecret)
 	az.SetSecret("testvault", "MongoURI", "mongodb://vaultuser:vaultpass@db.example:27017/Prod")
 	az.SetSecret("testvault", "OpenAIApiKey", "sk-from-vault")
-	az.SetSecret("testvault", "AuthJwtSecret", "jwt-from-vault")
+	az.SetSecret("testvault", "AuthJwtSecret", "jwt-from-vault-0123456789abcdef0123456789")
 	az.SetSecret("other-vault", "OpenAIApiKey", "sk-other")
 	t.Cleanup(func() { // after the subtests
 		if az.Tokens.Load() == 0 || az.Requests.Load() == 0 {
@@ -51,7 +51,7 @@ func TestKeyVault(t *testing.T) {
 		{
 			name: "secrets read and used",
 			env:  append([]string{"AZURE_KEYVAULT_NAME=testvault", "AUTH_ENABLED=true"}, creds...),
-			want: &want{mongo: "mongodb://vaultuser:vaultpass@db.example:27017/Prod", openai: "sk-from-vault", jwt: "jwt-from-vault",
+			want: &want{mongo: "mongodb://vaultuser:vaultpass@db.example:27017/Prod", openai: "sk-from-vault", jwt: "jwt-from-vault-0123456789abcdef0123456789",
 				src: map[string]config.Source{"mongo_uri": config.SourceKeyVault, "openai_api_key": config.SourceKeyVault,
 					"auth_jwt_secret": config.SourceKeyVault}},
 		},
@@ -59,25 +59,25 @@ func TestKeyVault(t *testing.T) {
 			name: "explicit settings win over the vault",
 			env: append([]string{"AZURE_KEYVAULT_NAME=testvault", "MONGO_URI=mongodb://explicit:27017",
 				"OPENAI_API_KEY="}, creds...),
-			want: &want{mongo: "mongodb://explicit:27017", openai: "", jwt: "jwt-from-vault",
+			want: &want{mongo: "mongodb://explicit:27017", openai: "", jwt: "jwt-from-vault-0123456789abcdef0123456789",
 				src: map[string]config.Source{"mongo_uri": config.SourceEnv, "openai_api_key": config.SourceEnv,
 					"auth_jwt_secret": config.SourceKeyVault}},
 		},
 		{
 			name: "original runtime's variable name",
 			env:  append([]string{"AZURE_KEY_VAULT_NAME=testvault"}, creds...),
-			want: &want{mongo: "mongodb://vaultuser:vaultpass@db.example:27017/Prod", openai: "sk-from-vault", jwt: "jwt-from-vault",
+			want: &want{mongo: "mongodb://vaultuser:vaultpass@db.example:27017/Prod", openai: "sk-from-vault", jwt: "jwt-from-vault-0123456789abcdef0123456789",
 				src: map[string]config.Source{"mongo_uri": config.SourceKeyVault}},
 		},
 		{
 			name: "vault URL for other clouds",
 			env:  append([]string{"AZURE_KEYVAULT_URL=https://testvault.vault.azure.net", "MONGO_URI="}, creds...),
-			want: &want{openai: "sk-from-vault", jwt: "jwt-from-vault", src: map[string]config.Source{"openai_api_key": config.SourceKeyVault}},
+			want: &want{openai: "sk-from-vault", jwt: "jwt-from-vault-0123456789abcdef0123456789", src: map[string]config.Source{"openai_api_key": config.SourceKeyVault}},
 		},
 		{
 			name:   "vault and credentials from .env",
 			dotenv: "AZURE_KEYVAULT_NAME=testvault\nAZURE_TENANT_ID=" + kvTenant + "\nAZURE_CLIENT_ID=" + kvClient + "\nAZURE_CLIENT_SECRET=" + kvSecret + "\n",
-			want: &want{mongo: "mongodb://vaultuser:vaultpass@db.example:27017/Prod", openai: "sk-from-vault", jwt: "jwt-from-vault",
+			want: &want{mongo: "mongodb://vaultuser:vaultpass@db.example:27017/Prod", openai: "sk-from-vault", jwt: "jwt-from-vault-0123456789abcdef0123456789",
 				src: map[string]config.Source{}},
 		},
 		{

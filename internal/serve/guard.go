@@ -59,13 +59,14 @@ func (g *guards) kind(r *http.Request) string {
 }
 
 // public says whether a path is served without a token: probes, the
-// workflow manifests ChatUI reads before it has one, the doctor's
+// workflow manifests ChatUI reads before it has one, what the console needs
+// to show before the user pastes a token (auth mode, workflows), the doctor's
 // diagnostics (bounded on their own), and anything outside the API (the
 // UI's static files). Everything else under /api/, /ws/ and /chat/ needs a
 // token, routes added later included: the list fails closed.
 func public(path string) bool {
 	switch path {
-	case "/api/health", "/api/ready", "/metrics", "/api/workflows":
+	case "/api/health", "/api/ready", "/metrics", "/api/workflows", "/api/console/info":
 		return true
 	}
 	for _, p := range []string{"/api/workflows/", "/api/diag/", "/api/themes/"} {
