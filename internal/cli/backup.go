@@ -45,8 +45,9 @@ func NewCmdBackup(stdio IO, runF func(context.Context, *BackupOptions) error) *c
 manifest of counts and SHA-256 checksums). The store is the one serve would use:
 MongoDB when MONGO_URI is set (streamed through the driver), else the embedded store
 in --data-dir, which can be backed up while serve runs (a consistent snapshot taken
-with VACUUM INTO, without serve's lock). Restore it with 'mozaiks restore FILE', into
-either kind of store.`,
+with VACUUM INTO, without serve's lock, into a temporary file beside --out: it needs
+as much free space there as the database takes). Restore it with 'mozaiks restore FILE',
+into either kind of store.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts.Flags = cmd.Flags()

@@ -198,3 +198,17 @@ func TestWriteAtomicallyLeavesNothingOnFailure(t *testing.T) {
 		t.Fatalf("archive %q %v", b, err)
 	}
 }
+
+func TestBarProgressDraws(t *testing.T) {
+	t.Parallel()
+	var buf strings.Builder
+	p := newBarProgress(&buf)
+	p.Start("restore", 2048)
+	p.Add(1024)
+	p.Add(1024)
+	p.Finish()
+	p.Add(5) // after Finish: ignored, no panic
+	if !strings.Contains(buf.String(), "restore") || !strings.Contains(buf.String(), "/2048, ") {
+		t.Fatalf("bar output %q", buf.String())
+	}
+}
