@@ -89,6 +89,11 @@ func TestChatUIFlowsInChromium(t *testing.T) {
 	if strings.Contains(texts(p), "Two plus two") {
 		t.Fatalf("Ask mode shows the workflow transcript: %s", texts(p))
 	}
+	var gaps int
+	p.Eval("window.__state.gaps || 0", &gaps)
+	if gaps != 0 {
+		t.Fatalf("the page saw %d seq gaps in Ask mode (ChatUI drops those frames)", gaps)
+	}
 	p.Click("#back")
 	p.WaitFunc("workflow mode", `document.body.dataset.mode === "workflow"`)
 	p.WaitText("#messages", "Two plus two is four.")

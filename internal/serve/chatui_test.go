@@ -241,7 +241,14 @@ func TestAskMode(t *testing.T) {
 	e.LLM.Enqueue(llmtest.Reply{Text: "Go is a programming language."})
 	c.send(map[string]any{"type": "user.input.submit", "chat_id": gid, "text": "What is Go?",
 		"context": map[string]any{"source": "chat_interface", "conversation_mode": "ask", "general_chat_id": gid}})
-	untilText(t, c, "Go is a programming language.")
+	// No seq on Ask-mode frames: ChatUI keeps one position per socket and
+	// drops a frame with a lower seq as a gap (ChatUI/src/adapters/api.js
+	// socket.onmessage, "Sequence gap detected").
+	for _, f := range untilText(t, c, "Go is a programming language.") {
+		if f.Seq != 0 {
+			t.Fatalf("Ask-mode frame with seq: %s", f.raw)
+		}
+	}
 	if req := e.LLM.ChatRequests(); req[len(req)-1].LastUserMessage() != "What is Go?" {
 		t.Fatalf("general agent was asked %q", req[len(req)-1].LastUserMessage())
 	}

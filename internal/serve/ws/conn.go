@@ -156,6 +156,7 @@ func (c *conn) writeDirect(f chat.Frame) bool {
 // one chat.enter_general_mode / chat.switch_workflow moved it to.
 type view struct {
 	chatID   string
+	general  bool // a general (Ask mode) chat: frames go out without seq (see withoutSeq)
 	sub      *chat.Subscriber
 	lastSent int64 // highest stored seq this socket has sent of this chat
 }
@@ -186,11 +187,15 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 				if f.Seq > 0 && f.Seq <= v.lastSent {
 					continue
 				}
+				seq := f.Seq
+				if v.general {
+					f = withoutSeq(f)
+				}
 				if !c.writeDirect(f) {
 					return
 				}
 				fresh = false
-				v.lastSent = max(v.lastSent, f.Seq)
+				v.lastSent = max(v.lastSent, seq)
 			}
 		case f := <-c.out:
 			if !c.writeDirect(f) {
@@ -217,7 +222,7 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 			v.lastSent = max(v.lastSent, last)
 		case sw := <-c.switchc:
 			c.h.chats.Unsubscribe(v.sub)
-			v = view{chatID: sw.chatID, sub: sw.sub, lastSent: sw.lastSeq}
+			v = view{chatID: sw.chatID, general: sw.general, sub: sw.sub, lastSent: sw.lastSeq}
 			fresh = false
 			if !c.writeDirect(sw.frame) {
 				return
@@ -370,6 +375,11 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(storeErrorFrame(err))
 		}
 	case "client.resume":
+		if c.active.general {
+			// ChatUI's positions are in the workflow chat's seq space; Ask
+			// mode frames carry none, and its transcript comes over REST.
+			return
+		}
 		var after int64
 		if in.LastClientIndex != nil {
 			n, err := in.LastClientIndex.Int64()

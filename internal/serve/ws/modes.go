@@ -29,6 +29,7 @@ var errGeneralInPath = errors.New("general chats are not opened by path")
 // it reads the chat's last seq, so nothing stored after lastSeq is missed.
 type switchReq struct {
 	chatID  string
+	general bool
 	sub     *chat.Subscriber
 	lastSeq int64
 	frame   chat.Frame
@@ -50,7 +51,7 @@ func (c *conn) enterGeneral(ctx context.Context, preferred string, fresh bool) {
 	data := map[string]any{"mode": "general", "general_chat_id": sess.ChatID, "general_chat_label": GeneralLabel(sess),
 		"general_chat_sequence": sess.LastSeq, "chat_id": sess.ChatID, "workflow_chat_id": c.p.ChatID,
 		"workflow_name": sess.Workflow, "last_updated_at": sess.UpdatedAt.UTC().Format(time.RFC3339Nano)}
-	if c.moveTo(ctx, sess.ChatID, chat.Simple(kind, data)) {
+	if c.moveTo(ctx, sess.ChatID, true, chat.Simple(kind, data)) {
 		c.active = activeChat{chatID: sess.ChatID, general: true}
 	}
 }
@@ -75,14 +76,14 @@ func (c *conn) switchWorkflow(ctx context.Context, chatID string) {
 	}
 	data := map[string]any{"mode": "workflow", "from_chat_id": c.active.chatID, "to_chat_id": sess.ChatID,
 		"chat_id": sess.ChatID, "workflow_name": sess.Workflow, "app_id": sess.AppID}
-	if c.moveTo(ctx, sess.ChatID, chat.Simple("context_switched", data)) {
+	if c.moveTo(ctx, sess.ChatID, false, chat.Simple("context_switched", data)) {
 		c.active = activeChat{chatID: sess.ChatID}
 	}
 }
 
 // moveTo subscribes to chatID and hands the subscription to the writer,
 // which sends frame and then the chat's live events.
-func (c *conn) moveTo(ctx context.Context, chatID string, frame chat.Frame) bool {
+func (c *conn) moveTo(ctx context.Context, chatID string, general bool, frame chat.Frame) bool {
 	sub := c.h.chats.Subscribe(c.p.AppID, chatID, c.h.opts.SendBuffer)
 	sess, err := c.h.chats.Get(ctx, c.p.AppID, chatID, chat.SameUser(c.p.UserID))
 	if err != nil {
@@ -91,7 +92,7 @@ func (c *conn) moveTo(ctx context.Context, chatID string, frame chat.Frame) bool
 		return false
 	}
 	select {
-	case c.switchc <- switchReq{chatID: chatID, sub: sub, lastSeq: sess.LastSeq, frame: frame}:
+	case c.switchc <- switchReq{chatID: chatID, general: general, sub: sub, lastSeq: sess.LastSeq, frame: frame}:
 		return true
 	case <-c.done:
 		c.h.chats.Unsubscribe(sub)
@@ -157,4 +158,23 @@ func metaFrame(s store.Session) chat.Frame {
 		return chat.Encode("chat_meta", 0, time.Now(), data, false)
 	}
 	return chat.Frame{Type: "chat_meta", Bytes: b}
+}
+
+// withoutSeq drops a frame's top-level seq. ChatUI keeps one position per
+// socket (ChatUI/src/adapters/api.js onmessage: lastSequence, saved under
+// ws_idx_<workflow chat id>) and treats a lower seq as a gap: it drops that
+// frame and sends client.resume. A general chat's seqs are its own, lower
+// than the workflow chat's, so in Ask mode frames go out without one (the
+// client reads the general transcript over REST).
+func withoutSeq(f chat.Frame) chat.Frame {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(f.Bytes, &m) != nil {
+		return f
+	}
+	delete(m, "seq")
+	b, err := json.Marshal(m)
+	if err != nil {
+		return f
+	}
+	return chat.Frame{Type: f.Type, Bytes: b}
 }

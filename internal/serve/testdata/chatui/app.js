@@ -102,17 +102,30 @@ function connect() {
   ws = new WebSocket(`${WS}/ws/${state.workflow}/${APP}/${chatId}/${USER}`);
   // ChatUI/src/adapters/api.js: lastSequence from ws_idx_<chat>, resume on open.
   let last = parseInt(localStorage.getItem("ws_idx_" + chatId) || "0", 10);
+  let resumePending = false;
+  const sendResume = () => {
+    if (resumePending) return;
+    resumePending = true;
+    send({ type: "client.resume", chat_id: chatId, lastClientIndex: last });
+  };
   ws.onopen = () => {
-    if (last > 0) send({ type: "client.resume", chat_id: chatId, lastClientIndex: last });
+    if (last > 0) sendResume();
     render();
     document.getElementById("status").textContent = "open";
   };
   ws.onmessage = (ev) => {
     const data = JSON.parse(ev.data);
-    if (typeof data.seq === "number" && data.seq > last) {
-      last = data.seq;
-      localStorage.setItem("ws_idx_" + chatId, String(last));
+    if (typeof data.seq === "number") {
+      if (data.seq > last) {
+        last = data.seq;
+        localStorage.setItem("ws_idx_" + chatId, String(last));
+      } else if (data.seq < last - 1 && !resumePending) {
+        state.gaps = (state.gaps || 0) + 1; // api.js: a gap; the frame is dropped and a resume sent
+        sendResume();
+        return;
+      }
     }
+    if (data.type === "chat.resume_boundary") resumePending = false;
     handle(data);
   };
   ws.onclose = (ev) => { document.getElementById("status").textContent = "closed " + ev.code; };
