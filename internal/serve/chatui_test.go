@@ -17,6 +17,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/store"
 )
 
 // Protocol tests for what unchanged ChatUI (BlocUnited-LLC/mozaiks-ai,
@@ -228,8 +229,11 @@ func TestOneResumeBoundaryPerConnect(t *testing.T) {
 // (result.sessions) and hydrateGeneralTranscript / mapGeneralMessage
 // (transcript.messages[].role, content, sequence).
 func TestAskMode(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOpts{})
+	forEachBackend(t, func(t *testing.T, st store.Store) { testAskMode(t, st) })
+}
+
+func testAskMode(t *testing.T, st store.Store) {
+	e := newEnv(t, envOpts{store: st})
 	c := greet(t, e, "chat-ask")
 	c.send(map[string]any{"type": "chat.enter_general_mode", "chat_id": "chat-ask"})
 	mc := ofType(c.until("chat.mode_changed", wait), "chat.mode_changed")[0]
@@ -410,8 +414,11 @@ func (e *env) upload(name, partType string, content []byte, fields map[string]st
 }
 
 func TestUploadIntoChat(t *testing.T) {
-	t.Parallel()
-	e := newEnv(t, envOpts{env: map[string]string{"MOZAIKS_UPLOAD_MAX_BYTES": "1024"}})
+	forEachBackend(t, func(t *testing.T, st store.Store) { testUploadIntoChat(t, st) })
+}
+
+func testUploadIntoChat(t *testing.T, st store.Store) {
+	e := newEnv(t, envOpts{store: st, env: map[string]string{"MOZAIKS_UPLOAD_MAX_BYTES": "1024"}})
 	c := greet(t, e, "chat-up")
 	fields := map[string]string{"appId": "app1", "userId": "u1", "chatId": "chat-up", "intent": "context"}
 	// The declared part type is ignored: the type is sniffed from the bytes.
