@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gorilla/websocket"
 
@@ -215,6 +216,26 @@ func TestOneResumeBoundaryPerConnect(t *testing.T) {
 		}
 		c2.c.Close()
 	}
+
+	// A reload while a reply streams: live frames reach the new socket before
+	// ChatUI's resume does; that resume still adds no replay and no boundary.
+	e.LLM.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 300), TokenDelay: 5 * time.Millisecond})
+	c3 := e.mustDial("assistant", "app1", "chat-rb", "u1", "")
+	c3.until("chat.resume_boundary", wait)
+	c3.send(map[string]any{"type": "user.input.submit", "text": "q2"})
+	c3.until("chat.print", wait)
+	c4 := e.mustDial("assistant", "app1", "chat-rb", "u1", "")
+	fs := c4.until("chat.resume_boundary", wait)
+	last := int64(fs[len(fs)-1].Data["last_seq"].(float64))
+	c4.until("chat.print", wait) // live
+	c4.send(map[string]any{"type": "client.resume", "chat_id": "chat-rb", "lastClientIndex": last})
+	c4.send(`{"type":"user.input.submit"}`)
+	for _, f := range c4.until("chat.error", wait) {
+		if f.Type == "chat.resume_boundary" || f.Replay {
+			t.Fatalf("resume right after a mid-stream reconnect replayed: %s", f.raw)
+		}
+	}
+	c4.until("chat.input_request", wait)
 }
 
 // Ask mode as ChatUI drives it: chat.enter_general_mode -> chat.mode_changed

@@ -171,13 +171,16 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 	ping := time.NewTicker(c.h.opts.PingInterval)
 	defer ping.Stop()
 	pingFrame := []byte(`{"type":"ping"}`)
-	// fresh: nothing live has been sent since the connect replay and its
-	// boundary. ChatUI sends client.resume with its stored position as soon
-	// as the socket opens (ChatUI/src/adapters/api.js socket.onopen ->
-	// sendResume); answering it with a second replay and boundary would show
-	// the transcript twice and a second "Session replay complete" bubble
-	// (ChatUI/src/pages/ChatPage.js case 'resume_boundary').
-	fresh := true
+	// ChatUI sends client.resume with its stored position as soon as the
+	// socket opens (ChatUI/src/adapters/api.js socket.onopen -> sendResume),
+	// after the connect replay has already sent the transcript and its
+	// boundary. Answering that first resume by replaying again would show the
+	// transcript twice and a second "Session replay complete" bubble
+	// (ChatUI/src/pages/ChatPage.js case 'resume_boundary'). So the first
+	// resume that asks for nothing past what the connect replay covered only
+	// sends what this socket has not sent yet, and no boundary when that is
+	// nothing. Later resumes replay exactly what they ask for.
+	connectLast, resumed := v.lastSent, false
 	var batch []chat.Frame
 	for {
 		select {
@@ -194,7 +197,6 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 				if !c.writeDirect(f) {
 					return
 				}
-				fresh = false
 				v.lastSent = max(v.lastSent, seq)
 			}
 		case f := <-c.out:
@@ -206,10 +208,10 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 				continue // asked for the chat this socket showed before a switch
 			}
 			after, boundary := rq.after, true
-			if fresh {
+			if !resumed && after <= connectLast {
 				after, boundary = max(after, v.lastSent), false
 			}
-			fresh = false
+			resumed = true
 			sess, err := c.h.chats.Get(ctx, c.p.AppID, v.chatID, chat.SameUser(c.p.UserID))
 			if err != nil {
 				c.writeDirect(chat.ErrorFrame("STORE_UNAVAILABLE", "could not read the chat to resume; retry", true))
@@ -223,7 +225,7 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 		case sw := <-c.switchc:
 			c.h.chats.Unsubscribe(v.sub)
 			v = view{chatID: sw.chatID, general: sw.general, sub: sw.sub, lastSent: sw.lastSeq}
-			fresh = false
+			resumed = true
 			if !c.writeDirect(sw.frame) {
 				return
 			}
