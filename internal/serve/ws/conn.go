@@ -76,9 +76,10 @@ func (c *conn) run(reqCtx context.Context) {
 	defer cancel()
 	chats := c.h.chats
 	var sess store.Session
+	var created bool
 	err := errGeneralInPath
 	if !chat.IsGeneral(c.p.ChatID) {
-		sess, _, err = chats.Open(ctx, chat.OpenRequest{Workflow: c.p.Workflow, AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID})
+		sess, created, err = chats.Open(ctx, chat.OpenRequest{Workflow: c.p.Workflow, AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID})
 	}
 	switch {
 	case errors.Is(err, chat.ErrNotYours) || errors.Is(err, errGeneralInPath):
@@ -100,7 +101,7 @@ func (c *conn) run(reqCtx context.Context) {
 	sub := chats.Subscribe(c.p.AppID, c.p.ChatID, c.h.opts.SendBuffer)
 	defer chats.Unsubscribe(sub)
 
-	if !c.writeDirect(metaFrame(sess)) {
+	if !c.writeDirect(metaFrame(sess, !created)) {
 		return
 	}
 	last, _, err := c.replay(ctx, sess, c.p.AfterSeq, !c.p.HasAfterSeq, true)

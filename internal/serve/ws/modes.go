@@ -126,7 +126,8 @@ func CacheSeed(chatID string) uint32 {
 // frame's top level (ChatUI/src/pages/ChatPage.js handleIncoming, chat_meta:
 // data.cache_seed, data.chat_exists, data.last_artifact.ui_tool_id where
 // data is the whole frame), other clients under "data": both are sent.
-func metaFrame(s store.Session) chat.Frame {
+// exists is false when this connect created the chat.
+func metaFrame(s store.Session, exists bool) chat.Frame {
 	var artifact map[string]any
 	if len(s.LastArtifact) > 0 && json.Unmarshal(s.LastArtifact, &artifact) == nil && artifact != nil {
 		// The names ChatUI restores an artifact from, next to the stored ones.
@@ -141,7 +142,7 @@ func metaFrame(s store.Session) chat.Frame {
 	}
 	data := map[string]any{"kind": "chat_meta", "chat_id": s.ChatID, "workflow_name": s.Workflow, "app_id": s.AppID,
 		"user_id": s.UserID, "status": s.Status, "last_seq": s.LastSeq, "last_sequence": s.LastSeq,
-		"created_at": s.CreatedAt.Format(time.RFC3339Nano), "chat_exists": s.LastSeq > 0, "last_artifact": artifact,
+		"created_at": s.CreatedAt.Format(time.RFC3339Nano), "chat_exists": exists, "last_artifact": artifact,
 		"cache_seed": CacheSeed(s.ChatID)}
 	if artifact == nil {
 		data["last_artifact"] = nil
