@@ -56,8 +56,9 @@ func (m *Manager) OpenGeneral(ctx context.Context, req GeneralRequest) (store.Se
 			return list[0], nil
 		}
 	}
-	sess, _, err := m.opts.Store.CreateSession(ctx, store.Session{ChatID: GeneralPrefix + randomID(12), AppID: req.AppID,
-		UserID: req.UserID, Workflow: req.Workflow, Status: store.StatusInProgress})
+	// Created like any chat (a UserDriven workflow's greeting is stored now).
+	sess, _, err := m.Create(ctx, OpenRequest{ChatID: GeneralPrefix + randomID(12), AppID: req.AppID, UserID: req.UserID,
+		Workflow: req.Workflow})
 	return sess, err
 }
 
