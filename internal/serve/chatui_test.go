@@ -273,6 +273,14 @@ func testAskMode(t *testing.T, st store.Store) {
 		if f.Seq != 0 {
 			t.Fatalf("Ask-mode frame with seq: %s", f.raw)
 		}
+		// case 'text' reads metadata.source and metadata.general_chat_id.
+		var top struct {
+			Metadata map[string]string `json:"metadata"`
+		}
+		_ = json.Unmarshal(f.raw, &top)
+		if f.Type == "chat.text" && (top.Metadata["source"] != "general_agent" || top.Metadata["general_chat_id"] != gid) {
+			t.Fatalf("Ask-mode text without its metadata: %s", f.raw)
+		}
 	}
 	if req := e.LLM.ChatRequests(); req[len(req)-1].LastUserMessage() != "What is Go?" {
 		t.Fatalf("general agent was asked %q", req[len(req)-1].LastUserMessage())

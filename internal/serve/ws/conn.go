@@ -192,8 +192,8 @@ func (c *conn) writeLoop(ctx context.Context, v view) {
 					continue
 				}
 				seq := f.Seq
-				if v.general {
-					f = withoutSeq(f)
+				if v.general && f.Seq > 0 { // stored frames only: streamed chunks carry no seq
+					f = askFrame(f, v.chatID)
 				}
 				if !c.writeDirect(f) {
 					return

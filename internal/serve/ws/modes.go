@@ -161,18 +161,26 @@ func metaFrame(s store.Session, exists bool) chat.Frame {
 	return chat.Frame{Type: "chat_meta", Bytes: b}
 }
 
-// withoutSeq drops a frame's top-level seq. ChatUI keeps one position per
-// socket (ChatUI/src/adapters/api.js onmessage: lastSequence, saved under
-// ws_idx_<workflow chat id>) and treats a lower seq as a gap: it drops that
-// frame and sends client.resume. A general chat's seqs are its own, lower
-// than the workflow chat's, so in Ask mode frames go out without one (the
-// client reads the general transcript over REST).
-func withoutSeq(f chat.Frame) chat.Frame {
+// askFrame is a general chat's frame as sent in Ask mode. It carries no
+// top-level seq: ChatUI keeps one position per socket
+// (ChatUI/src/adapters/api.js onmessage: lastSequence, saved under
+// ws_idx_<workflow chat id>) and treats a lower seq as a gap, dropping the
+// frame and sending client.resume; a general chat's seqs are its own, lower
+// than the workflow chat's (the client reads the general transcript over
+// REST instead). Texts get the metadata ChatUI reads for Ask mode
+// (ChatUI/src/pages/ChatPage.js case 'text': metadata.source ===
+// 'general_agent', metadata.general_chat_id).
+func askFrame(f chat.Frame, generalID string) chat.Frame {
 	var m map[string]json.RawMessage
 	if json.Unmarshal(f.Bytes, &m) != nil {
 		return f
 	}
 	delete(m, "seq")
+	if f.Type == "chat.text" {
+		if meta, err := json.Marshal(map[string]string{"source": "general_agent", "general_chat_id": generalID}); err == nil {
+			m["metadata"] = meta
+		}
+	}
 	b, err := json.Marshal(m)
 	if err != nil {
 		return f
