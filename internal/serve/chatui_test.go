@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/gorilla/websocket"
 
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
@@ -566,5 +567,41 @@ func TestToolResponseSuccessContent(t *testing.T) {
 	}
 	if _, ok := tr.Data["content"].(string); !ok {
 		t.Fatalf("tool_response %s: want data.content as text", tr.raw)
+	}
+}
+
+// With AUTH_ENABLED the new routes follow the same rules as the others: the
+// general-chat list, its transcripts and uploads need the owner's token;
+// themes, like /api/workflows, are public (ChatUI fetches them without one,
+// ChatUI/src/styles/themeProvider.js).
+func TestChatUIRoutesWithAuth(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{env: map[string]string{"AUTH_ENABLED": "true", "AUTH_JWT_SECRET": testSecret}})
+	exp := time.Now().Add(time.Hour).Unix()
+	u1 := hsToken(t, jwt.MapClaims{"sub": "u1", "exp": exp})
+	u2 := hsToken(t, jwt.MapClaims{"sub": "u2", "exp": exp})
+	c := e.mustDial("assistant", "app1", "chat-auth", "u1", "access_token="+u1)
+	c.until("chat.resume_boundary", wait)
+	c.send(map[string]any{"type": "chat.enter_general_mode"})
+	gid := ofType(c.until("chat.mode_changed", wait), "chat.mode_changed")[0].str("general_chat_id")
+	for _, tc := range []struct {
+		method, path, token string
+		want                int
+	}{
+		{"GET", "/api/general_chats/list/app1/u1", "", 401},
+		{"GET", "/api/general_chats/list/app1/u1", u2, 401},
+		{"GET", "/api/general_chats/list/app1/u1", u1, 200},
+		{"GET", "/api/general_chats/transcript/app1/" + gid, "", 401},
+		{"GET", "/api/general_chats/transcript/app1/" + gid, u2, 401},
+		{"GET", "/api/general_chats/transcript/app1/" + gid, u1, 200},
+		{"GET", "/api/themes/app1", "", 200},
+	} {
+		if got := e.doAuth(tc.method, tc.path, tc.token, nil); got != tc.want {
+			t.Errorf("%s %s (token %v): %d, want %d", tc.method, tc.path, tc.token != "", got, tc.want)
+		}
+	}
+	if code, _ := e.upload("a.txt", "text/plain", []byte("hi"), map[string]string{"appId": "app1", "userId": "u1",
+		"chatId": "chat-auth"}); code != 401 {
+		t.Errorf("upload without a token: %d, want 401", code)
 	}
 }
