@@ -147,10 +147,9 @@ func metaFrame(s store.Session, exists bool) chat.Frame {
 	if artifact == nil {
 		data["last_artifact"] = nil
 	}
-	top := make(map[string]any, len(data)+3)
-	for k, v := range data {
-		top[k] = v
-	}
+	// At the top level only what ChatUI reads there.
+	top := map[string]any{"chat_id": s.ChatID, "chat_exists": exists, "cache_seed": data["cache_seed"],
+		"last_artifact": data["last_artifact"]}
 	top["type"] = "chat_meta"
 	top["timestamp"] = time.Now().UTC().Format("2006-01-02T15:04:05.000Z07:00")
 	top["data"] = data
