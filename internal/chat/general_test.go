@@ -54,11 +54,11 @@ func TestOpenGeneral(t *testing.T) {
 			t.Errorf("%s: got %s (%v), want %s", tc.name, got.ChatID, err, tc.want)
 		}
 	}
-	list, err := m.ListGeneral(ctx, "a", "u1", 10)
+	list, err := m.ListGeneral(ctx, "a", "u1", 10, chat.SameUser("u1"))
 	if err != nil || len(list) != 2 || list[0].ChatID != fresh.ChatID || list[1].ChatID != first.ChatID {
 		t.Fatalf("ListGeneral = %v, %v", list, err)
 	}
-	wf, err := m.ListWorkflowChats(ctx, "a", "u1", "assistant", "", 10)
+	wf, err := m.ListWorkflowChats(ctx, "a", "u1", "assistant", "", 10, chat.SameUser("u1"))
 	if err != nil || len(wf) != 1 || wf[0].ChatID != "chat_1" {
 		t.Fatalf("ListWorkflowChats = %v, %v", wf, err)
 	}
@@ -73,15 +73,15 @@ func TestAttachChecksOwnership(t *testing.T) {
 		t.Fatal(err)
 	}
 	att := chat.Attachment{Filename: "a.txt", ContentType: "text/plain; charset=utf-8", Data: []byte("hi"), Text: true}
-	if _, err := m.Attach(ctx, "a", "c1", "u2", att); !errors.Is(err, chat.ErrNotYours) {
+	if _, err := m.Attach(ctx, "a", "c1", att, chat.SameUser("u2")); !errors.Is(err, chat.ErrNotYours) {
 		t.Fatalf("another user's chat: %v", err)
 	}
-	ev, err := m.Attach(ctx, "a", "c1", "u1", att)
+	ev, err := m.Attach(ctx, "a", "c1", att, chat.SameUser("u1"))
 	if err != nil || ev.Type != "chat.attachment" || ev.Seq != 1 || !strings.Contains(string(ev.Data), `"text":"hi"`) {
 		t.Fatalf("attach: %+v %v", ev, err)
 	}
 	bin := chat.Attachment{Filename: "b.bin", ContentType: "application/octet-stream", Data: []byte{0, 1, 2}}
-	ev, _ = m.Attach(ctx, "a", "c1", "u1", bin)
+	ev, _ = m.Attach(ctx, "a", "c1", bin, chat.SameUser("u1"))
 	if !strings.Contains(string(ev.Data), `"data_base64":"AAEC"`) || strings.Contains(string(ev.Data), `"text"`) {
 		t.Fatalf("binary attachment stored as %s", ev.Data)
 	}
@@ -116,10 +116,29 @@ func BenchmarkListGeneral(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("ListGeneral_50/%d_workflow_chats", n), func(b *testing.B) {
 			for b.Loop() {
-				if list, err := m.ListGeneral(ctx, "a", "u1", 50); err != nil || len(list) != 3 {
+				if list, err := m.ListGeneral(ctx, "a", "u1", 50, chat.SameUser("u1")); err != nil || len(list) != 3 {
 					b.Fatal(len(list), err)
 				}
 			}
 		})
+	}
+}
+
+// The lists go through the access check: a caller who may not see the
+// user's chats gets none (a nil Allow refuses everything).
+func TestGeneralListsFailClosed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m, _ := newManager(t)
+	if _, err := m.OpenGeneral(ctx, chat.GeneralRequest{AppID: "a", UserID: "u1", Workflow: "assistant"}); err != nil {
+		t.Fatal(err)
+	}
+	for name, allow := range map[string]chat.Allow{"nil": nil, "other user": chat.SameUser("u2")} {
+		if list, err := m.ListGeneral(ctx, "a", "u1", 10, allow); !errors.Is(err, chat.ErrNotYours) || len(list) != 0 {
+			t.Errorf("%s: ListGeneral = %v, %v", name, list, err)
+		}
+		if list, err := m.ListWorkflowChats(ctx, "a", "u1", "", "", 10, allow); !errors.Is(err, chat.ErrNotYours) || len(list) != 0 {
+			t.Errorf("%s: ListWorkflowChats = %v, %v", name, list, err)
+		}
 	}
 }
