@@ -125,6 +125,10 @@ func TestChatUIFlowsInChromium(t *testing.T) {
 	p2.Click(".accept")
 	p2.WaitText("#messages", "Booking the venue, then writing the agenda.")
 	p2.WaitText("#messages", "Workflow complete")
+	// ChatPage.js case 'tool_response': data.success decides ✅ or "❌ Tool Failed".
+	if got := texts(p2); !strings.Contains(got, "✅ Tool Response") || strings.Contains(got, "Tool Failed") {
+		t.Fatalf("after Accept: %s", got)
+	}
 
 	for _, pg := range []*browser.Page{p, p2} {
 		if errs := pg.Errors(); len(errs) != 0 {
