@@ -136,20 +136,9 @@ func (s *Server) legacyMeta(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"exists": true, "chat_id": sess.ChatID, "workflow_name": sess.Workflow,
 		"status": legacyStatus(sess.Status), "last_sequence": sess.LastSeq, "created_at": sess.CreatedAt.Format(time.RFC3339Nano),
-		"last_updated_at": sess.UpdatedAt.Format(time.RFC3339Nano), "last_artifact": rawOrNil(sess.LastArtifact)})
+		"last_updated_at": sess.UpdatedAt.Format(time.RFC3339Nano), "last_artifact": ws.ChatUIArtifact(sess)})
 	return nil
 }
-
-func rawOrNil(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return jsonRaw(b)
-}
-
-type jsonRaw []byte
-
-func (j jsonRaw) MarshalJSON() ([]byte, error) { return j, nil }
 
 func (s *Server) legacyChatIDs(w http.ResponseWriter, r *http.Request) error {
 	appID, wf, userID := r.PathValue("app_id"), r.PathValue("workflow"), r.URL.Query().Get("user_id")

@@ -128,18 +128,7 @@ func CacheSeed(chatID string) uint32 {
 // data is the whole frame), other clients under "data": both are sent.
 // exists is false when this connect created the chat.
 func metaFrame(s store.Session, exists bool) chat.Frame {
-	var artifact map[string]any
-	if len(s.LastArtifact) > 0 && json.Unmarshal(s.LastArtifact, &artifact) == nil && artifact != nil {
-		// The names ChatUI restores an artifact from, next to the stored ones.
-		if _, ok := artifact["ui_tool_id"]; !ok {
-			artifact["ui_tool_id"] = artifact["tool_name"]
-		}
-		if _, ok := artifact["event_id"]; !ok {
-			artifact["event_id"] = artifact["eventId"]
-		}
-		artifact["workflow_name"] = s.Workflow
-		artifact["display"] = "artifact"
-	}
+	artifact := ChatUIArtifact(s)
 	data := map[string]any{"kind": "chat_meta", "chat_id": s.ChatID, "workflow_name": s.Workflow, "app_id": s.AppID,
 		"user_id": s.UserID, "status": s.Status, "last_seq": s.LastSeq, "last_sequence": s.LastSeq,
 		"created_at": s.CreatedAt.Format(time.RFC3339Nano), "chat_exists": exists, "last_artifact": artifact,
@@ -185,4 +174,24 @@ func askFrame(f chat.Frame, generalID string) chat.Frame {
 		return f
 	}
 	return chat.Frame{Type: f.Type, Bytes: b}
+}
+
+// ChatUIArtifact is the chat's last artifact-mode UI tool as ChatUI restores
+// it (ChatUI/src/pages/ChatPage.js chat_meta: last_artifact.ui_tool_id,
+// event_id, workflow_name, payload, display), with the stored names kept
+// beside them; nil when there is none.
+func ChatUIArtifact(s store.Session) map[string]any {
+	var artifact map[string]any
+	if len(s.LastArtifact) == 0 || json.Unmarshal(s.LastArtifact, &artifact) != nil || artifact == nil {
+		return nil
+	}
+	if _, ok := artifact["ui_tool_id"]; !ok {
+		artifact["ui_tool_id"] = artifact["tool_name"]
+	}
+	if _, ok := artifact["event_id"]; !ok {
+		artifact["event_id"] = artifact["eventId"]
+	}
+	artifact["workflow_name"] = s.Workflow
+	artifact["display"] = "artifact"
+	return artifact
 }
