@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
+	"unicode/utf8"
 
 	"github.com/mozaiks/mozaiks/internal/store"
 )
@@ -13,6 +15,10 @@ import (
 // engine shows the model as a user message; other files keep their bytes in
 // "data_base64" and the model sees only that they were attached.
 const KindAttachment = "attachment"
+
+// MaxAttachmentText is how much of a text file the model is shown (about
+// 50k tokens); a longer file is stored whole and shown truncated.
+const MaxAttachmentText = 200 << 10
 
 // Attachment is one uploaded file.
 type Attachment struct {
@@ -45,9 +51,18 @@ func (m *Manager) Attach(ctx context.Context, appID, chatID string, a Attachment
 	if a.Intent != "" {
 		data["intent"] = a.Intent
 	}
-	if a.Text {
+	switch {
+	case a.Text && len(a.Data) <= MaxAttachmentText:
 		data["text"] = string(a.Data)
-	} else {
+	case a.Text:
+		// The model gets the beginning; the whole file stays stored.
+		cut := MaxAttachmentText
+		for cut > 0 && !utf8.RuneStart(a.Data[cut]) {
+			cut--
+		}
+		data["text"] = string(a.Data[:cut]) + fmt.Sprintf("\n[truncated: the file has %d bytes]", len(a.Data))
+		data["data_base64"] = base64.StdEncoding.EncodeToString(a.Data)
+	default:
 		data["data_base64"] = base64.StdEncoding.EncodeToString(a.Data)
 	}
 	// Stored in order with the chat's other events (and added to the cached

@@ -2,10 +2,12 @@ package chat_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -140,5 +142,30 @@ func TestGeneralListsFailClosed(t *testing.T) {
 		if list, err := m.ListWorkflowChats(ctx, "a", "u1", "", "", 10, allow); !errors.Is(err, chat.ErrNotYours) || len(list) != 0 {
 			t.Errorf("%s: ListWorkflowChats = %v, %v", name, list, err)
 		}
+	}
+}
+
+func TestAttachTruncatesLongTextForTheModel(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	m, st := newManager(t)
+	if _, _, err := st.CreateSession(ctx, store.Session{ChatID: "c1", AppID: "a", UserID: "u1", Workflow: "w",
+		Status: store.StatusInProgress}); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("é", chat.MaxAttachmentText) // 2 bytes a rune: the cut falls inside one
+	ev, err := m.Attach(ctx, "a", "c1", chat.Attachment{Filename: "big.txt", Data: []byte(long), Text: true}, chat.SameUser("u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d struct {
+		Text string `json:"text"`
+		B64  string `json:"data_base64"`
+	}
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.ValidString(d.Text) || !strings.Contains(d.Text, "[truncated: the file has") || len(d.Text) > chat.MaxAttachmentText+64 || d.B64 == "" {
+		t.Fatalf("long text attachment: text %d bytes (valid %v), base64 %d bytes", len(d.Text), utf8.ValidString(d.Text), len(d.B64))
 	}
 }
