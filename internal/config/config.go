@@ -52,6 +52,11 @@ type Config struct {
 
 	Console bool   // serve the browser console at /
 	Limits  Limits // abuse limits (limits.go)
+	// ChatUI and Ask mode (spec/runtime.md §1.2).
+	DefaultWorkflow string // listed first by GET /api/workflows
+	GeneralWorkflow string // workflow whose first agent answers general (Ask) chats
+	ThemesPath      string // directory of per-app theme files {app_id}.json
+	UploadMaxBytes  int64  // POST /api/chat/upload size limit
 
 	// Sources records where each setting's value came from, by key.
 	Sources map[string]Source
@@ -86,7 +91,7 @@ var Settings = []Setting{
 	{Key: "data_dir", Env: "MOZAIKS_DATA_DIR", Flag: "data-dir", Default: "./data", Help: "directory of the embedded store"},
 	{Key: "workflows_path", Env: "MOZAIKS_WORKFLOWS_PATH", Flag: "workflows-path", Default: "./workflows", Help: "directory of workflow folders"},
 	{Key: "default_app_id", Env: "DEFAULT_APP_ID", Flag: "app-id", Default: "default", Help: "app_id used when a request names none"},
-	{Key: "cors_origins", Env: "CORS_ORIGINS", Flag: "cors-origins", Default: "http://localhost:3000,http://localhost:5173,http://localhost:8000,http://127.0.0.1:8000", Help: "comma-separated allowed browser origins"},
+	{Key: "cors_origins", Env: "CORS_ORIGINS", Flag: "cors-origins", Default: "http://localhost:3000,http://127.0.0.1:3000,http://localhost:5173,http://127.0.0.1:5173,http://localhost:8000,http://127.0.0.1:8000", Help: "comma-separated allowed browser origins"},
 	{Key: "public_url", Env: "MOZAIKS_PUBLIC_URL", Flag: "public-url", Help: "public URL of the runtime (through the proxy)"},
 	{Key: "openai_api_key", Env: "OPENAI_API_KEY", Flag: "openai-api-key", Secret: true, Help: "OpenAI (or compatible) API key"},
 	{Key: "openai_base_url", Env: "OPENAI_BASE_URL", Flag: "openai-base-url", Help: "OpenAI-compatible base URL (e.g. http://vllm:8000/v1)"},
@@ -112,6 +117,10 @@ var Settings = []Setting{
 	{Key: "shutdown_timeout", Env: "MOZAIKS_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "25s", Help: "how long shutdown may drain"},
 	{Key: "run_lease", Env: "MOZAIKS_RUN_LEASE", Flag: "run-lease", Default: "15s", Help: "run lease on MongoDB: a dead process's runs are taken over after this"},
 	{Key: "console", Env: "MOZAIKS_CONSOLE", Flag: "console", Default: "true", Help: "serve the browser console at / (false: / is 404)"},
+	{Key: "default_workflow", Env: "DEFAULT_WORKFLOW", Default: "assistant", Help: "workflow listed first by /api/workflows (ChatUI opens its socket for the first)"},
+	{Key: "general_workflow", Env: "GENERAL_WORKFLOW", Default: "assistant", Help: "workflow whose agent answers general (Ask mode) chats"},
+	{Key: "themes_path", Env: "MOZAIKS_THEMES_PATH", Default: "./themes", Help: "directory of per-app ChatUI themes ({app_id}.json)"},
+	{Key: "upload_max_bytes", Env: "MOZAIKS_UPLOAD_MAX_BYTES", Default: "5242880", Help: "largest file POST /api/chat/upload accepts"},
 }
 
 // SettingByKey finds a setting.
@@ -246,6 +255,17 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 	}
 	if c.Console, err = strconv.ParseBool(cmp.Or(vals["console"], "true")); err != nil {
 		return nil, bad("console", "want true or false")
+	}
+	c.DefaultWorkflow, c.GeneralWorkflow = vals["default_workflow"], vals["general_workflow"]
+	for _, k := range []string{"default_workflow", "general_workflow"} {
+		if !ValidID(vals[k]) {
+			return nil, bad(k, "want a workflow name: 1-128 characters of A-Z a-z 0-9 . _ : @ -")
+		}
+	}
+	c.ThemesPath = vals["themes_path"]
+	c.UploadMaxBytes, err = strconv.ParseInt(strings.TrimSpace(vals["upload_max_bytes"]), 10, 64)
+	if err != nil || c.UploadMaxBytes <= 0 {
+		return nil, bad("upload_max_bytes", "want a positive number of bytes")
 	}
 	return c, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -98,5 +99,28 @@ func TestOriginsAndIDs(t *testing.T) {
 	}
 	if r := RedactURI("mongodb://user:s3cret@h/db"); strings.Contains(r, "s3cret") {
 		t.Errorf("RedactURI leaked: %s", r)
+	}
+}
+
+// ChatUI's dev servers are opened as localhost or 127.0.0.1 alike; both forms
+// are allowed by default, and the Ask-mode settings have their defaults.
+func TestChatUIDefaults(t *testing.T) {
+	t.Parallel()
+	cfg, err := Load(LoadOptions{Dir: t.TempDir(), Environ: []string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range []string{"http://localhost:3000", "http://127.0.0.1:3000", "http://localhost:5173", "http://127.0.0.1:5173",
+		"http://localhost:8000", "http://127.0.0.1:8000"} {
+		if !slices.Contains(cfg.CORSOrigins, o) {
+			t.Errorf("default CORS origins %v lack %s", cfg.CORSOrigins, o)
+		}
+	}
+	if cfg.DefaultWorkflow != "assistant" || cfg.GeneralWorkflow != "assistant" || cfg.UploadMaxBytes != 5<<20 {
+		t.Errorf("defaults: workflow %q general %q upload %d", cfg.DefaultWorkflow, cfg.GeneralWorkflow, cfg.UploadMaxBytes)
+	}
+	if _, err := Load(LoadOptions{Dir: t.TempDir(), Environ: []string{"DEFAULT_WORKFLOW=no/slash"}}); err == nil ||
+		!strings.Contains(err.Error(), "DEFAULT_WORKFLOW") {
+		t.Errorf("bad DEFAULT_WORKFLOW accepted or error does not name it: %v", err)
 	}
 }

@@ -99,13 +99,14 @@ func TestExampleApproval(t *testing.T) {
 			t.Parallel()
 			c := newChat(t, mustSetFS(t, workflows.FS), "approval")
 			c.srv.Enqueue(
-				llmtest.Reply{Text: "1. Book venue", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"plan":"1. Book venue"}`}}},
+				llmtest.Reply{Text: "1. Book venue", ToolCalls: []llmtest.ToolCall{{Name: "request_approval",
+					Arguments: `{"workflow_title":"Offsite","workflow_description":"1. Book venue","suggested_features":[]}`}}},
 				llmtest.Reply{Text: "Noted."},
 				llmtest.Reply{Text: "Booking the venue now."},
 			)
 			res := c.run(nil)
 			p := res.State.Pending
-			if p == nil || p.Kind != "ui_tool" || c.lastOf(KindToolCall).Data["component_type"] != "ApprovalCard" {
+			if p == nil || p.Kind != "ui_tool" || c.lastOf(KindToolCall).Data["component_type"] != "ActionPlan" {
 				t.Fatalf("start: %+v", res)
 			}
 			res = c.run(&Input{Kind: InputUIToolResponse, RequestID: p.RequestID, Response: map[string]any{"approved": approved}})

@@ -42,6 +42,10 @@ func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
 			}
 		case KindToolResponse:
 			msgs = append(msgs, llm.Message{Role: "tool", ToolCallID: str(d, "call_id"), Content: resultText(d["result"])})
+		case "attachment": // a file the user uploaded into the chat (chat.Attach); text files reach the model as text
+			if text, ok := d["text"].(string); ok {
+				msgs = append(msgs, llm.Message{Role: "user", Content: "[attached file " + str(d, "filename") + "]\n" + text})
+			}
 		}
 	}
 	return completeToolCalls(msgs)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -61,8 +62,13 @@ func (r *run) runTools(ctx context.Context, agent *workflow.Agent, msgID string,
 			continue
 		}
 		eventID := newID("ui_")
+		payload := args
+		if m, ok := args.(map[string]any); ok && t.ComponentWorkflow != "" { // which ChatUI folder has the component
+			payload = maps.Clone(m)
+			payload.(map[string]any)["workflow"] = t.ComponentWorkflow
+		}
 		if err := r.emit(ctx, ToolCall{CallID: c.ID, Name: c.Name, Agent: agent.Name, Arguments: args, MessageID: msgID,
-			UI: &UICall{EventID: eventID, Component: t.Component, Display: t.Display, Payload: args}}); err != nil {
+			UI: &UICall{EventID: eventID, Component: t.Component, Display: t.Display, Payload: payload}}); err != nil {
 			return err
 		}
 		r.st.Pending = &Pending{Kind: "ui_tool", RequestID: eventID, Agent: agent.Name, CallID: c.ID, ToolName: c.Name, Display: t.Display}

@@ -3,12 +3,12 @@ package serve
 import (
 	"cmp"
 	"errors"
-	"hash/fnv"
 	"net/http"
 	"slices"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/chat"
+	"github.com/mozaiks/mozaiks/internal/serve/ws"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
@@ -28,6 +28,10 @@ func (s *Server) compatRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /chat/{app_id}/{chat_id}/{user_id}/input", s.handle(s.legacyInput))
 	mux.HandleFunc("POST /api/user-input/submit", s.handle(s.legacyUserInput))
 	mux.HandleFunc("POST /api/ui-tool/submit", s.handle(s.legacyUITool))
+	mux.HandleFunc("GET /api/general_chats/list/{app_id}/{user_id}", s.handle(s.listGeneralChats))
+	mux.HandleFunc("GET /api/general_chats/transcript/{app_id}/{chat_id}", s.handle(s.generalTranscript))
+	mux.HandleFunc("POST /api/chat/upload", s.handle(s.upload))
+	mux.HandleFunc("GET /api/themes/{app_id}", s.handle(s.theme))
 }
 
 // legacyStatus is the integer status the original runtime used.
@@ -36,12 +40,6 @@ func legacyStatus(status string) int {
 		return 1
 	}
 	return 0
-}
-
-func cacheSeed(chatID string) uint32 {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(chatID))
-	return h.Sum32()
 }
 
 func (s *Server) legacyStart(w http.ResponseWriter, r *http.Request) error {
@@ -71,7 +69,8 @@ func (s *Server) legacyStart(w http.ResponseWriter, r *http.Request) error {
 	reused := false
 	if !req.ForceNew && req.ClientRequestID == "" {
 		for _, st := range []string{store.StatusAwaitingInput, store.StatusInProgress} {
-			list, _, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: req.UserID, Workflow: wf, Status: st, Limit: 1}, allow)
+			// General (Ask) chats of the same workflow are not workflow chats to reuse.
+			list, err := s.chats.ListWorkflowChats(r.Context(), appID, req.UserID, wf, st, 1, allow)
 			if err != nil {
 				return err
 			}
@@ -96,7 +95,7 @@ func (s *Server) legacyStart(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "chat_id": sess.ChatID, "workflow_name": wf, "app_id": appID,
 		"user_id": req.UserID, "websocket_url": wsURL(wf, appID, sess.ChatID, req.UserID), "message": msg, "reused": reused,
-		"cache_seed": cacheSeed(sess.ChatID)})
+		"cache_seed": ws.CacheSeed(sess.ChatID)})
 	return nil
 }
 
@@ -108,7 +107,7 @@ func (s *Server) legacyLookup(r *http.Request) (store.Session, bool, error) {
 		return store.Session{}, false, err
 	}
 	sess, err := s.chats.Get(r.Context(), appID, chatID, s.allow(r, appID, ""))
-	if errors.Is(err, chat.ErrNotYours) || (err == nil && sess.Workflow != wf) {
+	if errors.Is(err, chat.ErrNotYours) || (err == nil && (sess.Workflow != wf || chat.IsGeneral(chatID))) {
 		return store.Session{}, false, nil
 	}
 	if err != nil {
@@ -137,20 +136,9 @@ func (s *Server) legacyMeta(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"exists": true, "chat_id": sess.ChatID, "workflow_name": sess.Workflow,
 		"status": legacyStatus(sess.Status), "last_sequence": sess.LastSeq, "created_at": sess.CreatedAt.Format(time.RFC3339Nano),
-		"last_updated_at": sess.UpdatedAt.Format(time.RFC3339Nano), "last_artifact": rawOrNil(sess.LastArtifact)})
+		"last_updated_at": sess.UpdatedAt.Format(time.RFC3339Nano), "last_artifact": ws.ChatUIArtifact(sess)})
 	return nil
 }
-
-func rawOrNil(b []byte) any {
-	if len(b) == 0 {
-		return nil
-	}
-	return jsonRaw(b)
-}
-
-type jsonRaw []byte
-
-func (j jsonRaw) MarshalJSON() ([]byte, error) { return j, nil }
 
 func (s *Server) legacyChatIDs(w http.ResponseWriter, r *http.Request) error {
 	appID, wf, userID := r.PathValue("app_id"), r.PathValue("workflow"), r.URL.Query().Get("user_id")
@@ -160,7 +148,7 @@ func (s *Server) legacyChatIDs(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIDs(map[string]string{"app_id": appID, "workflow": wf, "user_id": userID}); err != nil {
 		return err
 	}
-	list, _, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Workflow: wf, Limit: 20}, s.allow(r, appID, userID))
+	list, err := s.chats.ListWorkflowChats(r.Context(), appID, userID, wf, "", 20, s.allow(r, appID, userID))
 	if err != nil {
 		return err
 	}
@@ -180,7 +168,7 @@ func (s *Server) inProgress(r *http.Request) ([]map[string]any, error) {
 	}
 	var out []map[string]any
 	for _, st := range []string{store.StatusInProgress, store.StatusAwaitingInput} {
-		list, _, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Status: st, Limit: 50}, s.allow(r, appID, userID))
+		list, err := s.chats.ListWorkflowChats(r.Context(), appID, userID, "", st, 50, s.allow(r, appID, userID))
 		if err != nil {
 			return nil, err
 		}
@@ -220,19 +208,6 @@ func (s *Server) legacyRecent(w http.ResponseWriter, r *http.Request) error {
 		recent = list[0]
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"session": recent})
-	return nil
-}
-
-// workflowsConfig is public (ChatUI sends no token) and never carries
-// prompts, env values or tool URLs: it is built from workflow.Manifest.
-func (s *Server) workflowsConfig(w http.ResponseWriter, r *http.Request) error {
-	out := map[string]any{}
-	for _, name := range s.workflows.Names() {
-		if m, ok := s.workflows.Manifest(name); ok {
-			out[name] = m
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 

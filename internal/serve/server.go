@@ -72,6 +72,8 @@ func New(o Options) *Server {
 	wsOpts.OnConnect = func(delta int) { s.metrics.wsConns.Add(float64(delta)) }
 	s.guards = s.newGuards()
 	s.limitSockets(&wsOpts)
+	wsOpts.GeneralWorkflow = s.cfg.GeneralWorkflow
+	wsOpts.OnUnknownFrame = s.unknownFrameCounter()
 	s.ws = ws.NewHandler(s.chats, wsOpts)
 	s.chats.SetObserver(chatObserver{s.metrics})
 

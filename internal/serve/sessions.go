@@ -166,13 +166,13 @@ func (s *Server) getSession(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// transcriptPage collects up to limit chat.text events after seq after;
+// transcriptPage collects up to limit chat.text and chat.attachment events after seq after;
 // next is the seq to continue from, 0 when the transcript is exhausted.
 func (s *Server) transcriptPage(r *http.Request, sess store.Session, after int64, limit int) ([]messageView, int64, error) {
 	msgs := []messageView{}
 	next := int64(0)
 	err := s.chats.Events(r.Context(), sess, after, func(ev store.Event) bool {
-		if ev.Type != "chat.text" {
+		if ev.Type != "chat.text" && ev.Type != "chat.attachment" { // attachments: POST /api/chat/upload
 			return true
 		}
 		msgs = append(msgs, messageView{Seq: ev.Seq, Type: ev.Type, Agent: ev.Agent, Timestamp: ev.Timestamp, Data: ev.Data})

@@ -74,18 +74,21 @@ func TestApprovalUIToolOverWebSocket(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, st store.Store) {
 		e := newEnv(t, envOpts{store: st})
 		e.LLM.Enqueue(
-			llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"plan":"1. Venue 2. Agenda"}`}}},
+			llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval",
+				Arguments: `{"workflow_title":"Offsite","workflow_description":"1. Venue 2. Agenda","suggested_features":[{"feature_title":"Venue","description":"Book it"}]}`}}},
 			llmtest.Reply{Text: "Thanks, the plan is approved."},
 			llmtest.Reply{Text: "Booking the venue, then writing the agenda."},
 		)
 		c := e.mustDial("approval", "app1", "appr-1", "u1", "")
 		fs := c.until("chat.tool_call", wait)
 		call := ofType(fs, "chat.tool_call")[0]
-		if call.Data["awaiting_response"] != true || call.str("component_type") != "ApprovalCard" || call.str("eventId") == "" {
+		if call.Data["awaiting_response"] != true || call.str("component_type") != "ActionPlan" || call.str("eventId") == "" {
 			t.Fatalf("ui tool call %s", call.raw)
 		}
+		// ChatUI's WorkflowUIRouter loads src/workflows/<payload.workflow>/components:
+		// Generator ships ActionPlan (ChatUI/src/core/WorkflowUIRouter.js, workflowName).
 		payload, _ := call.Data["payload"].(map[string]any)
-		if payload["plan"] != "1. Venue 2. Agenda" {
+		if payload["workflow_description"] != "1. Venue 2. Agenda" || payload["workflow"] != "Generator" {
 			t.Fatalf("payload %v", call.Data["payload"])
 		}
 		eventID := call.str("eventId")
@@ -94,7 +97,9 @@ func TestApprovalUIToolOverWebSocket(t *testing.T) {
 		if f, _ := c.next(wait); f.str("error_code") != "UI_TOOL_NOT_FOUND" {
 			t.Fatalf("wrong event id answered: %s", f.raw)
 		}
-		c.send(map[string]any{"type": "ui_tool_response", "eventId": eventID, "response": map[string]any{"approved": true}})
+		// What ActionPlan's Accept button answers (ChatUI/src/workflows/Generator/components/ActionPlan.js handleAction).
+		c.send(map[string]any{"type": "ui_tool_response", "eventId": eventID, "response": map[string]any{"status": "success",
+			"action": "accept_workflow", "data": map[string]any{"action": "accept_workflow"}}})
 		fs = c.until("chat.run_complete", wait)
 		if len(ofType(fs, "chat.tool_response")) != 1 || len(ofType(fs, "chat.ui_tool_complete")) != 1 {
 			t.Fatalf("frames after the response: %s", types(fs))
@@ -118,7 +123,8 @@ func TestUIToolSurvivesRestartAnsweredOverREST(t *testing.T) {
 		t.Fatal(err)
 	}
 	e := newEnv(t, envOpts{store: st})
-	e.LLM.Enqueue(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"plan":"x"}`}}})
+	e.LLM.Enqueue(llmtest.Reply{ToolCalls: []llmtest.ToolCall{{Name: "request_approval",
+		Arguments: `{"workflow_title":"x","workflow_description":"x","suggested_features":[]}`}}})
 	c := e.mustDial("approval", "app1", "appr-2", "u1", "")
 	call := ofType(c.until("chat.tool_call", wait), "chat.tool_call")[0]
 	waitStatus(t, e, "app1", "appr-2", "awaiting_input")

@@ -22,7 +22,7 @@ func TestEmbeddedExamplesLoadCleanly(t *testing.T) {
 		t.Errorf("assistant manifest = %+v", m)
 	}
 	m, _ = set.Manifest("approval")
-	if len(m.Tools) != 1 || m.Tools[0].Component != "ApprovalCard" || m.Tools[0].Mode != "inline" {
+	if len(m.Tools) != 1 || m.Tools[0].Component != "ActionPlan" || m.Tools[0].Mode != "inline" {
 		t.Errorf("approval manifest tools = %+v", m.Tools)
 	}
 }

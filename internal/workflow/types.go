@@ -171,6 +171,11 @@ type Tool struct {
 	Component string `yaml:"component"`
 	Display   string `yaml:"display"` // inline | artifact
 	Mode      string `yaml:"mode"`    // alias of display in the original layout
+	// ComponentWorkflow names the ChatUI folder holding Component when it is
+	// not the workflow's own: ChatUI loads src/workflows/<payload.workflow,
+	// else the chat's workflow>/components/index.js, so a component it ships
+	// (e.g. Generator's ActionPlan) serves any workflow. Sent as payload.workflow.
+	ComponentWorkflow string `yaml:"component_workflow"`
 
 	// the original layout: tool_type UI_Tool with ui: {component, mode}; Python tools (file, function) cannot run here
 	ToolType string  `yaml:"tool_type"`

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -23,10 +22,26 @@ type conn struct {
 	ws *websocket.Conn
 	p  Params
 
-	out    chan chat.Frame // direct frames for this socket (acks, errors)
-	resume chan int64      // client.resume requests
-	quit   chan closeReq   // asks the writer to close with a code
-	done   chan struct{}   // closed when the writer has exited
+	out     chan chat.Frame // direct frames for this socket (acks, errors)
+	resume  chan resumeReq  // client.resume requests
+	switchc chan switchReq  // Ask mode / workflow switches: the writer's chat changes
+	quit    chan closeReq   // asks the writer to close with a code
+	done    chan struct{}   // closed when the writer has exited
+
+	// active is the chat this socket's input goes to: the chat of its path,
+	// or the user's general chat after chat.enter_general_mode. Only the
+	// reader goroutine touches it; the writer learns of changes through switchc.
+	active activeChat
+}
+
+type activeChat struct {
+	chatID  string
+	general bool
+}
+
+type resumeReq struct {
+	chatID string
+	after  int64
 }
 
 type closeReq struct {
@@ -35,8 +50,9 @@ type closeReq struct {
 }
 
 func newConn(h *Handler, ws *websocket.Conn, p Params) *conn {
-	return &conn{h: h, ws: ws, p: p, out: make(chan chat.Frame, 16), resume: make(chan int64, 4),
-		quit: make(chan closeReq, 1), done: make(chan struct{})}
+	return &conn{h: h, ws: ws, p: p, out: make(chan chat.Frame, 16), resume: make(chan resumeReq, 4),
+		switchc: make(chan switchReq, 1), quit: make(chan closeReq, 1), done: make(chan struct{}),
+		active: activeChat{chatID: p.ChatID}}
 }
 
 // shutdown asks the writer to send a close frame and stop.
@@ -59,9 +75,17 @@ func (c *conn) run(reqCtx context.Context) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(reqCtx))
 	defer cancel()
 	chats := c.h.chats
-	sess, _, err := chats.Open(ctx, chat.OpenRequest{Workflow: c.p.Workflow, AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID})
+	var sess store.Session
+	var created bool
+	err := errGeneralInPath
+	if !chat.IsGeneral(c.p.ChatID) {
+		sess, created, err = chats.Open(ctx, chat.OpenRequest{Workflow: c.p.Workflow, AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID})
+	}
 	switch {
-	case errors.Is(err, chat.ErrNotYours):
+	case errors.Is(err, chat.ErrNotYours) || errors.Is(err, errGeneralInPath):
+		// The client learns only "chat not found"; the log says why.
+		c.h.opts.Logger.Info("chat socket refused", "app_id", c.p.AppID, "chat_id", c.p.ChatID, "user_id", c.p.UserID,
+			"path_workflow", c.p.Workflow, "reason", c.refusal(ctx, err))
 		c.closeNow(websocket.ClosePolicyViolation, "chat not found")
 		return
 	case errors.Is(err, store.ErrUnavailable):
@@ -77,38 +101,28 @@ func (c *conn) run(reqCtx context.Context) {
 	sub := chats.Subscribe(c.p.AppID, c.p.ChatID, c.h.opts.SendBuffer)
 	defer chats.Unsubscribe(sub)
 
-	if !c.writeDirect(metaFrame(sess)) {
+	if !c.writeDirect(metaFrame(sess, !created)) {
 		return
 	}
-	last, err := c.replay(ctx, sess, c.p.AfterSeq, !c.p.HasAfterSeq)
+	last, _, err := c.replay(ctx, sess, c.p.AfterSeq, !c.p.HasAfterSeq, true)
 	if err != nil {
 		c.closeNow(websocket.CloseTryAgainLater, "replay failed")
 		return
 	}
 	chats.StartIfNeeded(sess)
 
-	go c.writeLoop(ctx, sub, last)
+	go c.writeLoop(ctx, view{chatID: c.p.ChatID, sub: sub, lastSent: last})
 	defer c.expireAt(reqCtx)()
 	c.readLoop(ctx)
 	c.shutdown(websocket.CloseNormalClosure, "")
 	<-c.done
 }
 
-func metaFrame(s store.Session) chat.Frame {
-	status := s.Status
-	var artifact any
-	if len(s.LastArtifact) > 0 {
-		_ = json.Unmarshal(s.LastArtifact, &artifact)
-	}
-	return chat.Encode("chat_meta", 0, time.Now(), map[string]any{"kind": "chat_meta", "chat_id": s.ChatID,
-		"workflow_name": s.Workflow, "app_id": s.AppID, "user_id": s.UserID, "status": status, "last_seq": s.LastSeq,
-		"created_at": s.CreatedAt.Format(time.RFC3339Nano), "chat_exists": s.LastSeq > 0, "last_artifact": artifact}, false)
-}
-
 // replay sends stored frames after afterSeq (only the transcript on a first
-// connect, plus what the chat is waiting for), then chat.resume_boundary. It
-// runs before the writer starts or inside it, so writes never interleave.
-func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, textsOnly bool) (int64, error) {
+// connect, plus what the chat is waiting for), then chat.resume_boundary
+// unless boundary is false and nothing was replayed. It runs before the
+// writer starts or inside it, so writes never interleave.
+func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, textsOnly, boundary bool) (int64, int, error) {
 	pending := ""
 	if textsOnly {
 		pending = sess.PendingID
@@ -120,14 +134,17 @@ func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, t
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return 0, 0, err
+	}
+	if !boundary && n == 0 {
+		return last, 0, nil
 	}
 	b := chat.Encode("chat.resume_boundary", 0, time.Now(), map[string]any{"kind": "resume_boundary", "chat_id": sess.ChatID,
-		"last_seq": last, "replayed": n}, false)
+		"last_seq": last, "replayed": n, "replayed_events": n}, false)
 	if !c.writeDirect(b) {
-		return 0, errClosed
+		return 0, 0, errClosed
 	}
-	return last, nil
+	return last, n, nil
 }
 
 // writeDirect writes one frame now; only the goroutine owning writes calls it.
@@ -136,43 +153,83 @@ func (c *conn) writeDirect(f chat.Frame) bool {
 	return c.ws.WriteMessage(websocket.TextMessage, f.Bytes) == nil
 }
 
+// view is the chat the writer currently sends: the socket's own, or the
+// one chat.enter_general_mode / chat.switch_workflow moved it to.
+type view struct {
+	chatID   string
+	general  bool // a general (Ask mode) chat: frames go out without seq (see withoutSeq)
+	sub      *chat.Subscriber
+	lastSent int64 // highest stored seq this socket has sent of this chat
+}
+
 // writeLoop owns the socket's writes: live frames (skipping what replay
-// already sent), direct replies, resume requests, heartbeats and closes.
-func (c *conn) writeLoop(ctx context.Context, sub *chat.Subscriber, lastSent int64) {
+// already sent), direct replies, resume requests, chat switches, heartbeats
+// and closes.
+func (c *conn) writeLoop(ctx context.Context, v view) {
 	defer close(c.done)
 	defer c.ws.Close()
+	defer func() { c.h.chats.Unsubscribe(v.sub) }()
 	ping := time.NewTicker(c.h.opts.PingInterval)
 	defer ping.Stop()
 	pingFrame := []byte(`{"type":"ping"}`)
+	// ChatUI sends client.resume with its stored position as soon as the
+	// socket opens (ChatUI/src/adapters/api.js socket.onopen -> sendResume),
+	// after the connect replay has already sent the transcript and its
+	// boundary. Answering that first resume by replaying again would show the
+	// transcript twice and a second "Session replay complete" bubble
+	// (ChatUI/src/pages/ChatPage.js case 'resume_boundary'). So the first
+	// resume that asks for nothing past what the connect replay covered only
+	// sends what this socket has not sent yet, and no boundary when that is
+	// nothing. Later resumes replay exactly what they ask for.
+	connectLast, resumed := v.lastSent, false
 	var batch []chat.Frame
 	for {
 		select {
-		case <-sub.Ready:
-			batch = sub.Take(batch)
+		case <-v.sub.Ready:
+			batch = v.sub.Take(batch)
 			for _, f := range batch {
-				if f.Seq > 0 && f.Seq <= lastSent {
+				if f.Seq > 0 && f.Seq <= v.lastSent {
 					continue
+				}
+				seq := f.Seq
+				if v.general && f.Seq > 0 { // stored frames only: streamed chunks carry no seq
+					f = askFrame(f, v.chatID)
 				}
 				if !c.writeDirect(f) {
 					return
 				}
-				lastSent = max(lastSent, f.Seq)
+				v.lastSent = max(v.lastSent, seq)
 			}
 		case f := <-c.out:
 			if !c.writeDirect(f) {
 				return
 			}
-		case after := <-c.resume:
-			sess, err := c.h.chats.Get(ctx, c.p.AppID, c.p.ChatID, chat.SameUser(c.p.UserID))
+		case rq := <-c.resume:
+			if rq.chatID != v.chatID {
+				continue // asked for the chat this socket showed before a switch
+			}
+			after, boundary := rq.after, true
+			if !resumed && after <= connectLast {
+				after, boundary = max(after, v.lastSent), false
+			}
+			resumed = true
+			sess, err := c.h.chats.Get(ctx, c.p.AppID, v.chatID, chat.SameUser(c.p.UserID))
 			if err != nil {
 				c.writeDirect(chat.ErrorFrame("STORE_UNAVAILABLE", "could not read the chat to resume; retry", true))
 				continue
 			}
-			last, err := c.replay(ctx, sess, after, false)
+			last, _, err := c.replay(ctx, sess, after, false, boundary)
 			if err != nil {
 				return
 			}
-			lastSent = max(lastSent, last)
+			v.lastSent = max(v.lastSent, last)
+		case sw := <-c.switchc:
+			c.h.chats.Unsubscribe(v.sub)
+			v = view{chatID: sw.chatID, general: sw.general, sub: sw.sub, lastSent: sw.lastSeq}
+			resumed = true
+			if !c.writeDirect(sw.frame) {
+				return
+			}
 		case <-ping.C:
 			_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
 			if c.ws.WriteMessage(websocket.TextMessage, pingFrame) != nil {
@@ -181,7 +238,7 @@ func (c *conn) writeLoop(ctx context.Context, sub *chat.Subscriber, lastSent int
 			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)) != nil {
 				return
 			}
-		case <-sub.Dropped:
+		case <-v.sub.Dropped:
 			c.closeNow(websocket.CloseTryAgainLater, "too slow: resume from your last seq")
 			return
 		case q := <-c.quit:
@@ -212,6 +269,7 @@ type inbound struct {
 	UIToolID        string          `json:"ui_tool_id"`
 	Response        json.RawMessage `json:"response"`
 	LastClientIndex *json.Number    `json:"lastClientIndex"`
+	GeneralChatID   string          `json:"general_chat_id"`
 }
 
 // MaxTextBytes bounds one user message.
@@ -249,15 +307,38 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 		var se *json.SyntaxError
 		if errors.As(err, &se) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			c.reply(chat.ErrorFrame("INVALID_JSON", "frame is not a JSON object", false))
-		} else {
+		} else if c.known(msg) {
 			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "frame fields have the wrong types: "+err.Error(), false))
 		}
 		return
 	}
-	if in.ChatID != "" && in.ChatID != c.p.ChatID {
+	switch in.Type {
+	case "chat.enter_general_mode", "chat.start_general_chat":
+		c.enterGeneral(ctx, in.GeneralChatID, in.Type == "chat.start_general_chat")
+		return
+	case "chat.switch_workflow":
+		c.switchWorkflow(ctx, in.ChatID)
+		return
+	case "ping", "pong":
+		// Client heartbeats only refresh the read deadline.
+		return
+	case "":
+		c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "frame has no type", false))
+		return
+	}
+	if !knownTypes[in.Type] {
+		// Ignored, as the original runtime did, so newer clients keep working.
+		c.h.opts.OnUnknownFrame()
+		c.h.opts.Logger.Debug("ignored inbound frame of unknown type", "type", in.Type, "chat_id", c.p.ChatID)
+		return
+	}
+	// In Ask mode ChatUI names the general chat (or still the socket's own
+	// chat) in chat_id: both mean the chat this socket's input goes to.
+	if in.ChatID != "" && in.ChatID != c.active.chatID && in.ChatID != c.p.ChatID {
 		c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "chat_id does not match this socket's chat", false))
 		return
 	}
+	target := c.active.chatID
 	switch in.Type {
 	case "user.input.submit":
 		if in.Text == nil {
@@ -268,7 +349,7 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(refusal)
 			return
 		}
-		ack, err := c.h.chats.Submit(ctx, chat.Submission{AppID: c.p.AppID, ChatID: c.p.ChatID, UserID: c.p.UserID,
+		ack, err := c.h.chats.Submit(ctx, chat.Submission{AppID: c.p.AppID, ChatID: target, UserID: c.p.UserID,
 			Text: *in.Text, InputRequestID: in.InputRequestID, Context: in.Context})
 		if err != nil {
 			c.reply(storeErrorFrame(err))
@@ -289,7 +370,7 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "ui_tool_response needs eventId and a response object", false))
 			return
 		}
-		if err := c.h.chats.RespondUITool(ctx, c.p.AppID, c.p.ChatID, id, resp, chat.SameUser(c.p.UserID)); err != nil {
+		if err := c.h.chats.RespondUITool(ctx, c.p.AppID, target, id, resp, chat.SameUser(c.p.UserID)); err != nil {
 			if errors.Is(err, chat.ErrNoPending) {
 				c.reply(chat.ErrorFrame("UI_TOOL_NOT_FOUND", "no UI tool waits for event "+id, false))
 				return
@@ -297,6 +378,11 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			c.reply(storeErrorFrame(err))
 		}
 	case "client.resume":
+		if c.active.general {
+			// ChatUI's positions are in the workflow chat's seq space; Ask
+			// mode frames carry none, and its transcript comes over REST.
+			return
+		}
 		var after int64
 		if in.LastClientIndex != nil {
 			n, err := in.LastClientIndex.Int64()
@@ -307,19 +393,38 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			after = n
 		}
 		select {
-		case c.resume <- after:
+		case c.resume <- resumeReq{chatID: target, after: after}:
 		case <-c.done:
 		}
 	case "chat.cancel":
-		c.h.chats.Cancel(c.p.AppID, c.p.ChatID)
-	case "ping", "pong":
-		// Client heartbeats only refresh the read deadline.
-	case "":
-		c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "frame has no type", false))
-	default:
-		c.reply(chat.ErrorFrame("SCHEMA_VALIDATION_FAILED", "unknown frame type "+strconv.Quote(in.Type), false))
+		c.h.chats.Cancel(c.p.AppID, target)
 	}
 }
+
+// known reports whether a frame whose fields did not decode is of a type the
+// server handles (it is then answered with chat.error) rather than one it
+// ignores.
+func (c *conn) known(msg []byte) bool {
+	var t struct {
+		Type any `json:"type"`
+	}
+	_ = json.Unmarshal(msg, &t)
+	typ, ok := t.Type.(string)
+	if ok && !knownTypes[typ] && !modeTypes[typ] {
+		c.h.opts.OnUnknownFrame()
+		c.h.opts.Logger.Debug("ignored inbound frame of unknown type", "type", typ, "chat_id", c.p.ChatID)
+		return false
+	}
+	return true
+}
+
+// knownTypes are the inbound frame types validated and acted on by handle
+// (besides the mode switches and heartbeats it handles first).
+var knownTypes = map[string]bool{"user.input.submit": true, "ui_tool_response": true, "client.resume": true, "chat.cancel": true}
+
+// modeTypes are handled before the chat_id check (they name other chats).
+var modeTypes = map[string]bool{"chat.enter_general_mode": true, "chat.start_general_chat": true, "chat.switch_workflow": true,
+	"ping": true, "pong": true}
 
 func storeErrorFrame(err error) chat.Frame {
 	switch {

@@ -34,6 +34,11 @@ type Options struct {
 	MaxSocketsPerUser int                                              // open sockets per app+user
 	MaxSocketsPerIP   int                                              // open sockets per client IP
 	AllowMessage      func(appID, userID string) (bool, time.Duration) // per-user message rate
+	// GeneralWorkflow runs new general (Ask mode) chats; default "assistant".
+	GeneralWorkflow string
+	// OnUnknownFrame counts inbound frames of a type the server does not
+	// know (they are ignored, as the original runtime did).
+	OnUnknownFrame func()
 }
 
 func (o *Options) defaults() {
@@ -65,6 +70,12 @@ func (o *Options) defaults() {
 	}
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = MaxTextBytes
+	}
+	if o.GeneralWorkflow == "" {
+		o.GeneralWorkflow = "assistant"
+	}
+	if o.OnUnknownFrame == nil {
+		o.OnUnknownFrame = func() {}
 	}
 }
 
