@@ -29,7 +29,6 @@ type op struct {
 	data    map[string]any
 	message bool
 	update  *store.SessionUpdate        // applied with the event, or alone when typ == ""
-	frame   *Frame                      // an unstored frame
 	noop    bool                        // a marker: everything before it is done
 	fn      func(context.Context) error // other ordered work (a usage record)
 	// inputOf names the user message a run_start answers: its seq is known

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io/fs"
 	mrand "math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 	"testing/fstest"
@@ -199,4 +198,3 @@ func seeded(seed uint64) func(*Options) {
 	return func(o *Options) { o.Rand = mrand.New(mrand.NewPCG(seed, seed)) }
 }
 
-func has(s, sub string) bool { return strings.Contains(s, sub) }
