@@ -1,0 +1,418 @@
+package relay
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// Defaults of Options.
+const (
+	DefaultMinInterval = 20 * time.Millisecond
+	DefaultMaxInterval = 400 * time.Millisecond
+	DefaultRetention   = 30 * time.Second
+	DefaultGapGrace    = 5 * time.Second
+)
+
+// Options tune a Poller; the zero value is fine.
+type Options struct {
+	// Origin names this process in the transient frames it writes (default:
+	// random). Frames of its own origin are never delivered back.
+	Origin string
+	// MinInterval is the poll interval while watched chats are active;
+	// idle polls back off to MaxInterval.
+	MinInterval, MaxInterval time.Duration
+	// Retention is how long transient frames stay in the store.
+	Retention time.Duration
+	// GapGrace is how long a missing seq counts as an append still in
+	// flight (its seq taken, its insert not landed) before it is skipped
+	// as lost; the Mongo store's ListEvents uses the same rule.
+	GapGrace time.Duration
+	Logger   *slog.Logger
+}
+
+// Stats counts a Poller's store operations since it started.
+type Stats struct {
+	Polls            int64 // poll rounds with at least one watched chat
+	EventQueries     int64
+	TransientQueries int64
+	TransientInserts int64 // insert commands (each carries a batch)
+	TransientFrames  int64 // frames written
+	Purges           int64
+	Dropped          int64 // transient frames dropped (store unavailable, queue full)
+	Delivered        int64 // events and frames handed to watchers
+}
+
+// maxQueued bounds the transient frames waiting for the store; beyond it the
+// oldest are dropped (they are only chunks: the stored message follows).
+const maxQueued = 10000
+
+const (
+	eventLimit     = 1000
+	transientLimit = 5000
+	writeBatch     = 500
+	// newOriginWindow is how far back a reader looks for frames of a
+	// replica it has not heard from yet (one that just started).
+	newOriginWindow = time.Second
+)
+
+// Poller is the relay for a store without change streams: one goroutine
+// polls for every watched chat with one events query and one transient
+// query per round, fast while anything moves and backing off when idle;
+// another writes this process's transient frames in batches and purges old
+// ones.
+type Poller struct {
+	feed store.Feed
+	o    Options
+	log  *slog.Logger
+
+	stopAll context.CancelFunc
+	wg      sync.WaitGroup
+
+	mu      sync.Mutex
+	watches map[string][]*watch // by chat id (unique across apps)
+	wake    chan struct{}
+
+	n       atomic.Int64
+	outMu   sync.Mutex
+	out     []store.Transient
+	outWake chan struct{}
+
+	seen map[string]originSeen // reader goroutine only
+
+	polls, eventQ, transQ, inserts, frames, purges, dropped, delivered atomic.Int64
+}
+
+type originSeen struct {
+	n    int64
+	last time.Time
+}
+
+type watch struct {
+	appID, chatID string
+	after         int64 // reader goroutine only once added
+	since         time.Time
+	onEvent       func(store.Event)
+	onTransient   func([]byte)
+	stopped       atomic.Bool
+}
+
+// NewPoller starts a Poller on feed; Close stops it.
+func NewPoller(feed store.Feed, o Options) *Poller {
+	o.Origin = cmp.Or(o.Origin, randomOrigin())
+	if o.MinInterval <= 0 {
+		o.MinInterval = DefaultMinInterval
+	}
+	if o.MaxInterval < o.MinInterval {
+		o.MaxInterval = max(DefaultMaxInterval, o.MinInterval)
+	}
+	if o.Retention <= 0 {
+		o.Retention = DefaultRetention
+	}
+	if o.GapGrace <= 0 {
+		o.GapGrace = DefaultGapGrace
+	}
+	p := &Poller{feed: feed, o: o, log: o.Logger, watches: map[string][]*watch{}, wake: make(chan struct{}, 1),
+		outWake: make(chan struct{}, 1), seen: map[string]originSeen{}}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p.stopAll = cancel
+	p.wg.Add(2)
+	go p.readLoop(ctx)
+	go p.writeLoop(ctx)
+	return p
+}
+
+// Close stops the reader and the writer and waits for them; transient
+// frames not yet written are dropped.
+func (p *Poller) Close() {
+	p.stopAll()
+	p.wg.Wait()
+}
+
+// Mode implements Relay.
+func (p *Poller) Mode() string { return ModePoll }
+
+// Origin is this process's origin id.
+func (p *Poller) Origin() string { return p.o.Origin }
+
+// Stats returns the counters.
+func (p *Poller) Stats() Stats {
+	return Stats{Polls: p.polls.Load(), EventQueries: p.eventQ.Load(), TransientQueries: p.transQ.Load(),
+		TransientInserts: p.inserts.Load(), TransientFrames: p.frames.Load(), Purges: p.purges.Load(),
+		Dropped: p.dropped.Load(), Delivered: p.delivered.Load()}
+}
+
+// ErrClosed: the relay was closed.
+var ErrClosed = errors.New("relay closed")
+
+// Transient implements Relay: the frame is queued and written with others
+// by the writer goroutine, so the caller (a streaming run) never waits for
+// the store.
+func (p *Poller) Transient(_ context.Context, appID, chatID string, frame []byte) error {
+	t := store.Transient{Origin: p.o.Origin, AppID: appID, ChatID: chatID, At: time.Now(), Frame: frame}
+	p.outMu.Lock()
+	t.N = p.n.Add(1) // under outMu: the queue is in N order
+	if len(p.out) >= maxQueued {
+		drop := len(p.out) / 2
+		p.out = append(p.out[:0], p.out[drop:]...)
+		p.dropped.Add(int64(drop))
+	}
+	p.out = append(p.out, t)
+	p.outMu.Unlock()
+	select {
+	case p.outWake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Watch implements Relay.
+func (p *Poller) Watch(appID, chatID string, afterSeq int64, onEvent func(store.Event), onTransient func([]byte)) func() {
+	w := &watch{appID: appID, chatID: chatID, after: afterSeq, since: time.Now(), onEvent: onEvent, onTransient: onTransient}
+	p.mu.Lock()
+	p.watches[chatID] = append(p.watches[chatID], w)
+	p.mu.Unlock()
+	p.poke()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			w.stopped.Store(true)
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			ws := p.watches[chatID]
+			for i, x := range ws {
+				if x == w {
+					ws = append(ws[:i:i], ws[i+1:]...)
+					break
+				}
+			}
+			if len(ws) == 0 {
+				delete(p.watches, chatID)
+			} else {
+				p.watches[chatID] = ws
+			}
+		})
+	}
+}
+
+func (p *Poller) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// readLoop polls while anything is watched: at MinInterval after a round
+// that found something, doubling up to MaxInterval while nothing moves. A
+// new watch polls at once.
+func (p *Poller) readLoop(ctx context.Context) {
+	defer p.wg.Done()
+	interval := p.o.MinInterval
+	timer := time.NewTimer(interval)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+			interval = p.o.MinInterval
+		case <-timer.C:
+		}
+		found, err := p.pollOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			p.log.Warn("relay poll failed", "err", err)
+			interval = p.o.MaxInterval
+		case found:
+			interval = p.o.MinInterval
+		default:
+			interval = min(interval*2, p.o.MaxInterval)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if found || p.watching() {
+			timer.Reset(interval)
+		}
+		// Nothing watched: sleep until a Watch pokes.
+	}
+}
+
+func (p *Poller) watching() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.watches) > 0
+}
+
+// pollOnce reads what is new for every watched chat and delivers it:
+// transient frames first, so the chunks of a message reach sockets before
+// the stored message that ends them. found says something was delivered or
+// is about to be (a gap still in flight): poll again soon.
+func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
+	p.mu.Lock()
+	byChat := make(map[string][]*watch, len(p.watches))
+	cursors := make([]store.ChatCursor, 0, len(p.watches))
+	for id, ws := range p.watches {
+		byChat[id] = append([]*watch(nil), ws...)
+		after := ws[0].after
+		for _, w := range ws[1:] {
+			after = min(after, w.after)
+		}
+		cursors = append(cursors, store.ChatCursor{AppID: ws[0].appID, ChatID: id, After: after})
+	}
+	p.mu.Unlock()
+	if len(cursors) == 0 {
+		return false, nil
+	}
+	p.polls.Add(1)
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+
+	now := time.Now()
+	seen := make(map[string]int64, len(p.seen))
+	for o, s := range p.seen {
+		if now.Sub(s.last) > 2*p.o.Retention {
+			delete(p.seen, o) // a replica gone quiet (or gone): its frames are purged
+			continue
+		}
+		seen[o] = s.n
+	}
+	p.transQ.Add(1)
+	trs, terr := p.feed.TailTransients(qctx, store.TransientQuery{Chats: cursors, Seen: seen, Since: now.Add(-newOriginWindow),
+		Exclude: p.o.Origin, Limit: transientLimit})
+	for _, t := range trs {
+		if s, ok := p.seen[t.Origin]; ok && t.N <= s.n {
+			continue
+		}
+		p.seen[t.Origin] = originSeen{n: t.N, last: now}
+		for _, w := range byChat[t.ChatID] {
+			// A watch gets no frame made well before it started: an origin
+			// ahead of this reader in other chats has older frames of
+			// this one still unread.
+			if !w.stopped.Load() && w.onTransient != nil && t.At.After(w.since.Add(-newOriginWindow)) {
+				w.onTransient(t.Frame)
+				p.delivered.Add(1)
+				found = true
+			}
+		}
+	}
+
+	p.eventQ.Add(1)
+	evs, err := p.feed.TailEvents(qctx, cursors, eventLimit)
+	if err != nil {
+		return found, err
+	}
+	if len(evs) == eventLimit {
+		found = true
+	}
+	for i := 0; i < len(evs); {
+		j := i
+		for j < len(evs) && evs[j].ChatID == evs[i].ChatID {
+			j++
+		}
+		for _, w := range byChat[evs[i].ChatID] {
+			if p.deliver(w, evs[i:j]) {
+				found = true
+			}
+		}
+		i = j
+	}
+	return found, terr
+}
+
+// deliver hands w the events after its cursor, in order, stopping at a seq
+// that is missing while the event after it is recent: concurrent appends
+// can land out of order, and the missing one is probably in flight. A gap
+// older than GapGrace is a failed append, skipped. It says whether anything
+// was delivered or is awaited.
+func (p *Poller) deliver(w *watch, evs []store.Event) bool {
+	moved := false
+	for _, ev := range evs {
+		if ev.Seq <= w.after {
+			continue
+		}
+		if ev.Seq != w.after+1 && time.Since(ev.Timestamp) < p.o.GapGrace {
+			return true
+		}
+		if w.stopped.Load() {
+			return moved
+		}
+		w.onEvent(ev)
+		w.after = ev.Seq
+		p.delivered.Add(1)
+		moved = true
+	}
+	return moved
+}
+
+// writeLoop writes queued transient frames in batches (one insert while the
+// previous one is in flight carries everything queued meanwhile) and purges
+// frames older than Retention.
+func (p *Poller) writeLoop(ctx context.Context) {
+	defer p.wg.Done()
+	purge := time.NewTicker(p.o.Retention / 2)
+	defer purge.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-purge.C:
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if _, err := p.feed.PurgeTransients(pctx, time.Now().Add(-p.o.Retention)); err != nil && ctx.Err() == nil {
+				p.log.Warn("relay: purge old transient frames", "err", err)
+			}
+			cancel()
+			p.purges.Add(1)
+		case <-p.outWake:
+			for p.flush(ctx) {
+			}
+		}
+	}
+}
+
+// flush writes one batch; it says whether more is queued.
+func (p *Poller) flush(ctx context.Context) bool {
+	p.outMu.Lock()
+	n := min(len(p.out), writeBatch)
+	batch := append([]store.Transient(nil), p.out[:n]...)
+	p.out = append(p.out[:0], p.out[n:]...)
+	more := len(p.out) > 0
+	p.outMu.Unlock()
+	if len(batch) == 0 {
+		return false
+	}
+	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	p.inserts.Add(1)
+	if err := p.feed.PutTransients(wctx, batch); err != nil {
+		p.dropped.Add(int64(len(batch)))
+		if ctx.Err() == nil {
+			p.log.Warn("relay: write transient frames", "frames", len(batch), "err", err)
+		}
+		return more
+	}
+	p.frames.Add(int64(len(batch)))
+	return more
+}
+
+func randomOrigin() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,255 @@
+package relay_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/relay"
+	"github.com/mozaiks/mozaiks/internal/store"
+	"github.com/mozaiks/mozaiks/internal/store/mongo"
+	"github.com/mozaiks/mozaiks/internal/testutil/ferret"
+)
+
+// replicas opens n store clients on one FerretDB database, each with its
+// own Poller: n replicas of one deployment, as far as the store can tell.
+func replicas(t testing.TB, n int) ([]*mongo.Store, []*relay.Poller) {
+	t.Helper()
+	uri := ferret.DB(t)
+	stores := make([]*mongo.Store, n)
+	pollers := make([]*relay.Poller, n)
+	for i := range n {
+		s, err := mongo.Open(context.Background(), uri, mongo.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		if err := s.EnsureFeedIndexes(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		stores[i] = s
+		pollers[i] = relay.NewPoller(s, relay.Options{Origin: fmt.Sprintf("r%d", i), MinInterval: 5 * time.Millisecond,
+			MaxInterval: 50 * time.Millisecond})
+		t.Cleanup(pollers[i].Close)
+	}
+	return stores, pollers
+}
+
+// recorder collects what one watch delivers.
+type recorder struct {
+	mu     sync.Mutex
+	seqs   []int64
+	frames []string
+	more   chan struct{}
+}
+
+func newRecorder() *recorder { return &recorder{more: make(chan struct{}, 1)} }
+
+func (r *recorder) event(ev store.Event) {
+	r.mu.Lock()
+	r.seqs = append(r.seqs, ev.Seq)
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) transient(b []byte) {
+	r.mu.Lock()
+	r.frames = append(r.frames, string(b))
+	r.mu.Unlock()
+	r.poke()
+}
+
+func (r *recorder) poke() {
+	select {
+	case r.more <- struct{}{}:
+	default:
+	}
+}
+
+// waitFor waits until cond holds on the recorder (or fails after 20 s).
+func (r *recorder) waitFor(t *testing.T, what string, cond func(seqs []int64, frames []string) bool) {
+	t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		r.mu.Lock()
+		ok := cond(r.seqs, r.frames)
+		seqs, frames := slices.Clone(r.seqs), slices.Clone(r.frames)
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-r.more:
+		case <-deadline:
+			t.Fatalf("%s: not within 20 s; have seqs %v, frames %v", what, seqs, frames)
+		}
+	}
+}
+
+func newChat(t testing.TB, s store.Store, chatID string) {
+	t.Helper()
+	if _, _, err := s.CreateSession(context.Background(), store.Session{ChatID: chatID, AppID: "app", UserID: "u",
+		Workflow: "wf", Status: store.StatusInProgress}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Events appended concurrently through two or three store clients reach a
+// watch on every replica once each, in seq order, exactly as stored.
+func TestPollerStoredEventsAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	for _, n := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d replicas", n), func(t *testing.T) {
+			t.Parallel()
+			stores, pollers := replicas(t, n)
+			newChat(t, stores[0], "c1")
+			recs := make([]*recorder, n)
+			for i, p := range pollers {
+				recs[i] = newRecorder()
+				stop := p.Watch("app", "c1", 0, recs[i].event, recs[i].transient)
+				t.Cleanup(stop)
+			}
+			const perReplica = 15
+			var wg sync.WaitGroup
+			for i, s := range stores {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for k := range perReplica {
+						if _, err := s.AppendEvent(context.Background(), "app", "c1", store.Event{Type: "chat.text",
+							Data: []byte(fmt.Sprintf(`{"k":"%d-%d"}`, i, k))}, true); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			stored, err := stores[0].ListEvents(context.Background(), "app", "c1", 0, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]int64, len(stored))
+			for i, ev := range stored {
+				want[i] = ev.Seq
+			}
+			if len(want) != n*perReplica {
+				t.Fatalf("stored %d events, want %d", len(want), n*perReplica)
+			}
+			for i, r := range recs {
+				r.waitFor(t, fmt.Sprintf("replica %d", i), func(seqs []int64, _ []string) bool {
+					return len(seqs) >= len(want)
+				})
+				r.mu.Lock()
+				got := slices.Clone(r.seqs)
+				r.mu.Unlock()
+				if !slices.Equal(got, want) {
+					t.Errorf("replica %d saw %v, stored %v", i, got, want)
+				}
+			}
+		})
+	}
+}
+
+// A watch starts after the seq it is given, and a watch that stopped gets
+// nothing more.
+func TestPollerWatchFromSeqAndStop(t *testing.T) {
+	t.Parallel()
+	stores, pollers := replicas(t, 2)
+	newChat(t, stores[0], "c1")
+	for range 5 {
+		if _, err := stores[0].AppendEvent(context.Background(), "app", "c1", store.Event{Type: "chat.text"}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	late, stopped := newRecorder(), newRecorder()
+	stopLate := pollers[1].Watch("app", "c1", 3, late.event, late.transient)
+	defer stopLate()
+	late.waitFor(t, "events after 3", func(seqs []int64, _ []string) bool { return len(seqs) >= 2 })
+	stop := pollers[1].Watch("app", "c1", 5, stopped.event, stopped.transient)
+	stop()
+	if _, err := stores[0].AppendEvent(context.Background(), "app", "c1", store.Event{Type: "chat.text"}, true); err != nil {
+		t.Fatal(err)
+	}
+	late.waitFor(t, "seq 6", func(seqs []int64, _ []string) bool { return len(seqs) >= 3 })
+	late.mu.Lock()
+	if got := late.seqs; !slices.Equal(got, []int64{4, 5, 6}) {
+		t.Errorf("watch after 3 saw %v", got)
+	}
+	late.mu.Unlock()
+	stopped.mu.Lock()
+	defer stopped.mu.Unlock()
+	if len(stopped.seqs) != 0 {
+		t.Errorf("stopped watch saw %v", stopped.seqs)
+	}
+}
+
+// Transient frames reach the other replicas' watches of their chat, in the
+// order they were made, and never come back to their own replica or go to
+// another chat.
+func TestPollerTransientFrames(t *testing.T) {
+	t.Parallel()
+	stores, pollers := replicas(t, 3)
+	newChat(t, stores[0], "c1")
+	newChat(t, stores[0], "c2")
+	recs := make([]*recorder, 3)
+	for i, p := range pollers {
+		recs[i] = newRecorder()
+		defer p.Watch("app", "c1", 0, recs[i].event, recs[i].transient)()
+	}
+	other := newRecorder()
+	defer pollers[1].Watch("app", "c2", 0, other.event, other.transient)()
+	// The reader must be polling before the frames are made: a watch gets
+	// no frame made long before it started.
+	time.Sleep(20 * time.Millisecond)
+
+	var want []string
+	for k := range 50 {
+		f := fmt.Sprintf(`{"type":"chat.print","content":"%d"}`, k)
+		want = append(want, f)
+		if err := pollers[0].Transient(context.Background(), "app", "c1", []byte(f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, i := range []int{1, 2} {
+		recs[i].waitFor(t, fmt.Sprintf("replica %d frames", i), func(_ []int64, frames []string) bool { return len(frames) >= len(want) })
+		recs[i].mu.Lock()
+		if !slices.Equal(recs[i].frames, want) {
+			t.Errorf("replica %d saw %v", i, recs[i].frames)
+		}
+		recs[i].mu.Unlock()
+	}
+	// Replica 2's own frame reaches replica 1 after all of replica 0's:
+	// then replica 0 and c2 have had every chance to get one.
+	if err := pollers[2].Transient(context.Background(), "app", "c1", []byte(`"end"`)); err != nil {
+		t.Fatal(err)
+	}
+	recs[1].waitFor(t, "end frame", func(_ []int64, frames []string) bool { return len(frames) == len(want)+1 })
+	for i, r := range []*recorder{recs[0], other} {
+		r.mu.Lock()
+		if len(r.frames) > 0 {
+			t.Errorf("watch %d got frames it must not: %v", i, r.frames)
+		}
+		r.mu.Unlock()
+	}
+	if st := pollers[0].Stats(); st.TransientFrames != int64(len(want)) || st.TransientInserts > st.TransientFrames {
+		t.Errorf("writer stats %+v", st)
+	}
+}
+
+// The embedded store's relay carries nothing and says so.
+func TestLocal(t *testing.T) {
+	t.Parallel()
+	var r relay.Relay = relay.Local{}
+	if r.Mode() != relay.ModeLocal {
+		t.Fatal(r.Mode())
+	}
+	if err := r.Transient(context.Background(), "a", "c", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	r.Watch("a", "c", 0, func(store.Event) { t.Error("event") }, func([]byte) { t.Error("frame") })()
+}

@@ -1,0 +1,51 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// ChatCursor names a chat and the last seq a reader has of it.
+type ChatCursor struct {
+	AppID, ChatID string
+	After         int64
+}
+
+// Transient is an unstored frame (a streamed chunk, already encoded) that
+// one process announces to the others watching its chat.
+type Transient struct {
+	Origin string // the announcing process
+	N      int64  // increasing per origin, in the order the frames were made
+	AppID  string
+	ChatID string
+	At     time.Time
+	Frame  []byte
+}
+
+// TransientQuery selects the transient frames a reader has not seen yet.
+type TransientQuery struct {
+	Chats []ChatCursor // the chats watched (After is ignored)
+	// Seen is the highest N read so far per origin; frames of an origin
+	// not in Seen are read from Since on.
+	Seen    map[string]int64
+	Since   time.Time
+	Exclude string // the reader's own origin
+	Limit   int
+}
+
+// Feed is what a store shared by several processes offers for fanning live
+// frames out between them (package relay): one query reads the new events of
+// many chats, and a side collection carries the transient frames, which are
+// never stored as events. The embedded store has no Feed: it is locked to
+// one process.
+type Feed interface {
+	// TailEvents returns the stored events with seq > After of the given
+	// chats, ordered by chat and seq, at most limit of them, in one query.
+	TailEvents(ctx context.Context, chats []ChatCursor, limit int) ([]Event, error)
+	// PutTransients stores frames for the other processes to read.
+	PutTransients(ctx context.Context, frames []Transient) error
+	// TailTransients returns the frames q selects, ordered by origin and N.
+	TailTransients(ctx context.Context, q TransientQuery) ([]Transient, error)
+	// PurgeTransients deletes frames made before cutoff; it returns how many.
+	PurgeTransients(ctx context.Context, cutoff time.Time) (int64, error)
+}
