@@ -24,6 +24,7 @@ import (
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/engine"
 	"github.com/mozaiks/mozaiks/internal/llm"
+	"github.com/mozaiks/mozaiks/internal/relay"
 	"github.com/mozaiks/mozaiks/internal/serve"
 	"github.com/mozaiks/mozaiks/internal/serve/ws"
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -139,22 +140,24 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
 	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log})
+	rel, stopRelay := relay.For(ctx, st, relay.Options{Origin: owner, Logger: log})
+	defer stopRelay()
 	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single,
-		LeaseTTL: cfg.RunLease, Logger: log})
+		LeaseTTL: cfg.RunLease, Logger: log, Relay: rel})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS,
 		Diagnostics: diags})
 	// Runs a killed process left unfinished, and messages it acknowledged
 	// but never answered, continue now.
 	chats.RecoverInBackground(5 * time.Second)
 
-	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st)
+	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st, rel.Mode())
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
 	return srv.Serve(ctx, ln)
 }
 
-func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Client, set *workflow.Set, st store.Store) {
+func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Client, set *workflow.Set, st store.Store, relayMode string) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
@@ -176,4 +179,16 @@ func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Clien
 	if cfg.Console {
 		fmt.Fprintf(w, "  console    %s/\n", cmp.Or(cfg.PublicURL, "http://"+net.JoinHostPort(host, port)))
 	}
+	fmt.Fprintf(w, "  replicas   %s\n", relayLine(relayMode))
+}
+
+// relayLine says how live frames reach sockets on other replicas.
+func relayLine(mode string) string {
+	switch mode {
+	case relay.ModeLocal:
+		return "one process (the embedded store is locked to it)"
+	case relay.ModePoll:
+		return "live frames shared through MongoDB by polling (no change streams on this server); no sticky sessions needed"
+	}
+	return "live frames shared through MongoDB change streams; no sticky sessions needed"
 }

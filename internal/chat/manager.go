@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/relay" // relay:
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/workflow"
 )
@@ -62,6 +63,7 @@ type Options struct {
 	// so the history a run sees (default 2000).
 	HistoryEvents int
 	Logger        *slog.Logger
+	Relay         relay.Relay // relay: fans frames out to and from other replicas (nil: this process only)
 }
 
 // Manager runs chats.
@@ -99,7 +101,8 @@ type room struct {
 	writing bool  // a writer goroutine drains out
 
 	tr   transcript
-	last *lastRun // how the last run here ended (run.go)
+	last *lastRun   // how the last run here ended (run.go)
+	rl   *roomRelay // relay: cross-replica state while the chat has subscribers
 }
 
 type job struct {

@@ -138,7 +138,7 @@ func (m *Manager) apply(r *room, o *op) {
 		}
 		o.ev = ev
 		r.remember(engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(o.typ), Agent: o.agent, Data: o.data})
-		m.fanout(r, Encode(o.typ, ev.Seq, ev.Timestamp, o.data, false))
+		m.fanoutStored(r, Encode(o.typ, ev.Seq, ev.Timestamp, o.data, false)) // relay: in seq order with other replicas' frames
 	}
 }
 

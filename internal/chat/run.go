@@ -353,6 +353,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		// for the events queued before them to be stored: the first token
 		// does not wait for the store. Stored frames keep their seq order.
 		s.m.fanout(s.r, f)
+		s.m.relayTransient(s.r, f) // relay:
 		return nil
 	}
 	o := newOp()

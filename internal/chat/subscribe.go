@@ -38,6 +38,7 @@ func (m *Manager) Subscribe(appID, chatID string, limit int) *Subscriber {
 	r.mu.Lock()
 	r.subs[s] = struct{}{}
 	r.mu.Unlock()
+	m.relayWatch(r) // relay: the first subscriber starts the chat's watch
 	return s
 }
 
@@ -75,6 +76,7 @@ func (m *Manager) Unsubscribe(s *Subscriber) {
 	s.room.mu.Lock()
 	delete(s.room.subs, s)
 	s.room.mu.Unlock()
+	m.relayUnwatch(s.room) // relay: the last one stops it
 	m.forget(s.room)
 }
 

@@ -15,6 +15,12 @@ type healthBody struct {
 	Conns     int         `json:"connections"`
 	Runs      int         `json:"active_runs"`
 	Workflows []string    `json:"workflows"`
+	Relay     relayHealth `json:"relay"`
+}
+
+// relayHealth says how live frames reach sockets on other replicas.
+type relayHealth struct {
+	Mode string `json:"mode"` // change_stream | poll | local
 }
 
 type mongoHealth struct {
@@ -47,7 +53,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 	b := healthBody{Status: "ok", Version: s.version(), UptimeS: int64(time.Since(s.started).Seconds()),
 		MongoDB: mongoHealth{Status: "ok", PingMS: float64(d.Microseconds()) / 1000, Backend: s.store.Backend()},
 		LLM:     llmHealth{Provider: s.llm.Provider(), Model: s.cfg.DefaultLLMModel, Configured: s.llm.Configured()},
-		Conns:   s.ws.Connections(), Runs: s.chats.ActiveRuns(), Workflows: s.workflows.Names()}
+		Conns:   s.ws.Connections(), Runs: s.chats.ActiveRuns(), Workflows: s.workflows.Names(),
+		Relay: relayHealth{Mode: s.chats.RelayMode()}}
 	if s.llm.Provider() == "echo" {
 		b.LLM.Model = "echo"
 		b.LLM.Note = "offline echo provider: replies are canned, not from a model"
