@@ -110,11 +110,29 @@ func TestReplicasShareLiveFrames(t *testing.T) {
 			procs := make([]*proc, n)
 			for i := range procs {
 				procs[i] = serve(t, t.TempDir(), env...)
-				var h struct {
-					Relay struct{ Mode string } `json:"relay"`
-				}
-				if call(t, "GET", procs[i].url+"/api/health", nil, &h); h.Relay.Mode != "poll" {
-					t.Fatalf("replica %d relay mode %q, want poll", i, h.Relay.Mode)
+			}
+			// Replicas announce themselves every 3 s: wait until each knows
+			// of all the others (before, they write each other no chunks).
+			for i, p := range procs {
+				deadline := time.Now().Add(30 * time.Second)
+				for {
+					var h struct {
+						Relay struct {
+							Mode   string
+							Others *int `json:"other_replicas"`
+						} `json:"relay"`
+					}
+					call(t, "GET", p.url+"/api/health", nil, &h)
+					if h.Relay.Mode != "poll" {
+						t.Fatalf("replica %d relay mode %q, want poll", i, h.Relay.Mode)
+					}
+					if h.Relay.Others != nil && *h.Relay.Others == n-1 {
+						break
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("replica %d does not hear of the %d others", i, n-1)
+					}
+					time.Sleep(100 * time.Millisecond)
 				}
 			}
 			path := "/ws/assistant/default/chat-rep/u1"

@@ -214,3 +214,12 @@ func (m *Manager) RelayMode() string {
 	}
 	return m.opts.Relay.Mode()
 }
+
+// RelayPeers is how many other replicas the relay last heard of; -1 when
+// not known (yet) or when there is nothing to carry.
+func (m *Manager) RelayPeers() int {
+	if s, ok := m.opts.Relay.(interface{ Stats() relay.Stats }); ok {
+		return int(s.Stats().Peers)
+	}
+	return -1
+}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,7 +19,8 @@ import (
 const (
 	DefaultMinInterval = 20 * time.Millisecond
 	DefaultMaxInterval = 400 * time.Millisecond
-	DefaultRetention   = 30 * time.Second
+	DefaultRetention   = 10 * time.Second
+	DefaultPeerEvery   = 3 * time.Second
 	DefaultGapGrace    = 5 * time.Second
 )
 
@@ -30,8 +32,15 @@ type Options struct {
 	// MinInterval is the poll interval while watched chats are active;
 	// idle polls back off to MaxInterval.
 	MinInterval, MaxInterval time.Duration
-	// Retention is how long transient frames stay in the store.
+	// Retention is how long transient frames stay in the store: far longer
+	// than a poll interval, short because FerretDB scans them all per poll.
 	Retention time.Duration
+	// PeerEvery is how often the replica announces itself and counts the
+	// others. Alone, it writes no frames and polls nothing: a single replica
+	// on MongoDB pays only this. A replica that starts is heard of within
+	// this time; until then the others do not write it their chunks (stored
+	// events reach it anyway).
+	PeerEvery time.Duration
 	// GapGrace is how long a missing seq counts as an append still in
 	// flight (its seq taken, its insert not landed) before it is skipped
 	// as lost; the Mongo store's ListEvents uses the same rule.
@@ -49,6 +58,8 @@ type Stats struct {
 	Purges           int64
 	Dropped          int64 // transient frames dropped (store unavailable, queue full)
 	Delivered        int64 // events and frames handed to watchers
+	Announces        int64
+	Peers            int64 // other replicas heard of in the last announce; -1 before it
 }
 
 // maxQueued bounds the transient frames waiting for the store; beyond it the
@@ -81,14 +92,15 @@ type Poller struct {
 	watches map[string][]*watch // by chat id (unique across apps)
 	wake    chan struct{}
 
-	n       atomic.Int64
+	n       int64 // writer goroutine only
 	outMu   sync.Mutex
 	out     []store.Transient
 	outWake chan struct{}
 
 	seen map[string]originSeen // reader goroutine only
 
-	polls, eventQ, transQ, inserts, frames, purges, dropped, delivered atomic.Int64
+	polls, eventQ, transQ, inserts, frames, purges, dropped, delivered, announces atomic.Int64
+	peers                                                                         atomic.Int64 // -1: not known yet
 }
 
 type originSeen struct {
@@ -120,11 +132,15 @@ func NewPoller(feed store.Feed, o Options) *Poller {
 	if o.GapGrace <= 0 {
 		o.GapGrace = DefaultGapGrace
 	}
+	if o.PeerEvery <= 0 {
+		o.PeerEvery = DefaultPeerEvery
+	}
 	p := &Poller{feed: feed, o: o, log: o.Logger, watches: map[string][]*watch{}, wake: make(chan struct{}, 1),
 		outWake: make(chan struct{}, 1), seen: map[string]originSeen{}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
+	p.peers.Store(-1)
 	ctx, cancel := context.WithCancel(context.Background())
 	p.stopAll = cancel
 	p.wg.Add(2)
@@ -150,7 +166,7 @@ func (p *Poller) Origin() string { return p.o.Origin }
 func (p *Poller) Stats() Stats {
 	return Stats{Polls: p.polls.Load(), EventQueries: p.eventQ.Load(), TransientQueries: p.transQ.Load(),
 		TransientInserts: p.inserts.Load(), TransientFrames: p.frames.Load(), Purges: p.purges.Load(),
-		Dropped: p.dropped.Load(), Delivered: p.delivered.Load()}
+		Dropped: p.dropped.Load(), Delivered: p.delivered.Load(), Announces: p.announces.Load(), Peers: p.peers.Load()}
 }
 
 // ErrClosed: the relay was closed.
@@ -160,9 +176,11 @@ var ErrClosed = errors.New("relay closed")
 // by the writer goroutine, so the caller (a streaming run) never waits for
 // the store.
 func (p *Poller) Transient(_ context.Context, appID, chatID string, frame []byte) error {
+	if p.peers.Load() == 0 {
+		return nil // alone: nobody to tell
+	}
 	t := store.Transient{Origin: p.o.Origin, AppID: appID, ChatID: chatID, At: time.Now(), Frame: frame}
 	p.outMu.Lock()
-	t.N = p.n.Add(1) // under outMu: the queue is in N order
 	if len(p.out) >= maxQueued {
 		drop := len(p.out) / 2
 		p.out = append(p.out[:0], p.out[drop:]...)
@@ -260,6 +278,9 @@ func (p *Poller) watching() bool {
 	return len(p.watches) > 0
 }
 
+// alone: the last announce found no other replica.
+func (p *Poller) alone() bool { return p.peers.Load() == 0 }
+
 // pollOnce reads what is new for every watched chat and delivers it:
 // transient frames first, so the chunks of a message reach sockets before
 // the stored message that ends them. found says something was delivered or
@@ -277,7 +298,7 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 		cursors = append(cursors, store.ChatCursor{AppID: ws[0].appID, ChatID: id, After: after})
 	}
 	p.mu.Unlock()
-	if len(cursors) == 0 {
+	if len(cursors) == 0 || p.alone() {
 		return false, nil
 	}
 	p.polls.Add(1)
@@ -368,10 +389,15 @@ func (p *Poller) writeLoop(ctx context.Context) {
 	defer p.wg.Done()
 	purge := time.NewTicker(p.o.Retention / 2)
 	defer purge.Stop()
+	announce := time.NewTimer(0)
+	defer announce.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-announce.C:
+			p.announce(ctx)
+			announce.Reset(p.o.PeerEvery)
 		case <-purge.C:
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if _, err := p.feed.PurgeTransients(pctx, time.Now().Add(-p.o.Retention)); err != nil && ctx.Err() == nil {
@@ -386,7 +412,31 @@ func (p *Poller) writeLoop(ctx context.Context) {
 	}
 }
 
-// flush writes one batch; it says whether more is queued.
+// announce says this replica is alive and learns how many others are.
+// Another replica counts as alive while it announced within three periods.
+func (p *Poller) announce(ctx context.Context) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := time.Now()
+	n, err := p.feed.Announce(actx, p.o.Origin, now, now.Add(-3*p.o.PeerEvery))
+	p.announces.Add(1)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("relay: announce replica", "err", err)
+		}
+		return // keep the last count
+	}
+	if old := p.peers.Swap(int64(n)); old != int64(n) {
+		p.log.Info("relay: replicas sharing live frames", "others", n)
+		if old == 0 {
+			p.poke()
+		}
+	}
+}
+
+// flush writes one batch; it says whether more is queued. The batch is
+// grouped by chat (each chat's frames keep their order) and numbered as
+// grouped, so each chat's frames are one document with consecutive numbers.
 func (p *Poller) flush(ctx context.Context) bool {
 	p.outMu.Lock()
 	n := min(len(p.out), writeBatch)
@@ -396,6 +446,17 @@ func (p *Poller) flush(ctx context.Context) bool {
 	p.outMu.Unlock()
 	if len(batch) == 0 {
 		return false
+	}
+	first := map[string]int{}
+	for i, t := range batch {
+		if _, ok := first[t.ChatID]; !ok {
+			first[t.ChatID] = i
+		}
+	}
+	slices.SortStableFunc(batch, func(a, b store.Transient) int { return cmp.Compare(first[a.ChatID], first[b.ChatID]) })
+	for i := range batch {
+		p.n++
+		batch[i].N = p.n
 	}
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()

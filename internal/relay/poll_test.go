@@ -18,6 +18,11 @@ import (
 // replicas opens n store clients on one FerretDB database, each with its
 // own Poller: n replicas of one deployment, as far as the store can tell.
 func replicas(t testing.TB, n int) ([]*mongo.Store, []*relay.Poller) {
+	return replicasWith(t, n, relay.Options{MinInterval: 5 * time.Millisecond, MaxInterval: 50 * time.Millisecond,
+		PeerEvery: 50 * time.Millisecond})
+}
+
+func replicasWith(t testing.TB, n int, o relay.Options) ([]*mongo.Store, []*relay.Poller) {
 	t.Helper()
 	uri := ferret.DB(t)
 	stores := make([]*mongo.Store, n)
@@ -32,9 +37,19 @@ func replicas(t testing.TB, n int) ([]*mongo.Store, []*relay.Poller) {
 			t.Fatal(err)
 		}
 		stores[i] = s
-		pollers[i] = relay.NewPoller(s, relay.Options{Origin: fmt.Sprintf("r%d", i), MinInterval: 5 * time.Millisecond,
-			MaxInterval: 50 * time.Millisecond})
+		o.Origin = fmt.Sprintf("r%d", i)
+		pollers[i] = relay.NewPoller(s, o)
 		t.Cleanup(pollers[i].Close)
+	}
+	// Replicas write each other frames once they know of each other.
+	deadline := time.Now().Add(20 * time.Second)
+	for _, p := range pollers {
+		for p.Stats().Peers != int64(n-1) {
+			if time.Now().After(deadline) {
+				t.Fatalf("replica %s knows of %d others, want %d", p.Origin(), p.Stats().Peers, n-1)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	return stores, pollers
 }
@@ -203,9 +218,6 @@ func TestPollerTransientFrames(t *testing.T) {
 	}
 	other := newRecorder()
 	defer pollers[1].Watch("app", "c2", 0, other.event, other.transient)()
-	// The reader must be polling before the frames are made: a watch gets
-	// no frame made long before it started.
-	time.Sleep(20 * time.Millisecond)
 
 	var want []string
 	for k := range 50 {
@@ -236,7 +248,7 @@ func TestPollerTransientFrames(t *testing.T) {
 		}
 		r.mu.Unlock()
 	}
-	if st := pollers[0].Stats(); st.TransientFrames != int64(len(want)) || st.TransientInserts > st.TransientFrames {
+	if st := pollers[0].Stats(); st.TransientFrames != int64(len(want)) || st.TransientInserts > st.TransientFrames || st.Dropped > 0 {
 		t.Errorf("writer stats %+v", st)
 	}
 }
@@ -252,4 +264,27 @@ func TestLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.Watch("a", "c", 0, func(store.Event) { t.Error("event") }, func([]byte) { t.Error("frame") })()
+}
+
+// A replica alone writes no frames and polls nothing.
+func TestPollerAloneIsFree(t *testing.T) {
+	t.Parallel()
+	stores, pollers := replicas(t, 1)
+	newChat(t, stores[0], "c1")
+	rec := newRecorder()
+	defer pollers[0].Watch("app", "c1", 0, rec.event, rec.transient)()
+	for range 20 {
+		_ = pollers[0].Transient(context.Background(), "app", "c1", []byte(`{}`))
+	}
+	if _, err := stores[0].AppendEvent(context.Background(), "app", "c1", store.Event{Type: "chat.text"}, true); err != nil {
+		t.Fatal(err)
+	}
+	// Let a few announce periods pass: still nothing.
+	for st := pollers[0].Stats(); st.Announces < 4; st = pollers[0].Stats() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	st := pollers[0].Stats()
+	if st.Polls != 0 || st.EventQueries != 0 || st.TransientInserts != 0 || st.Peers != 0 {
+		t.Fatalf("a lone replica used the store: %+v", st)
+	}
 }

@@ -20,7 +20,8 @@ type healthBody struct {
 
 // relayHealth says how live frames reach sockets on other replicas.
 type relayHealth struct {
-	Mode string `json:"mode"` // change_stream | poll | local
+	Mode          string `json:"mode"`                     // change_stream | poll | local
+	OtherReplicas *int   `json:"other_replicas,omitempty"` // heard of lately; absent when not known
 }
 
 type mongoHealth struct {
@@ -55,6 +56,9 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) error {
 		LLM:     llmHealth{Provider: s.llm.Provider(), Model: s.cfg.DefaultLLMModel, Configured: s.llm.Configured()},
 		Conns:   s.ws.Connections(), Runs: s.chats.ActiveRuns(), Workflows: s.workflows.Names(),
 		Relay: relayHealth{Mode: s.chats.RelayMode()}}
+	if n := s.chats.RelayPeers(); n >= 0 {
+		b.Relay.OtherReplicas = &n
+	}
 	if s.llm.Provider() == "echo" {
 		b.LLM.Model = "echo"
 		b.LLM.Note = "offline echo provider: replies are canned, not from a model"

@@ -15,7 +15,9 @@ type ChatCursor struct {
 // one process announces to the others watching its chat.
 type Transient struct {
 	Origin string // the announcing process
-	N      int64  // increasing per origin, in the order the frames were made
+	// N numbers an origin's frames in the order they are written: a reader
+	// that has a frame of an origin has every one numbered below it.
+	N      int64
 	AppID  string
 	ChatID string
 	At     time.Time
@@ -42,10 +44,15 @@ type Feed interface {
 	// TailEvents returns the stored events with seq > After of the given
 	// chats, ordered by chat and seq, at most limit of them, in one query.
 	TailEvents(ctx context.Context, chats []ChatCursor, limit int) ([]Event, error)
-	// PutTransients stores frames for the other processes to read.
+	// PutTransients stores frames, in N order, for the other processes to
+	// read.
 	PutTransients(ctx context.Context, frames []Transient) error
 	// TailTransients returns the frames q selects, ordered by origin and N.
 	TailTransients(ctx context.Context, q TransientQuery) ([]Transient, error)
-	// PurgeTransients deletes frames made before cutoff; it returns how many.
+	// PurgeTransients deletes frames (and announcements) made before
+	// cutoff; it returns how many.
 	PurgeTransients(ctx context.Context, cutoff time.Time) (int64, error)
+	// Announce records that origin is alive at now, and returns how many
+	// other origins announced themselves after since.
+	Announce(ctx context.Context, origin string, now, since time.Time) (int, error)
 }

@@ -1,10 +1,12 @@
 package mongo
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -22,16 +24,29 @@ const RelayCollection = "ChatRelay"
 
 var _ store.Feed = (*Store)(nil)
 
-// transientDoc is a ChatRelay document; _id is origin/n, so a retried
-// insert cannot store a frame twice.
+// transientDoc is a ChatRelay document: the frames one origin wrote for one
+// chat in one batch (a streaming chat makes several between two writes, and
+// fewer documents are fewer to scan and to purge). N is the last frame's
+// number, Ns all of them. _id is origin/first number, so a retried insert
+// cannot store frames twice.
 type transientDoc struct {
 	ID     string    `bson:"_id"`
 	Origin string    `bson:"origin"`
 	N      int64     `bson:"n"`
+	Ns     []int64   `bson:"ns"`
 	AppID  string    `bson:"app_id"`
 	ChatID string    `bson:"chat_id"`
 	At     time.Time `bson:"at"`
-	Frame  string    `bson:"frame"`
+	Frames []string  `bson:"frames"`
+}
+
+// peerDoc is a ChatRelay document saying a replica is alive; it has no
+// chat_id, so no frame query finds it.
+type peerDoc struct {
+	ID     string    `bson:"_id"`
+	Kind   string    `bson:"kind"`
+	Origin string    `bson:"origin"`
+	At     time.Time `bson:"at"`
 }
 
 func (s *Store) relay() *mongo.Collection { return s.db.Collection(RelayCollection) }
@@ -95,16 +110,25 @@ func (s *Store) TailEvents(ctx context.Context, chats []store.ChatCursor, limit 
 	return out, nil
 }
 
-// PutTransients implements store.Feed with one unordered insert; a frame
-// already stored (a retry) is not an error.
+// PutTransients implements store.Feed with one ordered insert: each run of
+// consecutive frames of one chat becomes one document (callers group a
+// batch by chat), so a streaming chat costs a document per write, not per
+// chunk. A batch already stored (a retry) is not an error.
 func (s *Store) PutTransients(ctx context.Context, frames []store.Transient) error {
 	if len(frames) == 0 {
 		return nil
 	}
-	docs := make([]any, len(frames))
-	for i, f := range frames {
-		docs[i] = transientDoc{ID: f.Origin + "/" + strconv.FormatInt(f.N, 10), Origin: f.Origin, N: f.N, AppID: f.AppID,
-			ChatID: f.ChatID, At: f.At.UTC().Truncate(time.Millisecond), Frame: string(f.Frame)}
+	var docs []any
+	var d *transientDoc
+	for _, f := range frames {
+		if d == nil || d.ChatID != f.ChatID || d.Origin != f.Origin {
+			d = &transientDoc{ID: f.Origin + "/" + strconv.FormatInt(f.N, 10), Origin: f.Origin, AppID: f.AppID,
+				ChatID: f.ChatID, At: f.At.UTC().Truncate(time.Millisecond)}
+			docs = append(docs, d)
+		}
+		d.N = f.N
+		d.Ns = append(d.Ns, f.N)
+		d.Frames = append(d.Frames, string(f.Frame))
 	}
 	_, err := s.relay().InsertMany(ctx, docs, options.InsertMany().SetOrdered(true))
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
@@ -142,14 +166,20 @@ func (s *Store) TailTransients(ctx context.Context, q store.TransientQuery) ([]s
 	if err := cur.All(ctx, &docs); err != nil {
 		return nil, wrap("tail transient frames", err)
 	}
-	out := make([]store.Transient, 0, len(docs))
+	var out []store.Transient
 	for _, d := range docs {
-		if d.Origin == q.Exclude {
+		if d.Origin == q.Exclude || len(d.Ns) != len(d.Frames) {
 			continue
 		}
-		out = append(out, store.Transient{Origin: d.Origin, N: d.N, AppID: d.AppID, ChatID: d.ChatID, At: d.At.UTC(),
-			Frame: []byte(d.Frame)})
+		for i, f := range d.Frames {
+			out = append(out, store.Transient{Origin: d.Origin, N: d.Ns[i], AppID: d.AppID, ChatID: d.ChatID,
+				At: d.At.UTC(), Frame: []byte(f)})
+		}
 	}
+	// Readers want each origin's frames in the order they were numbered.
+	slices.SortStableFunc(out, func(a, b store.Transient) int {
+		return cmp.Or(strings.Compare(a.Origin, b.Origin), cmp.Compare(a.N, b.N))
+	})
 	return out, nil
 }
 
@@ -160,6 +190,22 @@ func (s *Store) PurgeTransients(ctx context.Context, cutoff time.Time) (int64, e
 		return 0, wrap("purge transient frames", err)
 	}
 	return res.DeletedCount, nil
+}
+
+// Announce implements store.Feed.
+func (s *Store) Announce(ctx context.Context, origin string, now, since time.Time) (int, error) {
+	_, err := s.relay().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "peer/" + origin}},
+		peerDoc{ID: "peer/" + origin, Kind: "peer", Origin: origin, At: now.UTC().Truncate(time.Millisecond)},
+		options.Replace().SetUpsert(true))
+	if err != nil {
+		return 0, wrap("announce replica", err)
+	}
+	n, err := s.relay().CountDocuments(ctx, bson.D{{Key: "kind", Value: "peer"}, {Key: "origin", Value: bson.D{{Key: "$ne", Value: origin}}},
+		{Key: "at", Value: bson.D{{Key: "$gt", Value: since.UTC()}}}})
+	if err != nil {
+		return 0, wrap("count replicas", err)
+	}
+	return int(n), nil
 }
 
 func toA(ss []string) bson.A {
