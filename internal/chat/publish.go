@@ -131,6 +131,7 @@ func (m *Manager) apply(r *room, o *op) {
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
+		m.relaySync(ctx, r) // relay: a message's chunks reach the store before it
 		ev, err := m.opts.Store.AppendEventUpdate(ctx, r.appID, r.chatID, store.Event{Type: o.typ, Agent: o.agent, Data: raw}, o.message, u)
 		if err != nil {
 			o.err = err

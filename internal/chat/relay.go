@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -110,8 +111,12 @@ func (m *Manager) fanoutStored(r *room, f Frame) {
 	}
 	rl.mu.Lock()
 	defer rl.mu.Unlock()
-	if !rl.active {
+	if !rl.active || m.relayAlone() {
+		// Alone, the relay reads nothing back: this process's frames are
+		// all there is, in order (appends are serialised by pubMu).
+		m.flushHeld(r, rl)
 		m.fanout(r, f)
+		rl.delivered = max(rl.delivered, f.Seq)
 		return
 	}
 	switch {
@@ -123,6 +128,21 @@ func (m *Manager) fanoutStored(r *room, f Frame) {
 	default:
 		rl.held[f.Seq] = f
 	}
+}
+
+// relayAlone: the relay knows no other replica now (so it polls nothing).
+func (m *Manager) relayAlone() bool {
+	a, ok := m.opts.Relay.(interface{ Alone() bool })
+	return ok && a.Alone()
+}
+
+// flushHeld sends every held frame in seq order. rl.mu is held.
+func (m *Manager) flushHeld(r *room, rl *roomRelay) {
+	for _, s := range slices.Sorted(maps.Keys(rl.held)) {
+		m.fanout(r, rl.held[s])
+		rl.delivered = max(rl.delivered, s)
+	}
+	clear(rl.held)
 }
 
 // drainHeld sends the held frames that are next in line. rl.mu is held.
@@ -147,15 +167,11 @@ func (m *Manager) relayEvent(r *room, rl *roomRelay, gen int, ev store.Event) {
 	if !rl.active || rl.gen != gen || ev.Seq <= rl.delivered {
 		return
 	}
-	for _, s := range slices.Sorted(func(yield func(int64) bool) {
-		for s := range rl.held {
-			if s < ev.Seq && !yield(s) {
-				return
-			}
+	for _, s := range slices.Sorted(maps.Keys(rl.held)) {
+		if s < ev.Seq {
+			m.fanout(r, rl.held[s])
+			delete(rl.held, s)
 		}
-	}) {
-		m.fanout(r, rl.held[s])
-		delete(rl.held, s)
 	}
 	f, ok := rl.held[ev.Seq]
 	if ok {
@@ -194,6 +210,22 @@ func (m *Manager) relayFrame(r *room, rl *roomRelay, gen int, b []byte) {
 		return // its message is complete: a late chunk would follow it
 	}
 	m.fanout(r, Frame{Type: head.Type, Bytes: b})
+}
+
+// relaySync waits until the chat's announced frames are written, so that
+// another replica reads a message's chunks no later than the message.
+func (m *Manager) relaySync(ctx context.Context, r *room) {
+	f, ok := m.opts.Relay.(interface {
+		Flush(ctx context.Context, chatID string) error
+	})
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if err := f.Flush(ctx, r.chatID); err != nil {
+		m.log.Debug("relay: flush frames before an event", "chat_id", r.chatID, "err", err)
+	}
 }
 
 // relayTransient announces an unstored frame to the other replicas.

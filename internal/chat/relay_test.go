@@ -23,7 +23,10 @@ type scriptRelay struct {
 	onFrame    func([]byte)
 	stops      int
 	transients [][]byte
+	alone      bool
 }
+
+func (s *scriptRelay) Alone() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.alone }
 
 func (s *scriptRelay) Transient(_ context.Context, _, _ string, frame []byte) error {
 	s.mu.Lock()
@@ -77,7 +80,7 @@ func TestRoomMergesRelayBySeq(t *testing.T) {
 	}
 	r := m.room("a", "c")
 	appendElsewhere() // seq 21, not yet seen here
-	local, err := m.publish(ctx, r, "chat.text", "Agent", map[string]any{"content": "mine"}, true)
+	local, err := m.postEvent(r, "chat.text", "Agent", map[string]any{"content": "mine"}, true, nil).wait(ctx)
 	if err != nil || local.Seq != 22 {
 		t.Fatalf("local publish: seq %d, %v", local.Seq, err)
 	}
@@ -116,8 +119,20 @@ func TestRoomMergesRelayBySeq(t *testing.T) {
 		t.Fatalf("chunks around a remote text: %v, want %v", types, want)
 	}
 
+	// Alone, the relay reads nothing back: what waits goes, in order, with
+	// the next frame.
+	m.fanoutStored(r, Encode("chat.text", 28, time.Now(), map[string]any{}, false))
+	rel.mu.Lock()
+	rel.alone = true
+	rel.mu.Unlock()
+	m.fanoutStored(r, Encode("chat.text", 30, time.Now(), map[string]any{}, false))
+	if got := seqs(sub.Take(nil)); !slices.Equal(got, []int64{28, 30}) {
+		t.Fatalf("alone: %v", got)
+	}
+
 	// This replica's chunks are announced; the last subscriber stops the watch.
-	m.broadcast(r, EncodePrint(time.Now(), map[string]any{"kind": "print", "content": "z", "message_id": "m4"}))
+	m.postFrame(r, EncodePrint(time.Now(), map[string]any{"kind": "print", "content": "z", "message_id": "m4"}))
+	m.flush(ctx, r)
 	m.Unsubscribe(sub)
 	rel.mu.Lock()
 	defer rel.mu.Unlock()

@@ -92,10 +92,15 @@ type Poller struct {
 	watches map[string][]*watch // by chat id (unique across apps)
 	wake    chan struct{}
 
-	n       int64 // writer goroutine only
-	outMu   sync.Mutex
-	out     []store.Transient
-	outWake chan struct{}
+	n     int64 // writer goroutine only
+	outMu sync.Mutex
+	// queued and settled count frames queued and written (or dropped);
+	// progress is closed and replaced when settled grows (Flush waits on it).
+	queued, settled int64
+	progress        chan struct{}
+	lastOf          map[string]int64 // chat id -> queued count at its last frame
+	out             []store.Transient
+	outWake         chan struct{}
 
 	seen map[string]originSeen // reader goroutine only
 
@@ -136,7 +141,8 @@ func NewPoller(feed store.Feed, o Options) *Poller {
 		o.PeerEvery = DefaultPeerEvery
 	}
 	p := &Poller{feed: feed, o: o, log: o.Logger, watches: map[string][]*watch{}, wake: make(chan struct{}, 1),
-		outWake: make(chan struct{}, 1), seen: map[string]originSeen{}}
+		outWake: make(chan struct{}, 1), seen: map[string]originSeen{}, progress: make(chan struct{}),
+		lastOf: map[string]int64{}}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -185,14 +191,47 @@ func (p *Poller) Transient(_ context.Context, appID, chatID string, frame []byte
 		drop := len(p.out) / 2
 		p.out = append(p.out[:0], p.out[drop:]...)
 		p.dropped.Add(int64(drop))
+		p.settleLocked(int64(drop))
 	}
 	p.out = append(p.out, t)
+	p.queued++
+	p.lastOf[chatID] = p.queued
 	p.outMu.Unlock()
 	select {
 	case p.outWake <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// Flush waits until the chat's frames queued before it are written (or
+// given up on). The chat runtime calls it before storing an event, so the
+// chunks of a message are in the store before the message: a reader that
+// finds the message then finds its chunks too, and delivers them first.
+func (p *Poller) Flush(ctx context.Context, chatID string) error {
+	p.outMu.Lock()
+	target, ok := p.lastOf[chatID]
+	if ok && p.settled >= target {
+		delete(p.lastOf, chatID)
+	}
+	for p.settled < target {
+		ch := p.progress
+		p.outMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		p.outMu.Lock()
+	}
+	p.outMu.Unlock()
+	return nil
+}
+
+func (p *Poller) settleLocked(n int64) {
+	p.settled += n
+	close(p.progress)
+	p.progress = make(chan struct{})
 }
 
 // Watch implements Relay.
@@ -278,8 +317,9 @@ func (p *Poller) watching() bool {
 	return len(p.watches) > 0
 }
 
-// alone: the last announce found no other replica.
-func (p *Poller) alone() bool { return p.peers.Load() == 0 }
+// Alone says the last announce found no other replica: the Poller then
+// writes no frames and reads nothing back, not even this process's events.
+func (p *Poller) Alone() bool { return p.peers.Load() == 0 }
 
 // pollOnce reads what is new for every watched chat and delivers it:
 // transient frames first, so the chunks of a message reach sockets before
@@ -298,7 +338,7 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 		cursors = append(cursors, store.ChatCursor{AppID: ws[0].appID, ChatID: id, After: after})
 	}
 	p.mu.Unlock()
-	if len(cursors) == 0 || p.alone() {
+	if len(cursors) == 0 || p.Alone() {
 		return false, nil
 	}
 	p.polls.Add(1)
@@ -313,6 +353,14 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 			continue
 		}
 		seen[o] = s.n
+	}
+	// Events first, chunks second, delivered the other way round: a
+	// message's chunks are written before the message (Flush), so the
+	// chunk query finds every chunk of a message the event query found.
+	p.eventQ.Add(1)
+	evs, err := p.feed.TailEvents(qctx, cursors, eventLimit)
+	if err != nil {
+		return false, err
 	}
 	p.transQ.Add(1)
 	trs, terr := p.feed.TailTransients(qctx, store.TransientQuery{Chats: cursors, Seen: seen, Since: now.Add(-newOriginWindow),
@@ -334,11 +382,6 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 		}
 	}
 
-	p.eventQ.Add(1)
-	evs, err := p.feed.TailEvents(qctx, cursors, eventLimit)
-	if err != nil {
-		return found, err
-	}
 	if len(evs) == eventLimit {
 		found = true
 	}
@@ -461,7 +504,11 @@ func (p *Poller) flush(ctx context.Context) bool {
 	wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	p.inserts.Add(1)
-	if err := p.feed.PutTransients(wctx, batch); err != nil {
+	err := p.feed.PutTransients(wctx, batch)
+	p.outMu.Lock()
+	p.settleLocked(int64(len(batch)))
+	p.outMu.Unlock()
+	if err != nil {
 		p.dropped.Add(int64(len(batch)))
 		if ctx.Err() == nil {
 			p.log.Warn("relay: write transient frames", "frames", len(batch), "err", err)

@@ -227,6 +227,13 @@ func TestPollerTransientFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Flush returns once the chat's frames are in the store.
+	if err := pollers[0].Flush(context.Background(), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if st := pollers[0].Stats(); st.TransientFrames != int64(len(want)) {
+		t.Fatalf("after Flush %d of %d frames are written", st.TransientFrames, len(want))
+	}
 	for _, i := range []int{1, 2} {
 		recs[i].waitFor(t, fmt.Sprintf("replica %d frames", i), func(_ []int64, frames []string) bool { return len(frames) >= len(want) })
 		recs[i].mu.Lock()
