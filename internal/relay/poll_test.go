@@ -242,19 +242,24 @@ func TestPollerTransientFrames(t *testing.T) {
 		}
 		recs[i].mu.Unlock()
 	}
-	// Replica 2's own frame reaches replica 1 after all of replica 0's:
-	// then replica 0 and c2 have had every chance to get one.
+	// A frame of replica 2 reaches replicas 0 and 1 after all of replica
+	// 0's frames: then replica 0 and the watch of c2 have had every chance
+	// to get a frame they must not.
 	if err := pollers[2].Transient(context.Background(), "app", "c1", []byte(`"end"`)); err != nil {
 		t.Fatal(err)
 	}
-	recs[1].waitFor(t, "end frame", func(_ []int64, frames []string) bool { return len(frames) == len(want)+1 })
-	for i, r := range []*recorder{recs[0], other} {
-		r.mu.Lock()
-		if len(r.frames) > 0 {
-			t.Errorf("watch %d got frames it must not: %v", i, r.frames)
-		}
-		r.mu.Unlock()
+	recs[1].waitFor(t, "end frame on 1", func(_ []int64, frames []string) bool { return len(frames) == len(want)+1 })
+	recs[0].waitFor(t, "end frame on 0", func(_ []int64, frames []string) bool { return len(frames) > 0 })
+	recs[0].mu.Lock()
+	if !slices.Equal(recs[0].frames, []string{`"end"`}) {
+		t.Errorf("replica 0 got its own frames back: %v", recs[0].frames)
 	}
+	recs[0].mu.Unlock()
+	other.mu.Lock()
+	if len(other.frames) > 0 {
+		t.Errorf("the watch of c2 got frames of c1: %v", other.frames)
+	}
+	other.mu.Unlock()
 	if st := pollers[0].Stats(); st.TransientFrames != int64(len(want)) || st.TransientInserts > st.TransientFrames || st.Dropped > 0 {
 		t.Errorf("writer stats %+v", st)
 	}
