@@ -12,6 +12,7 @@ import (
 	"github.com/mozaiks/mozaiks/internal/relay"
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/mongo"
+	"github.com/mozaiks/mozaiks/internal/store/sqlite"
 	"github.com/mozaiks/mozaiks/internal/testutil/ferret"
 )
 
@@ -298,5 +299,31 @@ func TestPollerAloneIsFree(t *testing.T) {
 	st := pollers[0].Stats()
 	if st.Polls != 0 || st.EventQueries != 0 || st.TransientInserts != 0 || st.Peers != 0 {
 		t.Fatalf("a lone replica used the store: %+v", st)
+	}
+}
+
+// For picks the relay from the store: the embedded store is one process's;
+// FerretDB, like a standalone MongoDB, has no change streams and is polled.
+func TestForPicksMode(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	emb, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Close()
+	r, stop := relay.For(ctx, emb, relay.Options{})
+	stop()
+	if r.Mode() != relay.ModeLocal {
+		t.Errorf("embedded store: mode %s", r.Mode())
+	}
+	stores, _ := replicas(t, 1)
+	if yes, err := stores[0].ChangeStreams(ctx); err != nil || yes {
+		t.Errorf("FerretDB change streams: %v, %v", yes, err)
+	}
+	r, stop = relay.For(ctx, stores[0], relay.Options{})
+	defer stop()
+	if r.Mode() != relay.ModePoll {
+		t.Errorf("FerretDB: mode %s", r.Mode())
 	}
 }
