@@ -54,8 +54,7 @@ func (s *Store) relay() *mongo.Collection { return s.db.Collection(RelayCollecti
 // EnsureFeedIndexes creates the relay collection's indexes (idempotent).
 func (s *Store) EnsureFeedIndexes(ctx context.Context) error {
 	for _, m := range []mongo.IndexModel{
-		{Keys: bson.D{{Key: "chat_id", Value: 1}, {Key: "origin", Value: 1}, {Key: "n", Value: 1}},
-			Options: options.Index().SetName("chat_origin_n")},
+		{Keys: bson.D{{Key: "origin", Value: 1}, {Key: "n", Value: 1}}, Options: options.Index().SetName("origin_n")},
 		{Keys: bson.D{{Key: "at", Value: 1}}, Options: options.Index().SetName("at")},
 	} {
 		if _, err := s.relay().Indexes().CreateOne(ctx, m); err != nil {
@@ -146,14 +145,18 @@ func (s *Store) TailTransients(ctx context.Context, q store.TransientQuery) ([]s
 	for _, c := range q.Chats {
 		ids = append(ids, c.ChatID)
 	}
+	// Each branch of the $or is planned on its own: (origin, n > seen) is a
+	// seek in the origin_n index and the catch-all for new origins one in
+	// the at index, so a poll reads only frames it has not seen.
 	known := slices.Sorted(maps.Keys(q.Seen))
+	inChats := bson.E{Key: "chat_id", Value: bson.D{{Key: "$in", Value: ids}}}
 	or := make(bson.A, 0, len(known)+1)
 	for _, o := range known {
-		or = append(or, bson.D{{Key: "origin", Value: o}, {Key: "n", Value: bson.D{{Key: "$gt", Value: q.Seen[o]}}}})
+		or = append(or, bson.D{{Key: "origin", Value: o}, {Key: "n", Value: bson.D{{Key: "$gt", Value: q.Seen[o]}}}, inChats})
 	}
-	or = append(or, bson.D{{Key: "origin", Value: bson.D{{Key: "$nin", Value: append(bson.A{q.Exclude}, toA(known)...)}}},
-		{Key: "at", Value: bson.D{{Key: "$gt", Value: q.Since.UTC()}}}})
-	filter := bson.D{{Key: "chat_id", Value: bson.D{{Key: "$in", Value: ids}}}, {Key: "$or", Value: or}}
+	or = append(or, bson.D{{Key: "at", Value: bson.D{{Key: "$gt", Value: q.Since.UTC()}}},
+		{Key: "origin", Value: bson.D{{Key: "$nin", Value: append(bson.A{q.Exclude}, toA(known)...)}}}, inChats})
+	filter := bson.D{{Key: "$or", Value: or}}
 	fo := options.Find().SetSort(bson.D{{Key: "origin", Value: 1}, {Key: "n", Value: 1}})
 	if q.Limit > 0 {
 		fo.SetLimit(int64(q.Limit))
