@@ -225,7 +225,7 @@ func lastSeqBefore(fs []map[string]any, n int) int64 {
 }
 
 // checkChunksBeforeText: every chunk a socket got comes before the
-// chat.text of its message, and the chunks of a message add up to its text.
+// chat.text of its message, and the chunks of a message begin its text.
 func checkChunksBeforeText(t *testing.T, replica int, fs []map[string]any) {
 	t.Helper()
 	chunks := map[string]string{}
@@ -241,8 +241,12 @@ func checkChunksBeforeText(t *testing.T, replica int, fs []map[string]any) {
 			chunks[id] += c
 		case "chat.text":
 			done[id] = true
-			if got, ok := chunks[id]; ok && got != f["content"] {
-				t.Errorf("replica %d: chunks of %s add up to %q, text is %q", replica, id, got, f["content"])
+			// A chunk that would come after its text is dropped, so the
+			// chunks received are a prefix of the text (all of it, unless
+			// the writing replica's store was too slow to keep up).
+			text, _ := f["content"].(string)
+			if got, ok := chunks[id]; ok && !strings.HasPrefix(text, got) {
+				t.Errorf("replica %d: chunks of %s make %q, not a start of the text %q", replica, id, got, text)
 			}
 		}
 	}
