@@ -21,7 +21,7 @@ const (
 	DefaultMaxInterval = 400 * time.Millisecond
 	DefaultRetention   = 10 * time.Second
 	DefaultPeerEvery   = 3 * time.Second
-	DefaultGapGrace    = 5 * time.Second
+	DefaultGapGrace    = 10 * time.Second
 )
 
 // Options tune a Poller; the zero value is fine.
@@ -43,7 +43,7 @@ type Options struct {
 	PeerEvery time.Duration
 	// GapGrace is how long a missing seq counts as an append still in
 	// flight (its seq taken, its insert not landed) before it is skipped
-	// as lost; the Mongo store's ListEvents uses the same rule.
+	// as lost, counted from when the reader first finds the gap.
 	GapGrace time.Duration
 	Logger   *slog.Logger
 }
@@ -70,9 +70,9 @@ const (
 	eventLimit     = 1000
 	transientLimit = 5000
 	writeBatch     = 500
-	// newOriginWindow is how far back a reader looks for frames of a
-	// replica it has not heard from yet (one that just started).
-	newOriginWindow = time.Second
+	// watchSlack: a watch gets the frames made after it started, less this
+	// (clocks of two machines differ a little).
+	watchSlack = time.Second
 )
 
 // Poller is the relay for a store without change streams: one goroutine
@@ -116,6 +116,8 @@ type originSeen struct {
 type watch struct {
 	appID, chatID string
 	after         int64 // reader goroutine only once added
+	gapSeq        int64 // the missing seq being waited for (reader goroutine)
+	gapSince      time.Time
 	since         time.Time
 	onEvent       func(store.Event)
 	onTransient   func([]byte)
@@ -363,7 +365,7 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 		return false, err
 	}
 	p.transQ.Add(1)
-	trs, terr := p.feed.TailTransients(qctx, store.TransientQuery{Chats: cursors, Seen: seen, Since: now.Add(-newOriginWindow),
+	trs, terr := p.feed.TailTransients(qctx, store.TransientQuery{Chats: cursors, Seen: seen, Since: now.Add(-p.o.Retention),
 		Exclude: p.o.Origin, Limit: transientLimit})
 	for _, t := range trs {
 		if s, ok := p.seen[t.Origin]; ok && t.N <= s.n {
@@ -374,7 +376,7 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 			// A watch gets no frame made well before it started: an origin
 			// ahead of this reader in other chats has older frames of
 			// this one still unread.
-			if !w.stopped.Load() && w.onTransient != nil && t.At.After(w.since.Add(-newOriginWindow)) {
+			if !w.stopped.Load() && w.onTransient != nil && t.At.After(w.since.Add(-watchSlack)) {
 				w.onTransient(t.Frame)
 				p.delivered.Add(1)
 				found = true
@@ -400,19 +402,26 @@ func (p *Poller) pollOnce(ctx context.Context) (found bool, _ error) {
 	return found, terr
 }
 
-// deliver hands w the events after its cursor, in order, stopping at a seq
-// that is missing while the event after it is recent: concurrent appends
-// can land out of order, and the missing one is probably in flight. A gap
-// older than GapGrace is a failed append, skipped. It says whether anything
-// was delivered or is awaited.
+// deliver hands w the events after its cursor, in order, stopping at a
+// missing seq: concurrent appends can land out of order, and the missing one
+// is probably in flight. A gap that lasts GapGrace is a failed append,
+// skipped. It says whether anything was delivered or is awaited.
 func (p *Poller) deliver(w *watch, evs []store.Event) bool {
 	moved := false
 	for _, ev := range evs {
 		if ev.Seq <= w.after {
 			continue
 		}
-		if ev.Seq != w.after+1 && time.Since(ev.Timestamp) < p.o.GapGrace {
-			return true
+		if ev.Seq != w.after+1 {
+			// The gap's age is measured from when this reader first saw
+			// it, not from the event's timestamp: under load an append
+			// lands seconds after its timestamp, later than the next one.
+			if w.gapSeq != w.after+1 {
+				w.gapSeq, w.gapSince = w.after+1, time.Now()
+			}
+			if time.Since(w.gapSince) < p.o.GapGrace {
+				return true
+			}
 		}
 		if w.stopped.Load() {
 			return moved
