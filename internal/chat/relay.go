@@ -102,7 +102,7 @@ func (m *Manager) relayUnwatch(r *room) {
 }
 
 // fanoutStored sends a stored event's frame made in this process, in seq
-// order with those of other replicas. Callers hold pubMu.
+// order with those of other replicas. The chat's writer calls it.
 func (m *Manager) fanoutStored(r *room, f Frame) {
 	rl := r.relayState(false)
 	if rl == nil {
@@ -113,7 +113,7 @@ func (m *Manager) fanoutStored(r *room, f Frame) {
 	defer rl.mu.Unlock()
 	if !rl.active || m.relayAlone() {
 		// Alone, the relay reads nothing back: this process's frames are
-		// all there is, in order (appends are serialised by pubMu).
+		// all there is, in order (the chat's writer stores one at a time).
 		m.flushHeld(r, rl)
 		m.fanout(r, f)
 		rl.delivered = max(rl.delivered, f.Seq)

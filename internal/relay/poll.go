@@ -73,6 +73,7 @@ const (
 	// watchSlack: a watch gets the frames made after it started, less this
 	// (clocks of two machines differ a little).
 	watchSlack = time.Second
+	peerAlive  = 10 * time.Second
 )
 
 // Poller is the relay for a store without change streams: one goroutine
@@ -280,6 +281,7 @@ func (p *Poller) readLoop(ctx context.Context) {
 	interval := p.o.MinInterval
 	timer := time.NewTimer(interval)
 	defer timer.Stop()
+	failing := false // log an outage once, and its end
 	for {
 		select {
 		case <-ctx.Done():
@@ -293,12 +295,18 @@ func (p *Poller) readLoop(ctx context.Context) {
 		case ctx.Err() != nil:
 			return
 		case err != nil:
-			p.log.Warn("relay poll failed", "err", err)
-			interval = p.o.MaxInterval
+			if !failing {
+				p.log.Warn("relay: cannot read new frames; retrying", "err", err)
+			}
+			failing, interval = true, p.o.MaxInterval
 		case found:
 			interval = p.o.MinInterval
 		default:
 			interval = min(interval*2, p.o.MaxInterval)
+		}
+		if failing && err == nil {
+			p.log.Info("relay: reading new frames again")
+			failing = false
 		}
 		if !timer.Stop() {
 			select {
@@ -306,7 +314,7 @@ func (p *Poller) readLoop(ctx context.Context) {
 			default:
 			}
 		}
-		if found || p.watching() {
+		if found || err != nil || p.watching() {
 			timer.Reset(interval)
 		}
 		// Nothing watched: sleep until a Watch pokes.
@@ -465,12 +473,14 @@ func (p *Poller) writeLoop(ctx context.Context) {
 }
 
 // announce says this replica is alive and learns how many others are.
-// Another replica counts as alive while it announced within three periods.
+// Another replica counts as alive while it announced within three periods,
+// and at least peerAlive: a replica slowed down by its database is not
+// taken for gone.
 func (p *Poller) announce(ctx context.Context) {
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	now := time.Now()
-	n, err := p.feed.Announce(actx, p.o.Origin, now, now.Add(-3*p.o.PeerEvery))
+	n, err := p.feed.Announce(actx, p.o.Origin, now, now.Add(-max(3*p.o.PeerEvery, peerAlive)))
 	p.announces.Add(1)
 	if err != nil {
 		if ctx.Err() == nil {
