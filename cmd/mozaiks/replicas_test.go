@@ -111,6 +111,9 @@ func TestReplicasShareLiveFrames(t *testing.T) {
 			procs := make([]*proc, n)
 			for i := range procs {
 				procs[i] = serve(t, t.TempDir(), env...)
+				if !strings.Contains(procs[i].stderr.String(), "replicas   live frames shared through MongoDB by polling") {
+					t.Errorf("replica %d banner does not say how replicas share frames:\n%s", i, procs[i].stderr)
+				}
 			}
 			// Replicas announce themselves every 3 s: wait until each knows
 			// of all the others (before, they write each other no chunks).
