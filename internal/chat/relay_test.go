@@ -131,8 +131,7 @@ func TestRoomMergesRelayBySeq(t *testing.T) {
 	}
 
 	// This replica's chunks are announced; the last subscriber stops the watch.
-	m.postFrame(r, EncodePrint(time.Now(), map[string]any{"kind": "print", "content": "z", "message_id": "m4"}))
-	m.flush(ctx, r)
+	m.relayTransient(r, EncodePrint(time.Now(), map[string]any{"kind": "print", "content": "z", "message_id": "m4"}))
 	m.Unsubscribe(sub)
 	rel.mu.Lock()
 	defer rel.mu.Unlock()
