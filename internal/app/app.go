@@ -150,14 +150,15 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	// but never answered, continue now.
 	chats.RecoverInBackground(5 * time.Second)
 
-	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st, rel.Mode())
+	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st)
+	fmt.Fprintf(o.Stderr, "  replicas   %s\n", relayLine(rel.Mode()))
 	if o.Ready != nil {
 		o.Ready(ln.Addr().String())
 	}
 	return srv.Serve(ctx, ln)
 }
 
-func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Client, set *workflow.Set, st store.Store, relayMode string) {
+func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Client, set *workflow.Set, st store.Store) {
 	host, port, _ := net.SplitHostPort(addr)
 	if host == "" || host == "::" || host == "0.0.0.0" {
 		host = "localhost"
@@ -179,7 +180,6 @@ func banner(w io.Writer, cfg *config.Config, addr, where string, model llm.Clien
 	if cfg.Console {
 		fmt.Fprintf(w, "  console    %s/\n", cmp.Or(cfg.PublicURL, "http://"+net.JoinHostPort(host, port)))
 	}
-	fmt.Fprintf(w, "  replicas   %s\n", relayLine(relayMode))
 }
 
 // relayLine says how live frames reach sockets on other replicas.
