@@ -197,4 +197,3 @@ func systemOf(r llmtest.Request) string {
 func seeded(seed uint64) func(*Options) {
 	return func(o *Options) { o.Rand = mrand.New(mrand.NewPCG(seed, seed)) }
 }
-
