@@ -594,7 +594,7 @@ func TestChatUIRoutesWithAuth(t *testing.T) {
 		{"GET", "/api/general_chats/list/app1/u1", u2, 401},
 		{"GET", "/api/general_chats/list/app1/u1", u1, 200},
 		{"GET", "/api/general_chats/transcript/app1/" + gid, "", 401},
-		{"GET", "/api/general_chats/transcript/app1/" + gid, u2, 401},
+		{"GET", "/api/general_chats/transcript/app1/" + gid, u2, 404}, // someone else's chat: as missing
 		{"GET", "/api/general_chats/transcript/app1/" + gid, u1, 200},
 		{"GET", "/api/themes/app1", "", 200},
 	} {

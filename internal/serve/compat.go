@@ -148,6 +148,9 @@ func (s *Server) legacyChatIDs(w http.ResponseWriter, r *http.Request) error {
 	if err := checkIDs(map[string]string{"app_id": appID, "workflow": wf, "user_id": userID}); err != nil {
 		return err
 	}
+	if err := s.authorize(r, appID, userID); err != nil {
+		return err
+	}
 	list, err := s.chats.ListWorkflowChats(r.Context(), appID, userID, wf, "", 20, s.allow(r, appID, userID))
 	if err != nil {
 		return err
@@ -164,6 +167,9 @@ func (s *Server) legacyChatIDs(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) inProgress(r *http.Request) ([]map[string]any, error) {
 	appID, userID := r.PathValue("app_id"), r.PathValue("user_id")
 	if err := checkIDs(map[string]string{"app_id": appID, "user_id": userID}); err != nil {
+		return nil, err
+	}
+	if err := s.authorize(r, appID, userID); err != nil {
 		return nil, err
 	}
 	var out []map[string]any

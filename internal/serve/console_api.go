@@ -193,7 +193,9 @@ func responseSchema(wf *workflow.Workflow, tool string) map[string]any {
 		}
 	}
 	schema := map[string]any{"type": "object", "properties": props}
-	if len(required) > 0 {
+	// Several keys are alternatives (ChatUI's ActionPlan answers "action",
+	// other clients "approved"): then none of them is required.
+	if len(required) == 1 {
 		slices.Sort(required)
 		schema["required"] = slices.Compact(required)
 	}

@@ -355,7 +355,9 @@ func TestConsoleApprovalUITool(t *testing.T) {
 	st := backends["embedded"](t)
 	fake := llmtest.New(t)
 	fake.Enqueue(
-		llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"plan":"1. Venue\n2. Agenda"}`}}},
+		llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"workflow_title":"Offsite",
+			"workflow_description":"Venue, then agenda.","suggested_features":[{"feature_title":"Venue","description":"Book it"},
+			{"feature_title":"Agenda","description":"2. Agenda"}]}`}}},
 		llmtest.Reply{Text: "Thanks, the plan is approved."},
 		llmtest.Reply{Text: "Booking the venue, then writing the agenda."},
 	)
@@ -364,14 +366,11 @@ func TestConsoleApprovalUITool(t *testing.T) {
 	p := consolePage(t, b, srv.URL+"/")
 	startChatIn(p, "linus", "approval")
 	p.WaitVisible(".tool-card")
-	p.WaitText(".tool-card h3", "ApprovalCard")
-	p.WaitText(".tool-card .payload dd", "2. Agenda")
+	p.WaitText(".tool-card h3", "ActionPlan")
+	p.WaitText(".tool-card .payload dd", "Offsite")
 	p.WaitText(".tool-card legend", "approved")
 	p.Screenshot("01-ui-tool")
 	p.AxeSerious("ui-tool")
-	// Submitting without a choice is refused in the page.
-	p.Click(".tool-card button[type=submit]")
-	p.WaitText(".tool-card .tool-state", "Choose Yes or No")
 	p.Click(`.tool-card input[value="true"]`)
 	p.Click(".tool-card button[type=submit]")
 	p.WaitText(".tool-card .tool-state", "Answered.")

@@ -126,7 +126,7 @@ func TestConsoleInfo(t *testing.T) {
 			t.Fatalf("approval ui tools %+v", wf.UITools)
 		}
 		tool := wf.UITools[0]
-		if _, ok := tool.Parameters["properties"].(map[string]any)["plan"]; !ok {
+		if _, ok := tool.Parameters["properties"].(map[string]any)["workflow_title"]; !ok {
 			t.Errorf("parameters %v", tool.Parameters)
 		}
 		approved, _ := tool.Response["properties"].(map[string]any)["approved"].(map[string]any)

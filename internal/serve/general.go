@@ -31,6 +31,11 @@ func (s *Server) listGeneralChats(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
+	// A token for another user is a 401 here: a list names no resource
+	// whose existence could leak.
+	if err := s.authorize(r, appID, userID); err != nil {
+		return err
+	}
 	list, err := s.chats.ListGeneral(r.Context(), appID, userID, limit, s.allow(r, appID, userID))
 	if err != nil {
 		return err

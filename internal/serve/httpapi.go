@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
@@ -75,7 +76,7 @@ func toAPIError(err error) *APIError {
 		return ae
 	case errors.As(err, &mbe):
 		return &APIError{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Msg: fmt.Sprintf("request body over %d bytes", mbe.Limit), Err: err}
-	case errors.Is(err, store.ErrNotFound):
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, chat.ErrNotYours):
 		return &APIError{Status: http.StatusNotFound, Code: "SESSION_NOT_FOUND", Msg: "session not found", Err: err}
 	case errors.Is(err, store.ErrBadCursor):
 		return &APIError{Status: http.StatusBadRequest, Code: "INVALID_CURSOR", Msg: "cursor is not one this server issued", Err: err}

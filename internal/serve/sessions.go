@@ -222,6 +222,9 @@ func (s *Server) listSessions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.authorize(r, appID, userID); err != nil {
+		return err // a token for another user: 401 (a list names no resource)
+	}
 	list, next, err := s.chats.List(r.Context(), store.ListQuery{AppID: appID, UserID: userID, Status: status,
 		Workflow: wf, Limit: limit, Cursor: q.Get("cursor")}, s.allow(r, appID, userID))
 	if err != nil {
