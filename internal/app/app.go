@@ -146,9 +146,6 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		LeaseTTL: cfg.RunLease, Logger: log, Relay: rel})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS,
 		Diagnostics: diags})
-	// Runs a killed process left unfinished, and messages it acknowledged
-	// but never answered, continue now.
-	chats.RecoverInBackground(5 * time.Second)
 
 	banner(o.Stderr, cfg, ln.Addr().String(), where, model, set, st)
 	fmt.Fprintf(o.Stderr, "  replicas   %s\n", relayLine(rel.Mode()))

@@ -113,6 +113,9 @@ type job struct {
 	msg    *op    // the stored user message this job answers, if any
 	msgID  string // its message_id
 	resume bool
+	// sweep: a recovery found by another replica's sweep; it gives up at
+	// once when a live process holds the chat's lease.
+	sweep bool
 }
 
 // NewManager builds a Manager.

@@ -52,6 +52,9 @@ func (m *Manager) RecoverInBackground(interval time.Duration) {
 				if n > 0 {
 					m.log.Info("recovering chats left in progress", "chats", n)
 				}
+				if !m.opts.SingleProcess {
+					m.sweepEvery(m.opts.LeaseTTL / 2)
+				}
 				return
 			}
 			m.log.Warn("list chats left in progress; retrying", "err", err, "in", interval)
@@ -62,6 +65,25 @@ func (m *Manager) RecoverInBackground(interval time.Duration) {
 			}
 		}
 	}()
+}
+
+// sweepEvery takes over, every interval, the chats that other replicas
+// left: one that died loses its chats within about a lease and a half.
+func (m *Manager) sweepEvery(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.base.Done():
+			return
+		case <-t.C:
+		}
+		if n, err := m.sweep(m.base); err != nil {
+			m.log.Warn("look for chats other replicas left", "err", err)
+		} else if n > 0 {
+			m.log.Info("taking over chats left by another replica", "chats", n)
+		}
+	}
 }
 
 // recoverChat runs under the chat's lease: it resumes the chat's last run if
@@ -152,4 +174,70 @@ func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]boo
 		}
 	}
 	return open, unanswered
+}
+
+// catchUp adds to the room's cached transcript what other replicas stored
+// since it was read (a no-op while the cache is not loaded).
+func (m *Manager) catchUp(ctx context.Context, r *room) error {
+	r.mu.Lock()
+	loaded := r.tr.loaded
+	last := int64(0)
+	if n := len(r.tr.evs); n > 0 {
+		last = r.tr.evs[n-1].Seq
+	}
+	r.mu.Unlock()
+	if !loaded {
+		return nil
+	}
+	var evs []engine.StoredEvent
+	if _, _, err := m.scan(ctx, r.appID, r.chatID, last, func(ev store.Event) { evs = append(evs, decodeEvent(ev)) }); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		r.remember(ev)
+	}
+	return nil
+}
+
+// consumed reports whether a stored run_start already answers msg.
+func (m *Manager) consumed(ctx context.Context, r *room, msg *op) bool {
+	ev, err := msg.wait(ctx)
+	if err != nil || ev.Seq == 0 {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range r.tr.evs {
+		if e.Kind == engine.KindRunStart && seqValue(e.Data["input_seq"]) == ev.Seq {
+			return true
+		}
+	}
+	return false
+}
+
+// sweep queues the recovery of chats that are in progress with nobody
+// working on them: not run here, and untouched for a lease's time (a
+// replica that died, or one that handed its runs off at shutdown). A live
+// replica's lease makes the recovery give up at once.
+func (m *Manager) sweep(ctx context.Context) (int, error) {
+	sessions, err := m.opts.Store.ListUnfinished(ctx, 1000)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, sess := range sessions {
+		if time.Since(sess.UpdatedAt) < m.opts.LeaseTTL {
+			continue
+		}
+		r := m.room(sess.AppID, sess.ChatID)
+		r.mu.Lock()
+		busy := r.running || len(r.queue) > 0
+		r.mu.Unlock()
+		if busy {
+			continue
+		}
+		m.enqueue(r, job{resume: true, sweep: true})
+		n++
+	}
+	return n, nil
 }

@@ -61,10 +61,23 @@ func (m *Manager) runLoop(r *room) {
 func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 	log := m.log.With("app_id", r.appID, "chat_id", r.chatID)
 	if !m.opts.SingleProcess {
-		if !m.lease(ctx, r, log) {
+		if j.sweep {
+			if ok, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL); !ok || err != nil {
+				return // a live replica runs it
+			}
+			r.mu.Lock()
+			r.stopRenew = m.renewLease(ctx, r)
+			r.mu.Unlock()
+		} else if !m.lease(ctx, r, log) {
 			return
 		}
 		defer m.unlease(r, log)
+		// Other replicas may have run the chat since this one last did.
+		r.setLast(nil)
+		if err := m.catchUp(ctx, r); err != nil {
+			log.Error("read the chat's latest events", "err", err)
+			return
+		}
 	}
 	if j.resume {
 		m.recoverChat(ctx, r, log)
@@ -123,6 +136,13 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		log.Error("load transcript for run", "err", err)
 		return
 	}
+	if !m.opts.SingleProcess && j.msg != nil && m.consumed(ctx, r, j.msg) {
+		// Another replica's recovery answered this message while it
+		// waited for the lease.
+		log.Info("message already answered by another replica", "message_id", j.msgID)
+		m.settle(ctx, r, st)
+		return
+	}
 	m.active.Add(1)
 	m.observer().RunStarted()
 	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg}
@@ -152,6 +172,16 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		return
 	}
 	m.observer().RunFinished(res.Status)
+	if res.Reason == engine.ReasonCancelled && m.closing.Load() {
+		// A graceful shutdown hands the run off: it stays open and in
+		// progress, and whoever recovers the chat next (another replica's
+		// sweep, or this server after its restart) continues it from its
+		// last stored step.
+		log.Info("run handed off at shutdown")
+		m.flush(pctx, r)
+		sink.reset()
+		return
+	}
 	if !sink.completed && res.Reason == engine.ReasonCancelled {
 		// The engine returns without run_complete when it is cancelled: the
 		// clients still learn that the run is over.

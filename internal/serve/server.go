@@ -131,6 +131,10 @@ func (s *Server) originAllowed(r *http.Request) bool {
 // a safe point, wait for in-flight requests, all within the drain timeout.
 // The caller closes the store afterwards.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	// Runs a stopped or killed process left unfinished, and messages it
+	// acknowledged but never answered, continue now (on MongoDB, also the
+	// chats other replicas leave, from here on).
+	s.chats.RecoverInBackground(5 * time.Second)
 	// A client that stalls its headers or body is cut at the body timeout
 	// (MOZAIKS_BODY_TIMEOUT, 30 s by default); sockets set their own
 	// deadlines once upgraded. Connections per IP are capped below the
