@@ -607,3 +607,18 @@ func TestChatUIRoutesWithAuth(t *testing.T) {
 		t.Errorf("upload without a token: %d, want 401", code)
 	}
 }
+
+// The upload limit is its own (MOZAIKS_UPLOAD_MAX_BYTES, default 5 MiB), not
+// the 1 MiB every JSON body is held to.
+func TestUploadDefaultLimit(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, envOpts{})
+	greet(t, e, "chat-up3")
+	fields := map[string]string{"appId": "app1", "userId": "u1", "chatId": "chat-up3"}
+	if code, out := e.upload("big.bin", "application/octet-stream", bytes.Repeat([]byte{0, 1}, 3<<19), fields); code != 201 {
+		t.Fatalf("3 MiB upload: %d %v", code, out)
+	}
+	if code, _ := e.upload("huge.bin", "application/octet-stream", bytes.Repeat([]byte{0}, 5<<20+1), fields); code != 413 {
+		t.Fatalf("5 MiB + 1 upload: %d, want 413", code)
+	}
+}
