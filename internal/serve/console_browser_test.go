@@ -214,6 +214,11 @@ func TestConsoleChatStreamReloadRestart(t *testing.T) {
 	if partial < 2 {
 		t.Fatalf("the reply did not appear in pieces: %q", snaps)
 	}
+	var order []string
+	p.Eval(`Array.from(document.querySelectorAll(".msg .body")).map(e => e.textContent)`, &order)
+	if len(order) != 3 || order[1] != "Hello there" || order[2] != reply {
+		t.Fatalf("messages in the wrong order: %q", order)
+	}
 	p.WaitFunc("usage shown", `Number(document.getElementById("usage").dataset.total || 0) > 0`)
 	if u := p.Text("#usage"); !strings.Contains(u, "Tokens:") {
 		t.Fatalf("usage line %q", u)
