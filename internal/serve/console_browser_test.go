@@ -359,8 +359,11 @@ func TestConsoleTriageInputRequest(t *testing.T) {
 func TestConsoleApprovalUITool(t *testing.T) {
 	st := backends["embedded"](t)
 	fake := llmtest.New(t)
+	plan := `{"workflow_title": "Team offsite", "workflow_description": "Two days out of the office.",
+		"suggested_features": [{"feature_title": "Venue", "description": "Book a venue"},
+			{"feature_title": "Agenda", "description": "Write the agenda"}], "constraints": ["Budget 5k"]}`
 	fake.Enqueue(
-		llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"plan":"1. Venue\n2. Agenda"}`}}},
+		llmtest.Reply{Text: "Here is the plan.", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: plan}}},
 		llmtest.Reply{Text: "Thanks, the plan is approved."},
 		llmtest.Reply{Text: "Booking the venue, then writing the agenda."},
 	)
@@ -369,14 +372,22 @@ func TestConsoleApprovalUITool(t *testing.T) {
 	p := consolePage(t, b, srv.URL+"/")
 	startChatIn(p, "linus", "approval")
 	p.WaitVisible(".tool-card")
-	p.WaitText(".tool-card h3", "ApprovalCard")
-	p.WaitText(".tool-card .payload dd", "2. Agenda")
+	p.WaitText(".tool-card h3", "ActionPlan")
+	// The payload is shown by the tool's schema: title, steps as a list.
+	p.WaitText(".tool-card .payload dd", "Team offsite")
+	p.WaitText(".tool-card .payload li", "Write the agenda")
+	p.WaitText(".tool-card .payload li", "Budget 5k")
+	if strings.Contains(p.Text(".tool-card .payload"), "Generator") {
+		t.Errorf("the runtime's payload.workflow is shown as the agent's content")
+	}
+	// The answer form has the fields the workflow reads.
 	p.WaitText(".tool-card legend", "approved")
+	p.WaitText(".tool-card label", "action")
 	p.Screenshot("01-ui-tool")
 	p.AxeSerious("ui-tool")
-	// Submitting without a choice is refused in the page.
+	// Submitting an empty answer is refused in the page.
 	p.Click(".tool-card button[type=submit]")
-	p.WaitText(".tool-card .tool-state", "Choose Yes or No")
+	p.WaitText(".tool-card .tool-state", "at least one answer")
 	p.Click(`.tool-card input[value="true"]`)
 	p.Click(".tool-card button[type=submit]")
 	p.WaitText(".tool-card .tool-state", "Answered.")
