@@ -559,6 +559,7 @@ func TestConsoleOperatorView(t *testing.T) {
 	p.WaitText("#ops-health dd", "ok")
 	p.WaitText("#ops-health dd", "ready")
 	p.WaitText("#ops-store dd", "embedded: ok")
+	p.WaitText("#ops-load dd", "this one only")
 	p.WaitText("#ops-workflows", "approval")
 	p.WaitText("#ops-workflows", "Not loaded")
 	p.WaitText("#ops-workflows .diags", "max_turns")
