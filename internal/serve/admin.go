@@ -93,7 +93,7 @@ func (s *Server) adminOverview(w http.ResponseWriter, r *http.Request) error {
 		o.Status, o.Ready, o.ReadyReason = "draining", false, "server is shutting down"
 	}
 	loaded := map[string]bool{}
-	for _, name := range s.orderedWorkflows() {
+	for _, name := range s.workflowOrder() {
 		wf, _ := s.workflows.Get(name)
 		aw := adminWorkflow{Name: name, Description: wf.Orchestrator.Description, Source: wf.Source,
 			Pattern: wf.Orchestrator.Pattern, Agents: wf.AgentNames(), Tools: len(wf.Tools), Diagnostics: []workflow.Diagnostic{}}

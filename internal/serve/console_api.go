@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 
 	"github.com/mozaiks/mozaiks/internal/config"
@@ -48,9 +47,6 @@ func (s *Server) sameOrigin(r *http.Request, origin string) bool {
 	o, err2 := config.NormalizeOrigin(origin)
 	return err1 == nil && err2 == nil && pub == o
 }
-
-// defaultWorkflowName is the workflow ChatUI and the console open first.
-const defaultWorkflowName = "assistant"
 
 type consoleInfo struct {
 	Version         string            `json:"version"`
@@ -96,7 +92,7 @@ func (s *Server) consoleInfo(w http.ResponseWriter, r *http.Request) error {
 		LLM:             s.llmStatus(),
 		Workflows:       []consoleWorkflow{},
 	}
-	for _, name := range s.orderedWorkflows() {
+	for _, name := range s.workflowOrder() {
 		wf, ok := s.workflows.Get(name)
 		if !ok {
 			continue
@@ -116,27 +112,13 @@ func (s *Server) llmStatus() llmHealth {
 	return h
 }
 
+// defaultWorkflow is the workflow the console preselects: the first that
+// GET /api/workflows lists (DEFAULT_WORKFLOW when it is loaded).
 func (s *Server) defaultWorkflow() string {
-	names := s.workflows.Names()
-	if slices.Contains(names, defaultWorkflowName) || len(names) == 0 {
-		return defaultWorkflowName
+	if names := s.workflowOrder(); len(names) > 0 {
+		return names[0]
 	}
-	return names[0]
-}
-
-// orderedWorkflows is the default workflow first, then the others by name.
-func (s *Server) orderedWorkflows() []string {
-	def := s.defaultWorkflow()
-	out := []string{}
-	if _, ok := s.workflows.Get(def); ok {
-		out = append(out, def)
-	}
-	for _, n := range s.workflows.Names() {
-		if n != def {
-			out = append(out, n)
-		}
-	}
-	return out
+	return s.cfg.DefaultWorkflow
 }
 
 func consoleWorkflowOf(wf *workflow.Workflow) consoleWorkflow {
@@ -172,10 +154,11 @@ func consoleWorkflowOf(wf *workflow.Workflow) consoleWorkflow {
 
 // responseSchema builds a JSON Schema of the answer fields the workflow
 // reads from a UI tool: one property per ui_response trigger, typed by the
-// context variable it sets.
+// context variable it sets. None is required: each trigger reads its field
+// on its own (approval reads "approved" from some clients, "action" from
+// ChatUI's ActionPlan).
 func responseSchema(wf *workflow.Workflow, tool string) map[string]any {
 	props := map[string]any{}
-	var required []string
 	for _, cv := range wf.ContextVars {
 		for _, tr := range cv.Source.Triggers {
 			if tr.Type != "ui_response" || tr.Tool != tool || tr.ResponseKey == "" {
@@ -189,15 +172,7 @@ func responseSchema(wf *workflow.Workflow, tool string) map[string]any {
 				typ = "string"
 			}
 			props[tr.ResponseKey] = map[string]any{"type": typ, "description": cv.Description}
-			required = append(required, tr.ResponseKey)
 		}
 	}
-	schema := map[string]any{"type": "object", "properties": props}
-	// Several keys are alternatives (ChatUI's ActionPlan answers "action",
-	// other clients "approved"): then none of them is required.
-	if len(required) == 1 {
-		slices.Sort(required)
-		schema["required"] = slices.Compact(required)
-	}
-	return schema
+	return map[string]any{"type": "object", "properties": props}
 }

@@ -214,6 +214,11 @@ func TestConsoleChatStreamReloadRestart(t *testing.T) {
 	if partial < 2 {
 		t.Fatalf("the reply did not appear in pieces: %q", snaps)
 	}
+	var order []string
+	p.Eval(`Array.from(document.querySelectorAll(".msg .body")).map(e => e.textContent)`, &order)
+	if len(order) != 3 || order[1] != "Hello there" || order[2] != reply {
+		t.Fatalf("messages in the wrong order: %q", order)
+	}
 	p.WaitFunc("usage shown", `Number(document.getElementById("usage").dataset.total || 0) > 0`)
 	if u := p.Text("#usage"); !strings.Contains(u, "Tokens:") {
 		t.Fatalf("usage line %q", u)
@@ -290,9 +295,7 @@ func TestConsoleStreamRestartDiscardsPartial(t *testing.T) {
 }
 
 // A restart while a reply streams: the cut-off reply is marked interrupted,
-// the server hands the run over to its next start, which answers the
-// question again; the page resumes and shows that answer once, and the next
-// turn works without duplicates.
+// the page resumes, and the next turn works without duplicates.
 func TestConsoleRestartMidStream(t *testing.T) {
 	st := backends["embedded"](t)
 	fake := llmtest.New(t)
@@ -307,6 +310,8 @@ func TestConsoleRestartMidStream(t *testing.T) {
 	p.WaitFunc("reconnecting shown", `document.getElementById("conn").dataset.state === "reconnecting"`)
 	p.WaitVisible(".msg-agent.interrupted")
 	p.Screenshot("01-interrupted")
+	// The server hands the cut-off run to its next start, which asks the
+	// question again and shows that answer once.
 	fake.Enqueue(llmtest.Reply{Text: "Counted after the restart: one to ten.", Chunks: 3})
 	startConsole(t, consoleOpts{store: st, llm: fake, addr: srv.addr})
 	waitConnected(p)
@@ -354,10 +359,11 @@ func TestConsoleTriageInputRequest(t *testing.T) {
 func TestConsoleApprovalUITool(t *testing.T) {
 	st := backends["embedded"](t)
 	fake := llmtest.New(t)
+	plan := `{"workflow_title": "Team offsite", "workflow_description": "Two days out of the office.",
+		"suggested_features": [{"feature_title": "Venue", "description": "Book a venue"},
+			{"feature_title": "Agenda", "description": "Write the agenda"}], "constraints": ["Budget 5k"]}`
 	fake.Enqueue(
-		llmtest.Reply{Text: "1. Venue 2. Agenda", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: `{"workflow_title":"Offsite",
-			"workflow_description":"Venue, then agenda.","suggested_features":[{"feature_title":"Venue","description":"Book it"},
-			{"feature_title":"Agenda","description":"2. Agenda"}]}`}}},
+		llmtest.Reply{Text: "Here is the plan.", ToolCalls: []llmtest.ToolCall{{Name: "request_approval", Arguments: plan}}},
 		llmtest.Reply{Text: "Thanks, the plan is approved."},
 		llmtest.Reply{Text: "Booking the venue, then writing the agenda."},
 	)
@@ -367,10 +373,21 @@ func TestConsoleApprovalUITool(t *testing.T) {
 	startChatIn(p, "linus", "approval")
 	p.WaitVisible(".tool-card")
 	p.WaitText(".tool-card h3", "ActionPlan")
-	p.WaitText(".tool-card .payload dd", "Offsite")
+	// The payload is shown by the tool's schema: title, steps as a list.
+	p.WaitText(".tool-card .payload dd", "Team offsite")
+	p.WaitText(".tool-card .payload li", "Write the agenda")
+	p.WaitText(".tool-card .payload li", "Budget 5k")
+	if strings.Contains(p.Text(".tool-card .payload"), "Generator") {
+		t.Errorf("the runtime's payload.workflow is shown as the agent's content")
+	}
+	// The answer form has the fields the workflow reads.
 	p.WaitText(".tool-card legend", "approved")
+	p.WaitText(".tool-card label", "action")
 	p.Screenshot("01-ui-tool")
 	p.AxeSerious("ui-tool")
+	// Submitting an empty answer is refused in the page.
+	p.Click(".tool-card button[type=submit]")
+	p.WaitText(".tool-card .tool-state", "at least one answer")
 	p.Click(`.tool-card input[value="true"]`)
 	p.Click(".tool-card button[type=submit]")
 	p.WaitText(".tool-card .tool-state", "Answered.")
@@ -542,6 +559,7 @@ func TestConsoleOperatorView(t *testing.T) {
 	p.WaitText("#ops-health dd", "ok")
 	p.WaitText("#ops-health dd", "ready")
 	p.WaitText("#ops-store dd", "embedded: ok")
+	p.WaitText("#ops-load dd", "this one only")
 	p.WaitText("#ops-workflows", "approval")
 	p.WaitText("#ops-workflows", "Not loaded")
 	p.WaitText("#ops-workflows .diags", "max_turns")

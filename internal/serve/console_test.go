@@ -129,8 +129,11 @@ func TestConsoleInfo(t *testing.T) {
 		if _, ok := tool.Parameters["properties"].(map[string]any)["workflow_title"]; !ok {
 			t.Errorf("parameters %v", tool.Parameters)
 		}
-		approved, _ := tool.Response["properties"].(map[string]any)["approved"].(map[string]any)
-		if approved["type"] != "boolean" {
+		// The answer fields the workflow's ui_response triggers read, typed by their variables.
+		props, _ := tool.Response["properties"].(map[string]any)
+		approved, _ := props["approved"].(map[string]any)
+		action, _ := props["action"].(map[string]any)
+		if approved["type"] != "boolean" || action["type"] != "string" || tool.Response["required"] != nil {
 			t.Errorf("response schema %v", tool.Response)
 		}
 		return

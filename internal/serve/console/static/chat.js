@@ -284,6 +284,8 @@ function setComposer(on) {
   $("message").placeholder = on ? "Write a message" : (state.chat ? "Waiting for the connection…" : "Start or open a chat first");
 }
 
+const clearsActivity = new Set(["chat.print", "chat.text", "chat.tool_call", "chat.error", "chat.run_complete", "chat.input_request"]);
+
 // handle applies one server frame. Frames with a seq are shown once, even
 // when a resume replays them.
 function handle(f) {
@@ -293,7 +295,10 @@ function handle(f) {
     state.seen.add(f.seq);
     if (f.seq > state.lastSeq) state.lastSeq = f.seq;
   }
-  if (f.type !== "chat.status" && f.type !== "chat.usage_delta" && f.type !== "ping") setActivity("");
+  // The model answered (or the turn ended): the waiting/retrying line is
+  // over. Stored frames (run_start, the echo of the user's message) may
+  // reach the page after a status frame, so they do not clear it.
+  if (clearsActivity.has(f.type) && !(f.type === "chat.text" && (d.agent || f.agent) === "user")) setActivity("");
   switch (f.type) {
     case "chat.status":
       onModelStatus(d, f.agent);
@@ -406,7 +411,11 @@ function message(id, agent, isUser) {
     el("div", { class: "who", text: isUser ? "You" : (agent || "agent") }), body);
   m = { li, body, text: "", done: false };
   if (id) state.messages.set(id, m);
-  transcriptAppend(li);
+  // Streamed chunks are sent at once, stored messages through the chat's
+  // writer: the echo of the user's message can arrive after the reply began.
+  const streaming = isUser && $("transcript").querySelector(".msg.streaming");
+  if (streaming) streaming.before(li);
+  else transcriptAppend(li);
   return m;
 }
 

@@ -73,10 +73,13 @@ async function refresh() {
     $("ops-sessions").tBodies[0].replaceChildren();
     return;
   }
+  const relay = health.relay || {};
   dl("ops-load", [
     ["Active runs", String(overview.active_runs)],
     ["Open sockets", String(overview.connections)],
     ["Auth", overview.auth_enabled ? "bearer JWT" : "off (identity is the user id)"],
+    ...(relay.mode ? [["Replicas", relay.mode === "local" ? "this one only"
+      : relay.mode.replace("_", " ") + (relay.other_replicas !== undefined ? ", " + relay.other_replicas + " other(s) seen" : "")]] : []),
   ]);
   const wfs = overview.workflows.map((w) => el("details", { class: "wf", open: w.diagnostics.length ? true : false },
     el("summary", {}, el("strong", { text: w.name }),

@@ -15,20 +15,27 @@ export function toolCard(d, spec, eventId, submit) {
   const params = (spec && spec.parameters) || { type: "object", properties: {} };
   const response = spec && spec.response && Object.keys(spec.response.properties || {}).length ? spec.response : null;
 
+  // The payload, by the tool's schema: its declared fields in order (the
+  // runtime's own additions, such as payload.workflow for ChatUI, are not
+  // the agent's content), or every field when the schema names none.
   const shown = el("dl", { class: "payload" });
-  if (payload && typeof payload === "object") {
-    for (const [k, v] of Object.entries(payload)) {
-      const title = ((params.properties || {})[k] || {}).title || k;
-      shown.append(el("dt", { text: title }), el("dd", { text: typeof v === "string" ? v : JSON.stringify(v, null, 2) }));
+  if (payload && typeof payload === "object" && !Array.isArray(payload)) {
+    const declared = orderedKeys(params);
+    const keys = declared.length ? declared.filter((k) => k in payload) : Object.keys(payload);
+    for (const k of keys) {
+      const ps = (params.properties || {})[k] || {};
+      shown.append(el("dt", { text: (ps.title || k).replace(/_/g, " ") }), el("dd", {}, renderValue(payload[k], ps)));
     }
   } else if (payload !== undefined) {
-    shown.append(el("dt", { text: "payload" }), el("dd", { text: String(payload) }));
+    shown.append(el("dt", { text: "payload" }), el("dd", {}, renderValue(payload)));
   }
 
   const schema = response || params;
   const initial = response ? {} : (payload && typeof payload === "object" ? payload : {});
+  // The workflow reads each answer field on its own (one trigger per
+  // field), so none is required, but an empty answer is refused.
   const fields = Object.entries(schema.properties || {}).map(([name, s]) =>
-    field(id, name, s || {}, initial[name], (schema.required || []).includes(name)));
+    field(id, name, s || {}, initial[name], !response && (schema.required || []).includes(name)));
 
   const stateLine = el("p", { class: "tool-state", role: "status" });
   const button = el("button", { type: "submit", class: "primary" }, "Submit");
@@ -65,12 +72,40 @@ export function toolCard(d, spec, eventId, submit) {
       }
       if (r.value !== undefined) out[f.name] = r.value;
     }
+    if (response && fields.length && Object.keys(out).length === 0) {
+      stateLine.textContent = "Fill in at least one answer.";
+      fields[0].focus();
+      return;
+    }
     if (submit(out)) {
       for (const e of form.elements) e.disabled = true;
       stateLine.textContent = "Sent; waiting for the workflow…";
     }
   });
   return card;
+}
+
+// renderValue shows a JSON value readably: text as text, lists as lists,
+// objects as nested term/definition pairs.
+function renderValue(v, schema) {
+  const s = schema || {};
+  if (v === null || v === undefined) return "—";
+  if (Array.isArray(v)) return el("ul", {}, ...v.map((x) => el("li", {}, renderValue(x, s.items))));
+  if (typeof v === "object") {
+    const known = orderedKeys(s).filter((k) => k in v);
+    const keys = known.concat(Object.keys(v).filter((k) => !known.includes(k)));
+    return el("dl", { class: "nested" }, ...keys.flatMap((k) =>
+      [el("dt", { text: k.replace(/_/g, " ") }), el("dd", {}, renderValue(v[k], (s.properties || {})[k]))]));
+  }
+  return String(v);
+}
+
+// orderedKeys is a schema's properties, required ones first in their
+// declared order (JSON objects lose the order the YAML had).
+function orderedKeys(schema) {
+  const props = Object.keys((schema && schema.properties) || {});
+  const req = ((schema && schema.required) || []).filter((k) => props.includes(k));
+  return req.concat(props.filter((k) => !req.includes(k)));
 }
 
 function field(prefix, name, s, value, required) {
