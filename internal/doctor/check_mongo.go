@@ -152,7 +152,12 @@ func runMongoCompose(ctx context.Context, env *Env) Result {
 // mongoServiceState: when MONGO_URI names a compose service whose container
 // is not running, that is the cause to name ("" otherwise).
 func mongoServiceState(uri string, byService map[string]ContainerInfo, cf *composeFile) string {
-	host := mongoHost(uri)
+	return serviceState(mongoHost(uri), byService, cf)
+}
+
+// serviceState: when host is a compose service whose container is not
+// running (or unhealthy), say so ("" otherwise).
+func serviceState(host string, byService map[string]ContainerInfo, cf *composeFile) string {
 	if _, isService := cf.Services[host]; !isService {
 		return ""
 	}
