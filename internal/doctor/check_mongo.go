@@ -77,6 +77,9 @@ func judgeMongo(rep storemongo.ProbeReport, d map[string]any, extra string) Resu
 func runMongoCompose(ctx context.Context, env *Env) Result {
 	cf, err := env.Compose()
 	if err != nil {
+		if r := composeLoadFailure(err); r.Severity == Skipped {
+			return r
+		}
 		return skip("needs the compose file, which does not load (see DKR02): " + truncate(err.Error(), 160))
 	}
 	uri := cf.Services[runtimeService]["MONGO_URI"]

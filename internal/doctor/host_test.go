@@ -119,3 +119,22 @@ func TestPortsOfTheProdFile(t *testing.T) {
 		t.Errorf("NET01 checked the dev file's port %d in a prod deployment", free)
 	}
 }
+
+// TestMissingComposeSecretFailsOnce: a ${VAR:?} secret missing from .env is
+// SEC01's failure (which --fix mends); the checks that need the compose file
+// skip and name it instead of failing on the same cause.
+func TestMissingComposeSecretFailsOnce(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, nil, "MOZAIKS_DEPLOYMENT=prod\n")
+	prod := "name: mz\nservices:\n  mongo:\n    image: mongo:7.0\n    environment:\n" +
+		"      MONGO_INITDB_ROOT_PASSWORD: ${MONGO_ROOT_PASSWORD:?set MONGO_ROOT_PASSWORD in .env}\n    ports:\n      - \"127.0.0.1:27017:27017\"\n"
+	if err := os.WriteFile(filepath.Join(env.Dir, "docker-compose.prod.yml"), []byte(prod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.Docker = func() (DockerAPI, error) { return recordedDocker{}, nil }
+	rep := runChecks(t, env, checkSecrets(), checkDocker(), checkContainers(), checkPorts())
+	wantResult(t, rep[0], Fail, "MONGO_ROOT_PASSWORD", "--fix")
+	for _, r := range rep[2:] {
+		wantResult(t, r, Skipped, "needs MONGO_ROOT_PASSWORD in .env (see SEC01)", "")
+	}
+}
