@@ -24,6 +24,7 @@ type DoctorOptions struct {
 	URL        string
 	Origin     string
 	Prod       bool
+	Kind       string
 	CAFile     string
 	JSON       bool
 	List       bool
@@ -65,6 +66,7 @@ Exit status: 0 when nothing failed, 3 when a check failed (or warned, with --str
 	f.StringVar(&opts.URL, "url", "", "public URL to probe through the proxy (default MOZAIKS_PUBLIC_URL, else http://127.0.0.1:PORT)")
 	f.StringVar(&opts.Origin, "origin", "", "browser origin of the front-end to test, e.g. https://app.example.com")
 	f.BoolVar(&opts.Prod, "prod", false, "judge the production deployment (docker-compose.prod.yml); the default when .env says MOZAIKS_DEPLOYMENT=prod")
+	f.StringVar(&opts.Kind, "kind", "", "deployment kind to judge: bare, compose-dev, compose-prod or k8s (default: from --prod, .env and the files)")
 	f.StringVar(&opts.CAFile, "ca-file", "", "PEM file of a private CA to trust (besides the system roots) when checking TLS")
 	f.BoolVar(&opts.JSON, "json", false, "print the report as JSON")
 	f.BoolVar(&opts.List, "list", false, "list the checks and exit")
@@ -109,6 +111,11 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 		}
 		opts.Origin = o
 	}
+	switch opts.Kind {
+	case "", doctor.KindBare, doctor.KindComposeDev, doctor.KindComposeProd, doctor.KindK8s:
+	default:
+		return uerr.Usage("--kind %q: want bare, compose-dev, compose-prod or k8s", opts.Kind)
+	}
 	if opts.URL != "" && !strings.HasPrefix(opts.URL, "http://") && !strings.HasPrefix(opts.URL, "https://") {
 		return uerr.Usage("--url %q: want an absolute http:// or https:// URL", opts.URL)
 	}
@@ -117,6 +124,7 @@ func runDoctor(ctx context.Context, opts *DoctorOptions) error {
 		URL:    opts.URL,
 		Origin: opts.Origin,
 		Prod:   opts.Prod,
+		Kind:   opts.Kind,
 		CAFile: opts.CAFile,
 	})
 	if err != nil {

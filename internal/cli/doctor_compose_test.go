@@ -43,6 +43,13 @@ func composeStack(t testing.TB, deployment, project string, port int, extraEnv s
 // runtime on 127.0.0.1:port.
 func composeStackProxy(t testing.TB, deployment, proxy, project string, port, publicPort int, extraEnv string) string {
 	t.Helper()
+	return composeStackWith(t, deployment, proxy, project, port, publicPort, extraEnv, "")
+}
+
+// composeStackWith also adds extraServices (YAML, indented as services) to
+// the compose file.
+func composeStackWith(t testing.TB, deployment, proxy, project string, port, publicPort int, extraEnv, extraServices string) string {
+	t.Helper()
 	runtimeImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/cmd/mozaiks", "mozaiks", "mozaiks-test/runtime", "/mozaiks", "serve")
 	mongoImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/internal/testutil/fakemongo", "fakemongo", "mozaiks-test/fakemongo")
 	public := fmt.Sprintf("http://localhost:%d", publicPort)
@@ -69,6 +76,7 @@ func composeStackProxy(t testing.TB, deployment, proxy, project string, port, pu
 		t.Fatal(err)
 	}
 	compose := strings.NewReplacer(
+		"services:\n", "services:\n"+extraServices,
 		"image: mongo:7.0", "image: "+mongoImage,
 		`["CMD", "mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"]`, `["CMD", "/fakemongo", "ping"]`,
 		"image: mozaiks/runtime:dev", "image: "+runtimeImage,
@@ -252,6 +260,54 @@ func TestComposeNginxProxyRealEngine(t *testing.T) {
 	for _, c := range rep.Checks {
 		if c.Severity != doctor.OK && c.Severity != doctor.Skipped {
 			t.Errorf("%s %s %q", c.Code, c.Severity, c.Message)
+		}
+	}
+}
+
+// TestDoctorLLMComposeServiceRealEngine (issue #15, item 2): an LLM endpoint
+// that is itself a compose service (http://llm:8000/v1) resolves only in
+// the compose network, like Mongo. LLM01 asks from inside the runtime
+// container: ok when it runs; with the llm container stopped, LLM01 alone
+// fails, with the cause.
+func TestDoctorLLMComposeServiceRealEngine(t *testing.T) {
+	t.Parallel()
+	docker := doctortest.NeedDocker(t)
+	const key = "sk-proj-llm-in-compose-4d2e"
+	llmImage := doctortest.BuildImage(t, "github.com/mozaiks/mozaiks/internal/doctor/testdata/fakellm", "fakellm", "mozaiks-test/fakellm")
+	project := uniqueProject("mzllm")
+	port := doctortest.FreePort(t)
+	services := "  llm:\n    image: " + llmImage + "\n    container_name: " + project + "-llm\n    environment:\n      FAKE_KEY: " + key + "\n"
+	env := "LLM_PROVIDER=openai\nOPENAI_BASE_URL=http://llm:8000/v1\nOPENAI_API_KEY=" + key + "\n"
+	dir := composeStackWith(t, "prod", "none", project, port, port, env, services)
+
+	stdout, stderr, err := doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
+	rep := doctorReport(t, stdout)
+	if err != nil {
+		t.Fatalf("doctor: exit %d: %v\n%s", exitCode(err), err, stderr)
+	}
+	for _, c := range rep.Checks {
+		if c.Code == "LLM01" && (c.Severity != doctor.OK || !strings.Contains(c.Message, "model gpt-4o-mini listed")) {
+			t.Errorf("LLM01 = %s %q, want ok from inside the runtime container", c.Severity, c.Message)
+		}
+	}
+
+	if out, err := exec.Command(docker, "stop", project+"-llm").CombinedOutput(); err != nil {
+		t.Fatalf("docker stop: %v\n%s", err, out)
+	}
+	stdout, stderr, err = doctorRun(t, &DoctorOptions{Dir: dir, JSON: true})
+	rep = doctorReport(t, stdout)
+	if exitCode(err) != 3 {
+		t.Fatalf("doctor with the llm service stopped: exit %d, want 3\n%s", exitCode(err), stderr)
+	}
+	for _, c := range rep.Checks {
+		switch {
+		case c.Code == "LLM01":
+			if c.Severity != doctor.Fail || !strings.Contains(c.Message, "cannot reach http://llm:8000/v1") ||
+				!strings.Contains(c.Message, "container "+project+"-llm of service llm is exited") || !strings.Contains(c.Hint, "mozaiks up --prod") {
+				t.Errorf("LLM01 = %s %q, want the unreachable endpoint named", c.Severity, c.Message)
+			}
+		case c.Severity == doctor.Fail:
+			t.Errorf("%s failed too: %q", c.Code, c.Message)
 		}
 	}
 }

@@ -186,13 +186,13 @@ func TestNewCmdDoctorFlags(t *testing.T) {
 	cmd := NewCmdDoctor(IO{Out: &bytes.Buffer{}, Err: &bytes.Buffer{}}, func(_ context.Context, o *DoctorOptions) error { got = o; return nil })
 	cmd.Flags().String("config", "", "")
 	cmd.SetArgs([]string{"--url", "https://ai.example.com", "--origin", "https://app.example.com", "--json", "--only", "WS01,WS02", "--skip", "HST01", "--strict", "--fix", "--slow", "--dir", "/srv/mozaiks",
-		"--prod", "--ca-file", "/etc/ssl/acme-ca.pem"})
+		"--prod", "--ca-file", "/etc/ssl/acme-ca.pem", "--kind", "k8s"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
 	if got.URL != "https://ai.example.com" || got.Origin != "https://app.example.com" || !got.JSON || !got.Strict || !got.Fix || !got.Slow ||
 		got.Dir != "/srv/mozaiks" || strings.Join(got.Only, ",") != "WS01,WS02" || strings.Join(got.Skip, ",") != "HST01" || got.Color ||
-		!got.Prod || got.CAFile != "/etc/ssl/acme-ca.pem" {
+		!got.Prod || got.CAFile != "/etc/ssl/acme-ca.pem" || got.Kind != "k8s" {
 		t.Fatalf("options %+v", got)
 	}
 }
@@ -211,5 +211,29 @@ func TestDoctorUnreadableConfigNeverQuotesDotEnv(t *testing.T) {
 	_, _, err = doctorRun(t, &DoctorOptions{Dir: t.TempDir(), ConfigFile: filepath.Join(dir, "missing.yaml")})
 	if e, ok := uerr.As(err); !ok || !strings.Contains(e.Msg, "missing.yaml") {
 		t.Fatalf("missing --config file: %v", err)
+	}
+}
+
+// TestDoctorKindOverride: --kind settles a directory that holds both the
+// compose files and k8s/ (init --k8s writes both), and a bad kind is a usage error.
+func TestDoctorKindOverride(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, f := range []string{"docker-compose.yml", "k8s/deployment.yaml"} {
+		os.MkdirAll(filepath.Join(dir, filepath.Dir(f)), 0o755)
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("services:\n  runtime:\n    image: mozaiks/runtime\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, _, _ := doctorRun(t, &DoctorOptions{Dir: dir, Kind: doctor.KindK8s, Only: []string{"DKR01"}, JSON: true})
+	var rep doctor.Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Checks) != 1 || rep.Checks[0].Severity != doctor.Skipped || !strings.Contains(rep.Checks[0].Message, "Kubernetes") {
+		t.Errorf("DKR01 with --kind k8s: %+v", rep.Checks)
+	}
+	if _, _, err := doctorRun(t, &DoctorOptions{Dir: dir, Kind: "swarm"}); exitCode(err) != uerr.ExitUsage {
+		t.Errorf("--kind swarm: exit %d, want 2", exitCode(err))
 	}
 }

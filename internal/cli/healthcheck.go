@@ -26,6 +26,10 @@ type HealthcheckOptions struct {
 	// the compose network's names resolve) and prints the result as JSON:
 	// how `mozaiks doctor` judges Mongo in a compose deployment.
 	Mongo bool
+	// LLM lists the models of OPENAI_BASE_URL (or LLMBaseURL) with
+	// OPENAI_API_KEY from here and prints the answer as JSON.
+	LLM        bool
+	LLMBaseURL string
 }
 
 // NewCmdHealthcheck builds `mozaiks healthcheck`.
@@ -45,6 +49,8 @@ func NewCmdHealthcheck(stdio IO, runF func(context.Context, *HealthcheckOptions)
 	cmd.Flags().StringVar(&opts.URL, "url", "", "URL to probe (default http://127.0.0.1:$PORT/api/ready, PORT default 8000; MOZAIKS_ADDR wins)")
 	cmd.Flags().DurationVar(&opts.Timeout, "timeout", 3*time.Second, "give up after this long")
 	cmd.Flags().BoolVar(&opts.Mongo, "mongo", false, "probe MONGO_URI instead (3 pings) and print the classified result as JSON")
+	cmd.Flags().BoolVar(&opts.LLM, "llm", false, "list the LLM endpoint's models instead (OPENAI_BASE_URL, OPENAI_API_KEY) and print the answer as JSON")
+	cmd.Flags().StringVar(&opts.LLMBaseURL, "llm-base-url", "", "with --llm: the base URL to try instead of OPENAI_BASE_URL")
 	return cmd
 }
 
@@ -58,6 +64,16 @@ func runHealthcheck(ctx context.Context, opts *HealthcheckOptions) error {
 	}
 	if opts.Mongo {
 		return runMongoHealthcheck(ctx, opts)
+	}
+	if opts.LLM {
+		base := opts.LLMBaseURL
+		if base == "" {
+			base = opts.Getenv("OPENAI_BASE_URL")
+		}
+		if base == "" {
+			base = "https://api.openai.com/v1"
+		}
+		return app.ProbeLLM(ctx, base, opts.Getenv("OPENAI_API_KEY"), opts.Timeout+7*time.Second, opts.IO.Out)
 	}
 	url := opts.URL
 	if url == "" {

@@ -46,6 +46,7 @@ func TestUpRefusesTheOtherDeploymentsFile(t *testing.T) {
 		wantErr  string
 	}{
 		{"dev file in a prod dir", []string{"up", "--dir", prod}, uerr.ExitUsage, "MOZAIKS_DEPLOYMENT=prod"},
+		{"the hint is the command to run", []string{"up", "--dir", prod}, uerr.ExitUsage, "mozaiks up --dir " + prod + " --prod"},
 		{"dev file by name in a prod dir", []string{"up", "--dir", prod, "-f", "docker-compose.yml"}, uerr.ExitUsage, "authentication off"},
 		{"prod file in a dev dir", []string{"up", "--dir", dev, "--prod"}, uerr.ExitUsage, "MOZAIKS_DEPLOYMENT=dev"},
 		{"prod in a prod dir passes the guard", []string{"up", "--dir", prod, "--prod"}, uerr.ExitPrerequisite, "Docker"},

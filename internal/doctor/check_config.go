@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -196,17 +197,31 @@ func fixSecrets(_ context.Context, env *Env) (string, error) {
 	missing := missingSecretKeys(env, dotenv)
 	if len(missing) > 0 {
 		var b strings.Builder
+		var generated, recovered []string
 		for _, k := range missing {
+			// The bundled Mongo's root password also sits in MONGO_URI, which
+			// the runtime uses: a fresh one would lock the runtime out.
+			if v := rootPasswordInURI(k, dotenv); v != "" {
+				fmt.Fprintf(&b, "%s=%s\n", k, v)
+				recovered = append(recovered, k)
+				continue
+			}
 			v, err := randomSecret()
 			if err != nil {
 				return "", err
 			}
 			fmt.Fprintf(&b, "%s=%s\n", k, v)
+			generated = append(generated, k)
 		}
 		if err := appendFile(path, b.String()); err != nil {
 			return "", err
 		}
-		did = append(did, "added generated "+strings.Join(missing, ", ")+" to .env")
+		if len(generated) > 0 {
+			did = append(did, "added generated "+strings.Join(generated, ", ")+" to .env")
+		}
+		if len(recovered) > 0 {
+			did = append(did, "added "+strings.Join(recovered, ", ")+" to .env from MONGO_URI")
+		}
 	}
 	return strings.Join(did, "; "), nil
 }
@@ -244,4 +259,21 @@ func dirName(d string) string {
 		return "the working directory"
 	}
 	return d
+}
+
+// rootPasswordInURI is the password of MONGO_URI's user when k is
+// MONGO_ROOT_PASSWORD and that user is MONGO_ROOT_USERNAME ("" otherwise).
+func rootPasswordInURI(k string, dotenv map[string]string) string {
+	if k != "MONGO_ROOT_PASSWORD" {
+		return ""
+	}
+	u, err := url.Parse(dotenv["MONGO_URI"])
+	if err != nil || u.User == nil {
+		return ""
+	}
+	pw, ok := u.User.Password()
+	if !ok || u.User.Username() != dotenv["MONGO_ROOT_USERNAME"] {
+		return ""
+	}
+	return pw
 }

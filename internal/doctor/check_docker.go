@@ -65,7 +65,7 @@ const crashLoopRestarts = 3
 func runContainers(ctx context.Context, env *Env) Result {
 	cf, err := env.Compose()
 	if err != nil {
-		return fail("cannot read the compose file: "+truncate(err.Error(), 160), "fix the file (docker compose config shows the error in context)", nil)
+		return composeLoadFailure(err)
 	}
 	if cf == nil {
 		return skip("no compose file in " + dirName(env.Dir))

@@ -66,7 +66,7 @@ func (e *Env) neededPorts() ([]neededPort, error) {
 func runPorts(ctx context.Context, env *Env) Result {
 	ports, err := env.neededPorts()
 	if err != nil {
-		return fail("cannot read the compose file: "+truncate(err.Error(), 160), "fix the file (docker compose config shows the error in context)", nil)
+		return composeLoadFailure(err)
 	}
 	if len(ports) == 0 {
 		if env.DeploymentKind() == KindK8s {

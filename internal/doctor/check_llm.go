@@ -2,6 +2,7 @@ package doctor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +32,12 @@ type modelsAnswer struct {
 // the runtime itself uses (one attempt, no retries); its typed error keeps
 // the HTTP status, which tells a missing /v1 (404) from a bad key (401).
 func getModels(ctx context.Context, env *Env, base, key string) (modelsAnswer, error) {
+	if rt, inCompose, err := env.composeServiceTarget(ctx, base); inCompose {
+		if err != nil {
+			return modelsAnswer{}, err
+		}
+		return execModels(ctx, env, rt, base)
+	}
 	c := llm.NewOpenAI(llm.Options{APIKey: key, BaseURL: base, HTTPClient: env.httpClient(10 * time.Second),
 		MaxRetries: -1, Timeout: 10 * time.Second})
 	ids, err := c.Models(ctx)
@@ -76,8 +83,16 @@ func runLLM(ctx context.Context, env *Env) Result {
 			"use the host's address: OPENAI_BASE_URL="+strings.Replace(base, u.Hostname(), "host.docker.internal", 1)+" (with extra_hosts: host.docker.internal:host-gateway), or the compose service name", d)
 	}
 	a, err := getModels(ctx, env, base, c.OpenAIAPIKey)
+	if errors.Is(err, errRuntimeNotRunning) {
+		return skip(u.Hostname() + " is a compose service, reachable only from inside the runtime container, which is not running (see DKR02)")
+	}
 	if err != nil {
-		return fail("cannot reach "+base+": "+netCause(err), "check OPENAI_BASE_URL and that the endpoint is up", d)
+		cause := unreachableCause(ctx, env, base, err)
+		hint := "check OPENAI_BASE_URL and that the endpoint is up"
+		if strings.Contains(cause, "; container ") || strings.Contains(cause, "has no container") {
+			hint = "start it: " + env.upCommand() + "; its last log lines: mozaiks logs " + u.Hostname() + " --tail 50"
+		}
+		return fail("cannot reach "+base+": "+cause, hint, d)
 	}
 	d["status"] = a.status
 	if a.errMsg != "" {
@@ -126,4 +141,103 @@ func runLLM(ctx context.Context, env *Env) Result {
 func runtimeInContainer(env *Env) bool {
 	k := env.DeploymentKind()
 	return k == KindComposeDev || k == KindComposeProd || k == KindK8s
+}
+
+// errRuntimeNotRunning: a probe that must run inside the runtime container
+// cannot, because the container does not run.
+var errRuntimeNotRunning = errors.New("the runtime container is not running")
+
+// composeServiceTarget: in a compose deployment, a base URL whose host is a
+// compose service resolves only inside the compose network, so the probe
+// must run in the runtime container. It returns that container's id.
+func (e *Env) composeServiceTarget(ctx context.Context, base string) (string, bool, error) {
+	if !e.IsCompose() {
+		return "", false, nil
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		return "", false, nil
+	}
+	cf, err := e.Compose()
+	if err != nil || cf == nil {
+		return "", false, nil
+	}
+	if _, isService := cf.Services[u.Hostname()]; !isService {
+		return "", false, nil
+	}
+	api, err := e.docker()
+	if err != nil {
+		return "", true, errRuntimeNotRunning
+	}
+	list, err := api.ProjectContainers(ctx, cf.Project)
+	if err != nil {
+		return "", true, errRuntimeNotRunning
+	}
+	for _, c := range list {
+		if c.Service == runtimeService && c.State == "running" {
+			return c.ID, true, nil
+		}
+	}
+	return "", true, errRuntimeNotRunning
+}
+
+// execModels runs `mozaiks healthcheck --llm` in the runtime container.
+func execModels(ctx context.Context, env *Env, id, base string) (modelsAnswer, error) {
+	api, err := env.docker()
+	if err != nil {
+		return modelsAnswer{}, err
+	}
+	res, err := api.Exec(ctx, id, []string{"/mozaiks", "healthcheck", "--llm", "--llm-base-url", base})
+	if err != nil {
+		return modelsAnswer{}, err
+	}
+	var rep struct {
+		Status int      `json:"status"`
+		Models []string `json:"models"`
+		Error  string   `json:"error"`
+	}
+	if json.Unmarshal([]byte(strings.TrimSpace(res.Stdout)), &rep) != nil {
+		return modelsAnswer{}, errors.New("the runtime image has no `healthcheck --llm` (upgrade it)")
+	}
+	if rep.Status == 0 {
+		return modelsAnswer{}, &execProbeError{msg: rep.Error}
+	}
+	return modelsAnswer{status: rep.Status, models: rep.Models, errMsg: rep.Error}, nil
+}
+
+// execProbeError is a probe that ran in the runtime container and got no
+// answer; msg is internal/llm's user-safe reason.
+type execProbeError struct{ msg string }
+
+func (e *execProbeError) Error() string { return e.msg }
+
+// unreachableCause names why base did not answer: the probe's own reason,
+// and the state of the compose service it names when that is the cause.
+func unreachableCause(ctx context.Context, env *Env, base string, err error) string {
+	cause := netCause(err)
+	var pe *execProbeError
+	if errors.As(err, &pe) && pe.msg != "" {
+		cause = strings.TrimPrefix(pe.msg, "list models: ")
+	}
+	u, perr := url.Parse(base)
+	cf, cerr := env.Compose()
+	if perr != nil || cerr != nil || cf == nil {
+		return cause
+	}
+	api, derr := env.docker()
+	if derr != nil {
+		return cause
+	}
+	list, lerr := api.ProjectContainers(ctx, cf.Project)
+	if lerr != nil {
+		return cause
+	}
+	byService := map[string]ContainerInfo{}
+	for _, c := range list {
+		byService[c.Service] = c
+	}
+	if st := serviceState(u.Hostname(), byService, cf); st != "" {
+		cause += "; " + st
+	}
+	return cause
 }

@@ -77,6 +77,9 @@ func judgeMongo(rep storemongo.ProbeReport, d map[string]any, extra string) Resu
 func runMongoCompose(ctx context.Context, env *Env) Result {
 	cf, err := env.Compose()
 	if err != nil {
+		if r := composeLoadFailure(err); r.Severity == Skipped {
+			return r
+		}
 		return skip("needs the compose file, which does not load (see DKR02): " + truncate(err.Error(), 160))
 	}
 	uri := cf.Services[runtimeService]["MONGO_URI"]
@@ -152,7 +155,12 @@ func runMongoCompose(ctx context.Context, env *Env) Result {
 // mongoServiceState: when MONGO_URI names a compose service whose container
 // is not running, that is the cause to name ("" otherwise).
 func mongoServiceState(uri string, byService map[string]ContainerInfo, cf *composeFile) string {
-	host := mongoHost(uri)
+	return serviceState(mongoHost(uri), byService, cf)
+}
+
+// serviceState: when host is a compose service whose container is not
+// running (or unhealthy), say so ("" otherwise).
+func serviceState(host string, byService map[string]ContainerInfo, cf *composeFile) string {
 	if _, isService := cf.Services[host]; !isService {
 		return ""
 	}

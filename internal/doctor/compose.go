@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/mozaiks/mozaiks/internal/install/stack"
@@ -155,3 +156,15 @@ func (e *Env) composeVars() []string {
 
 // runtimeService is the compose service that runs `mozaiks serve`.
 const runtimeService = "runtime"
+
+var requiredVar = regexp.MustCompile(`required variable ([A-Za-z_][A-Za-z0-9_]*) is missing`)
+
+// composeLoadFailure is the result of a check that needs the compose file
+// when it does not load. A ${VAR:?} that .env lacks is SEC01's finding (with
+// --fix), so the checks that only need the file say so and skip.
+func composeLoadFailure(err error) Result {
+	if m := requiredVar.FindStringSubmatch(err.Error()); m != nil {
+		return skip("needs " + m[1] + " in .env (see SEC01): the compose file does not load without it")
+	}
+	return fail("cannot read the compose file: "+truncate(err.Error(), 160), "fix the file (docker compose config shows the error in context)", nil)
+}

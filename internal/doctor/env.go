@@ -65,6 +65,7 @@ type EnvOptions struct {
 	URL    string // --url
 	Origin string // --origin
 	Prod   bool   // --prod: judge docker-compose.prod.yml
+	Kind   string // --kind: the deployment kind, when the files leave it open (k8s/ beside compose files)
 	CAFile string // --ca-file: PEM certificates to trust besides the system roots
 }
 
@@ -91,6 +92,12 @@ func NewEnv(o EnvOptions) (*Env, error) {
 		env.DotEnv = d
 	}
 	env.prod = o.Prod
+	switch o.Kind {
+	case "", KindBare, KindComposeDev, KindComposeProd, KindK8s:
+		env.Kind = o.Kind
+	default:
+		return nil, fmt.Errorf("--kind %q: want %s, %s, %s or %s", o.Kind, KindBare, KindComposeDev, KindComposeProd, KindK8s)
+	}
 	if o.CAFile != "" {
 		pool, err := loadCAFile(o.CAFile)
 		if err != nil {

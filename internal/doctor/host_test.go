@@ -1,6 +1,7 @@
 package doctor
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -117,5 +118,48 @@ func TestPortsOfTheProdFile(t *testing.T) {
 	}
 	if _, checked := r.Details[strconv.Itoa(free)]; checked {
 		t.Errorf("NET01 checked the dev file's port %d in a prod deployment", free)
+	}
+}
+
+// TestMissingComposeSecretFailsOnce: a ${VAR:?} secret missing from .env is
+// SEC01's failure (which --fix mends); the checks that need the compose file
+// skip and name it instead of failing on the same cause.
+func TestMissingComposeSecretFailsOnce(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, nil, "MOZAIKS_DEPLOYMENT=prod\n")
+	prod := "name: mz\nservices:\n  mongo:\n    image: mongo:7.0\n    environment:\n" +
+		"      MONGO_INITDB_ROOT_PASSWORD: ${MONGO_ROOT_PASSWORD:?set MONGO_ROOT_PASSWORD in .env}\n    ports:\n      - \"127.0.0.1:27017:27017\"\n"
+	if err := os.WriteFile(filepath.Join(env.Dir, "docker-compose.prod.yml"), []byte(prod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env.Docker = func() (DockerAPI, error) { return recordedDocker{}, nil }
+	rep := runChecks(t, env, checkSecrets(), checkDocker(), checkContainers(), checkPorts())
+	wantResult(t, rep[0], Fail, "MONGO_ROOT_PASSWORD", "--fix")
+	for _, r := range rep[2:] {
+		wantResult(t, r, Skipped, "needs MONGO_ROOT_PASSWORD in .env (see SEC01)", "")
+	}
+}
+
+// TestFixTakesTheRootPasswordFromMongoURI: --fix restores a missing
+// MONGO_ROOT_PASSWORD from MONGO_URI (a generated one would lock the
+// runtime out of the bundled Mongo).
+func TestFixTakesTheRootPasswordFromMongoURI(t *testing.T) {
+	t.Parallel()
+	env := testEnv(t, nil, "MOZAIKS_DEPLOYMENT=prod\nMONGO_ROOT_USERNAME=mozaiks\nMONGO_URI=mongodb://mozaiks:0ld5ecretpw@mongo:27017/MozaiksAI?authSource=admin\n")
+	prod := "name: mz\nservices:\n  mongo:\n    image: mongo:7.0\n    environment:\n" +
+		"      MONGO_INITDB_ROOT_PASSWORD: ${MONGO_ROOT_PASSWORD:?set MONGO_ROOT_PASSWORD in .env}\n"
+	if err := os.WriteFile(filepath.Join(env.Dir, "docker-compose.prod.yml"), []byte(prod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rep := Run(context.Background(), env, []Check{checkSecrets()}, RunOptions{Fix: true})
+	if rep.Checks[0].Severity != OK {
+		t.Fatalf("SEC01 after --fix: %+v", rep.Checks[0])
+	}
+	b, err := os.ReadFile(filepath.Join(env.Dir, ".env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "MONGO_ROOT_PASSWORD=0ld5ecretpw\n") {
+		t.Errorf(".env after --fix:\n%s", b)
 	}
 }

@@ -39,8 +39,8 @@ type Options struct {
 	Accessible  bool
 
 	HTTPClient   *http.Client
-	MongoTimeout time.Duration
-	Rand         io.Reader // secret source; nil means crypto/rand
+	MongoTimeout time.Duration // 0: the store's own (mongo.DefaultServerSelectionTimeout)
+	Rand         io.Reader     // secret source; nil means crypto/rand
 	ImageTag     string
 }
 
@@ -189,7 +189,7 @@ func apply(ctx context.Context, o Options, p prompter, interactive bool, dir str
 func runChecks(ctx context.Context, o Options, a Answers) error {
 	if a.Database == "external" {
 		fmt.Fprintf(o.Err, "Checking MongoDB at %s ...\n", config.RedactURI(a.MongoURI))
-		if err := checkMongo(ctx, a.MongoURI, cmp.Or(o.MongoTimeout, 5*time.Second)); err != nil {
+		if err := checkMongo(ctx, a.MongoURI, o.MongoTimeout); err != nil { // 0: the store's own timeout
 			if ctx.Err() != nil {
 				return interrupted(ctx.Err())
 			}

@@ -161,6 +161,11 @@ func TestInfraComposeLoads(t *testing.T) {
 	if len(dev.Services["mongo"].Ports) != 1 || dev.Services["mongo"].Ports[0].Published != "27017" || rt.Ports[0].Published != "8000" {
 		t.Errorf("ports: mongo %+v runtime %+v", dev.Services["mongo"].Ports, rt.Ports)
 	}
+	// The dev stack says localhost and binds only loopback (issue #15, item 8):
+	// auth is off there.
+	if dev.Services["mongo"].Ports[0].HostIP != "127.0.0.1" || rt.Ports[0].HostIP != "127.0.0.1" {
+		t.Errorf("dev ports bind beyond loopback: mongo %+v runtime %+v", dev.Services["mongo"].Ports, rt.Ports)
+	}
 	// The prod file refuses to start without credentials, naming them.
 	opts, _ := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.prod.yml")}, cli.WithWorkingDirectory(dir), cli.WithName("mztest"), cli.WithEnvFiles(), cli.WithDotEnv)
 	if _, err := opts.LoadProject(context.Background()); err == nil || !strings.Contains(err.Error(), "MONGO_ROOT_") {

@@ -66,15 +66,19 @@ func CheckDeployment(o ProjectOptions, allowMismatch bool) error {
 		return nil
 	}
 	envPath := filepath.Join(orDot(o.Dir), ".env")
+	dirFlag := ""
+	if orDot(o.Dir) != "." {
+		dirFlag = " --dir " + o.Dir
+	}
 	if declared == DeploymentProd {
 		return uerr.New(uerr.ExitUsage,
 			envPath+" says "+EnvDeployment+"=prod, but this would start the dev compose file ("+DevFile+
 				"): authentication off and ports open on every interface, on the production data",
-			"run `mozaiks up --prod`; to start the dev file here anyway, add --allow-mismatch")
+			"run `mozaiks up"+dirFlag+" --prod`; to start the dev file here anyway, add --allow-mismatch")
 	}
 	return uerr.New(uerr.ExitUsage,
 		envPath+" says "+EnvDeployment+"="+declared+", but this would start the production compose file ("+ProdFile+")",
-		"run `mozaiks up` without --prod, or re-run `mozaiks init --deployment prod` to set the directory up for production; --allow-mismatch starts it anyway")
+		"run `mozaiks up"+dirFlag+"` without --prod, or re-run `mozaiks init"+dirFlag+" --deployment prod` to set the directory up for production; --allow-mismatch starts it anyway")
 }
 
 func orDot(dir string) string {

@@ -116,7 +116,10 @@ func portHint(pp publishedPort) string {
 	if m := varRef.FindStringSubmatch(published); m != nil {
 		return fmt.Sprintf("stop what holds it, or set %s in .env to a free port", m[1])
 	}
-	return fmt.Sprintf("stop what holds it, or change the published port of service %s in the compose file", pp.Service)
+	// Not a variable: editing the file would be undone by the next
+	// `mozaiks init`, which derives the proxy's ports from the public URL.
+	return fmt.Sprintf("stop what holds it, or move service %s: in files written by mozaiks init, re-run it with another port "+
+		"in --public-url (the proxy) or --http-port (the runtime) rather than editing the compose file", pp.Service)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
