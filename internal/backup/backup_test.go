@@ -399,7 +399,9 @@ func TestMongoBackupWhileWriting(t *testing.T) {
 			}
 		}
 	}
-	if m.Counts.Events != int64(len(got.Events)) || m.Counts.Sessions != chats {
+	// A chat whose session the writer had not created yet at the cut is
+	// not in the archive: the counts must still match what was restored.
+	if m.Counts.Events != int64(len(got.Events)) || m.Counts.Sessions != int64(len(got.Sessions)) || m.Counts.Sessions > chats {
 		t.Fatalf("manifest %+v, restored %d events", m.Counts, len(got.Events))
 	}
 	t.Logf("cut at %+v of %d events", m.Counts, chats*perChat)

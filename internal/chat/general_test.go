@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/mozaiks/mozaiks/internal/chat"
@@ -39,6 +40,7 @@ func TestOpenGeneral(t *testing.T) {
 		t.Fatalf("first general chat %+v, %v", first, err)
 	}
 	other, _ := m.OpenGeneral(ctx, chat.GeneralRequest{AppID: "a", UserID: "u2", Workflow: "assistant"})
+	time.Sleep(5 * time.Millisecond) // creation times are kept to the millisecond: make "latest" unambiguous
 	fresh, _ := m.OpenGeneral(ctx, chat.GeneralRequest{AppID: "a", UserID: "u1", Workflow: "assistant", New: true})
 	for _, tc := range []struct {
 		name string

@@ -97,11 +97,34 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	if sess.Status != store.StatusInProgress {
 		return // finished since it was listed
 	}
+	m.active.Add(1) // recovering counts as a live run
+	defer m.active.Add(-1)
 	m.flush(ctx, r)
 	if err := m.loadTranscript(ctx, r, sess); err != nil {
 		log.Error("load transcript for recovery", "err", err)
 		return
 	}
+	if r.lastCached() < sess.LastSeq && !m.opts.SingleProcess {
+		// The dead process took seqs it never stored. MongoDB readers hold
+		// back the events after such a gap while it is young (it may be an
+		// append in flight): wait that out, so recovery sees everything
+		// that was stored and never repeats a stored reply.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(gapWait):
+		}
+		r.mu.Lock()
+		r.tr = transcript{}
+		r.mu.Unlock()
+		if err := m.loadTranscript(ctx, r, sess); err != nil {
+			log.Error("load transcript for recovery", "err", err)
+			return
+		}
+	}
+	// Sockets watching the chat get what the dead process stored and never
+	// sent, in order, the lost seqs skipped.
+	m.relayCatchUp(ctx, r)
 	st, _ := engine.DecodeState(sess.State)
 	r.mu.Lock()
 	evs := r.tr.evs
@@ -174,6 +197,20 @@ func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]boo
 		}
 	}
 	return open, unanswered
+}
+
+// gapWait outlasts how long the Mongo store holds events back behind a
+// missing seq (store/mongo gapGrace).
+const gapWait = 5500 * time.Millisecond
+
+// lastCached is the last seq in the room's cached transcript.
+func (r *room) lastCached() int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if n := len(r.tr.evs); n > 0 {
+		return r.tr.evs[n-1].Seq
+	}
+	return 0
 }
 
 // catchUp adds to the room's cached transcript what other replicas stored

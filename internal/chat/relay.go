@@ -130,6 +130,42 @@ func (m *Manager) fanoutStored(r *room, f Frame) {
 	}
 }
 
+// relayCatchUp sends the sockets of a chat being recovered the stored
+// events they have not had, in order: seqs missing below the last stored
+// one were lost with the process that took them, so nothing waits for them.
+func (m *Manager) relayCatchUp(ctx context.Context, r *room) {
+	rl := r.relayState(false)
+	if rl == nil {
+		return
+	}
+	rl.mu.Lock()
+	active, from := rl.active, rl.delivered
+	rl.mu.Unlock()
+	if !active {
+		return
+	}
+	var evs []store.Event
+	if _, _, err := m.scan(ctx, r.appID, r.chatID, from, func(ev store.Event) { evs = append(evs, ev) }); err != nil {
+		return // the relay delivers them, later
+	}
+	rl.mu.Lock()
+	defer rl.mu.Unlock()
+	for _, ev := range evs {
+		if !rl.active || ev.Seq <= rl.delivered {
+			continue
+		}
+		f, ok := rl.held[ev.Seq]
+		if ok {
+			delete(rl.held, ev.Seq)
+		} else {
+			f = EncodeStored(ev, false)
+		}
+		m.fanout(r, f)
+		rl.delivered = ev.Seq
+	}
+	m.drainHeld(r, rl)
+}
+
 // relayAlone: the relay knows no other replica now (so it polls nothing).
 func (m *Manager) relayAlone() bool {
 	a, ok := m.opts.Relay.(interface{ Alone() bool })
