@@ -111,8 +111,14 @@ func TestReplicasShareLiveFrames(t *testing.T) {
 			procs := make([]*proc, n)
 			for i := range procs {
 				procs[i] = serve(t, t.TempDir(), env...)
-				if !strings.Contains(procs[i].stderr.String(), "replicas   live frames shared through MongoDB by polling") {
-					t.Errorf("replica %d banner does not say how replicas share frames:\n%s", i, procs[i].stderr)
+				// The banner reaches us through a pipe: give it a moment.
+				deadline := time.Now().Add(5 * time.Second)
+				for !strings.Contains(procs[i].stderr.String(), "replicas   live frames shared through MongoDB by polling") {
+					if time.Now().After(deadline) {
+						t.Errorf("replica %d banner does not say how replicas share frames:\n%s", i, procs[i].stderr)
+						break
+					}
+					time.Sleep(20 * time.Millisecond)
 				}
 			}
 			// Replicas announce themselves every 3 s: wait until each knows
