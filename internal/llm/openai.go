@@ -142,9 +142,12 @@ func NewOpenAI(o Options) Client {
 
 func defaultHTTPClient() *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	// Many chats stream from one endpoint at once; the default of 2 idle
-	// connections per host would make most of them dial anew.
-	t.MaxIdleConnsPerHost = 64
+	// Many chats stream from one endpoint at once; keeping fewer idle
+	// connections than chats in flight makes the rest dial (and shake TLS
+	// hands) anew on every turn, on the path to the first token. Idle
+	// connections close after IdleConnTimeout (90 s) anyway.
+	t.MaxIdleConns = 2048
+	t.MaxIdleConnsPerHost = 1024
 	return &http.Client{Transport: t}
 }
 
