@@ -250,6 +250,11 @@ func chatRoutes(chatID string) []route {
 		{"POST", "/chat/default/" + chatID + "/u1/input", map[string]any{"message": "hello"}, 202},
 		{"POST", "/api/user-input/submit", map[string]any{"input_request_id": "req_none", "user_input": "x"}, 404},
 		{"POST", "/api/ui-tool/submit", map[string]any{"event_id": "ev_none", "response_data": map[string]any{}}, 404},
+		{"GET", "/api/general_chats/list/default/u1", nil, 200},
+		{"GET", "/api/general_chats/transcript/default/chat_none?user_id=u1", nil, 404},
+		{"POST", "/api/chat/upload", map[string]any{}, 400}, // a JSON body, not the multipart form
+		{"GET", "/api/admin/overview", nil, 403},            // valid, but without the admin scope
+		{"GET", "/api/admin/sessions", nil, 403},
 	}
 }
 

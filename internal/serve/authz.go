@@ -20,7 +20,12 @@ func (s *Server) allow(r *http.Request, appID, named string) chat.Allow {
 			return chat.ErrNotYours
 		}
 		if err := s.authorize(r, appID, owner); err != nil {
-			if errors.Is(err, auth.ErrWrongSubject) {
+			// The owner came from the chat itself (the request named no
+			// user): answer as for a missing chat. When the request names a
+			// user the token is not for, authorize's answer stands (401, or
+			// 404 on a route that names a chat), the same whether or not
+			// anything exists.
+			if named == "" && errors.Is(err, auth.ErrWrongSubject) {
 				return chat.ErrNotYours
 			}
 			return err

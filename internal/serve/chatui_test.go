@@ -573,7 +573,8 @@ func TestToolResponseSuccessContent(t *testing.T) {
 }
 
 // With AUTH_ENABLED the new routes follow the same rules as the others: the
-// general-chat list, its transcripts and uploads need the owner's token;
+// general-chat list, its transcripts and uploads need the owner's token (a
+// transcript asked for with another user's token is a 404, like a missing chat);
 // themes, like /api/workflows, are public (ChatUI fetches them without one,
 // ChatUI/src/styles/themeProvider.js).
 func TestChatUIRoutesWithAuth(t *testing.T) {

@@ -277,6 +277,14 @@ func TestNoExistenceOracle(t *testing.T) {
 			t.Errorf("another user's token, %s: real %d %s, made-up %d %s", p, realCode, realBody, fakeCode, fakeBody)
 		}
 	}
+	// Lists named for u1 with u2's token: 401 (the caller is not who the
+	// path says), never a 5xx.
+	for _, p := range []string{"/api/sessions?user_id=u1", "/api/chats/default/assistant?user_id=u1", "/api/sessions/list/default/u1",
+		"/api/sessions/recent/default/u1", "/api/general_chats/list/default/u1"} {
+		if code, body := e.call("GET", p, u2, nil); code != 401 {
+			t.Errorf("another user's list %s: %d %s", p, code, body)
+		}
+	}
 	realCode, realBody = e.call("POST", "/chat/default/"+s.ChatID+"/u2/input", u2, map[string]any{"message": "x"})
 	if realCode != 404 || !bytes.Contains(realBody, []byte("SESSION_NOT_FOUND")) {
 		t.Errorf("input to another user's chat: %d %s", realCode, realBody)
