@@ -280,3 +280,22 @@ func writeToolWorkflow(t *testing.T, dir, url string) {
 		}
 	}
 }
+
+// A data directory that cannot be used says why (tests run as root, which
+// ignores permissions, so a file stands in for the directory).
+func TestUnusableDataDirSaysWhy(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "data")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, dir, []string{"MOZAIKS_DATA_DIR=" + file, "PORT=" + freePort(t)}, "serve")
+	if code := p.wait(20 * time.Second); code != 1 {
+		t.Fatalf("exit %d, want 1:\n%s", code, p.stderr)
+	}
+	if out := p.stderr.String(); !strings.Contains(out, "cannot open the embedded store in "+file+": ") ||
+		!strings.Contains(out, "not a directory") {
+		t.Fatalf("the start-up error does not say why:\n%s", out)
+	}
+}

@@ -83,7 +83,10 @@ func OpenStore(ctx context.Context, cfg *config.Config, log *slog.Logger) (store
 			"stop the other process, or give this one its own --data-dir")
 	}
 	if err != nil {
-		return nil, "", uerr.Wrap(err, uerr.ExitFailed, "cannot open the embedded store in "+cfg.DataDir, "check the directory is writable, or set --data-dir")
+		// Say why: the cause (permission denied, read-only file system, no
+		// space) is the operator's answer; it carries no secret.
+		return nil, "", uerr.Wrap(err, uerr.ExitFailed, "cannot open the embedded store in "+cfg.DataDir+": "+rootCause(err),
+			"check the directory is writable by this user, or set --data-dir")
 	}
 	abs, _ := filepath.Abs(s.Path())
 	return s, "SQLite " + abs, nil
@@ -143,7 +146,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	rel, stopRelay := relay.For(ctx, st, relay.Options{Origin: owner, Logger: log})
 	defer stopRelay()
 	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single,
-		LeaseTTL: cfg.RunLease, Logger: log, Relay: rel})
+		LeaseTTL: cfg.RunLease, MaxQueued: cfg.Limits.MaxQueuedPerChat, Logger: log, Relay: rel})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS,
 		Diagnostics: diags})
 
@@ -188,4 +191,15 @@ func relayLine(mode string) string {
 		return "live frames shared through MongoDB by polling (no change streams on this server); no sticky sessions needed"
 	}
 	return "live frames shared through MongoDB change streams; no sticky sessions needed"
+}
+
+// rootCause is the innermost error's text, e.g. "permission denied".
+func rootCause(err error) string {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err.Error()
+		}
+		err = next
+	}
 }

@@ -490,3 +490,33 @@ func TestRecoverQueuedMessages(t *testing.T) {
 		}
 	}
 }
+
+// Messages beyond the per-chat queue are refused and not stored; the ones
+// taken are all answered.
+func TestQueueLimit(t *testing.T) {
+	t.Parallel()
+	g := newRig(t, nil)
+	g.m.opts.MaxQueued = 2
+	g.open("assistant", "c1")
+	g.llm.Enqueue(llmtest.Reply{Text: "slow", TokenDelay: 300 * time.Millisecond, Chunks: 2},
+		llmtest.Reply{Text: "a1"}, llmtest.Reply{Text: "a2"})
+	g.submit("c1", "q0")
+	deadline := time.Now().Add(5 * time.Second)
+	for g.m.ActiveRuns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // q0's run has begun: the queue is empty
+	}
+	g.submit("c1", "q1")
+	g.submit("c1", "q2")
+	if _, err := g.m.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "q3"}); err != ErrBusy {
+		t.Fatalf("third message behind a run: %v, want ErrBusy", err)
+	}
+	g.settled("c1")
+	for _, x := range texts(g.events("c1")) {
+		if x == "user: q3" {
+			t.Fatalf("a refused message was stored: %q", texts(g.events("c1")))
+		}
+	}
+	if got := texts(g.events("c1")); got[len(got)-1] != "Assistant: a2" {
+		t.Fatalf("texts = %q: the queued messages are answered", got)
+	}
+}

@@ -30,6 +30,9 @@ var (
 	ErrNoPending = errors.New("no pending request with that id")
 	// ErrClosing: the manager is shutting down.
 	ErrClosing = errors.New("server is shutting down")
+	// ErrBusy: too many messages already wait behind the chat's run; the
+	// message was not stored.
+	ErrBusy = errors.New("too many messages are waiting for this chat")
 )
 
 // Observer receives run and LLM measurements (metrics).
@@ -62,6 +65,9 @@ type Options struct {
 	// HistoryEvents bounds the events of an active chat kept in memory, and
 	// so the history a run sees (default 2000).
 	HistoryEvents int
+	// MaxQueued bounds the messages waiting behind a chat's run; a message
+	// beyond it is refused (ErrBusy) and not stored. 0: no limit.
+	MaxQueued int
 	Logger        *slog.Logger
 	Relay         relay.Relay // relay: fans frames out to and from other replicas (nil: this process only)
 }
@@ -272,6 +278,10 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	o.typ, o.agent, o.data, o.message = "chat.text", "user", data, true
 	o.update = &store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none}
 	r.mu.Lock()
+	if m.opts.MaxQueued > 0 && len(r.queue) >= m.opts.MaxQueued {
+		r.mu.Unlock()
+		return Ack{}, ErrBusy
+	}
 	m.postLocked(r, o)
 	m.enqueueLocked(r, job{msg: o, msgID: msgID,
 		input: &engine.Input{Kind: engine.InputMessage, Text: in.Text, RequestID: in.InputRequestID, Context: in.Context}})

@@ -112,6 +112,7 @@ var Settings = []Setting{
 	{Key: "messages_per_minute", Env: "MOZAIKS_MESSAGES_PER_MINUTE", Default: "30", Help: "user messages per user per minute, bursts of up to 10 (0: no limit)"},
 	{Key: "sessions_per_minute", Env: "MOZAIKS_SESSIONS_PER_MINUTE", Default: "10", Help: "new sessions per user per minute, bursts of up to 10 (0: no limit)"},
 	{Key: "max_sockets_per_user", Env: "MOZAIKS_MAX_SOCKETS_PER_USER", Default: "16", Help: "open chat sockets per user (0: no limit)"},
+	{Key: "max_queued_per_chat", Env: "MOZAIKS_MAX_QUEUED_PER_CHAT", Default: "16", Help: "messages that may wait behind a chat's run; more are refused, not stored (0: no limit)"},
 	{Key: "max_conns_per_ip", Env: "MOZAIKS_MAX_CONNS_PER_IP", Default: "4096", Help: "open connections per client IP, sockets included; behind a proxy every client shares its IP (0: no limit)"},
 	{Key: "body_timeout", Env: "MOZAIKS_BODY_TIMEOUT", Default: "30s", Help: "time allowed to read a request's headers and body"},
 	{Key: "shutdown_timeout", Env: "MOZAIKS_SHUTDOWN_TIMEOUT", Flag: "shutdown-timeout", Default: "25s", Help: "how long shutdown may drain"},

@@ -18,6 +18,7 @@ type Limits struct {
 	SessionsPerMinute int           // per user
 	Burst             int           // bucket size of both rates
 	MaxSocketsPerUser int           // open chat sockets per app+user
+	MaxQueuedPerChat  int           // messages waiting behind a chat's run
 	MaxConnsPerIP     int           // open TCP connections per client IP
 	BodyTimeout       time.Duration // headers + body of one request
 }
@@ -25,7 +26,7 @@ type Limits struct {
 // DefaultLimits are the limits when no setting changes them.
 func DefaultLimits() Limits {
 	return Limits{MaxMessageBytes: 256 << 10, MessagesPerMinute: 30, SessionsPerMinute: 10, Burst: 10,
-		MaxSocketsPerUser: 16, MaxConnsPerIP: 4096, BodyTimeout: 30 * time.Second}
+		MaxSocketsPerUser: 16, MaxQueuedPerChat: 16, MaxConnsPerIP: 4096, BodyTimeout: 30 * time.Second}
 }
 
 func limitsFrom(vals map[string]string, bad func(key, reason string) error) (Limits, error) {
@@ -39,6 +40,7 @@ func limitsFrom(vals map[string]string, bad func(key, reason string) error) (Lim
 		{"messages_per_minute", &l.MessagesPerMinute, 0, 1 << 20},
 		{"sessions_per_minute", &l.SessionsPerMinute, 0, 1 << 20},
 		{"max_sockets_per_user", &l.MaxSocketsPerUser, 0, 1 << 20},
+		{"max_queued_per_chat", &l.MaxQueuedPerChat, 0, 1 << 20},
 		{"max_conns_per_ip", &l.MaxConnsPerIP, 0, 1 << 24},
 	}
 	for _, x := range ints {

@@ -25,6 +25,8 @@ const (
 const (
 	CodeStructuredOutputInvalid = "STRUCTURED_OUTPUT_INVALID"
 	CodeUIToolNotPending        = "UI_TOOL_NOT_PENDING"
+	// CodeEmptyReply: the model answered with neither text nor tool calls.
+	CodeEmptyReply = "LLM_EMPTY_REPLY"
 )
 
 // run is one call to Engine.Run.

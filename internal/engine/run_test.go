@@ -350,3 +350,27 @@ func TestStateNamingRemovedAgent(t *testing.T) {
 		t.Errorf("result %+v speakers %v", res, c.speakers())
 	}
 }
+
+// An empty reply is the model failing: an error the user sees, no empty
+// message stored, and the chat stays usable.
+func TestEmptyReplyIsAnError(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "human_in_the_loop: true\nstartup_mode: UserDriven\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: You are A.}\n",
+	})
+	c := newChat(t, set, "w")
+	c.srv.Enqueue(llmtest.Reply{Text: ""})
+	c.run(nil)
+	c.srv.Enqueue(llmtest.Reply{Text: ""}, llmtest.Reply{Text: "back"})
+	c.store(KindText, "user", map[string]any{"agent": "user", "role": "user", "content": "hi"})
+	res := c.run(&Input{Kind: InputMessage, Text: "hi"})
+	if e := c.lastOf(KindError); e.Data["error_code"] != CodeEmptyReply || res.Reason != ReasonLLMUnavailable {
+		t.Fatalf("empty reply: error %v, result %+v", e.Data, res)
+	}
+	for _, ev := range c.kinds(KindText) {
+		if ev.Agent == "A" {
+			t.Fatalf("an empty reply was stored as a message: %+v", ev)
+		}
+	}
+}

@@ -37,6 +37,13 @@ func (r *run) turn(ctx context.Context, agent *workflow.Agent) (turnOutcome, err
 			out.failure = f
 			return out, err
 		}
+		if strings.TrimSpace(resp.Content) == "" && len(resp.ToolCalls) == 0 {
+			// Nothing to show or store: an empty reply is the model
+			// failing, not an empty message.
+			out.failure = &failure{code: CodeEmptyReply, msg: agent.Name + "'s model returned an empty reply", retryable: true,
+				reason: ReasonLLMUnavailable}
+			return out, nil
+		}
 		if resp.Content != "" || len(resp.ToolCalls) == 0 {
 			if err := r.emit(ctx, Text{Agent: agent.Name, Role: "assistant", Content: resp.Content, MessageID: msgID,
 				Structured: structured}); err != nil {

@@ -95,7 +95,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	// As in production: the embedded store's runs take no lease (its
 	// directory lock makes the process the only runner); Mongo's do.
 	chats := chat.NewManager(chat.Options{Store: o.store, Runner: eng, Workflows: set, Owner: "test", LeaseTTL: 3 * time.Second,
-		SingleProcess: o.store.Backend() == "embedded"})
+		SingleProcess: o.store.Backend() == "embedded", MaxQueued: cfg.Limits.MaxQueuedPerChat})
 	var verifier *auth.Verifier
 	if cfg.AuthEnabled {
 		if verifier, err = auth.New(auth.Options{Secret: cfg.AuthJWTSecret, Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience,

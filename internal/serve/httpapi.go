@@ -61,6 +61,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 			slog.String("code", ae.Code), slog.Any("err", err))
 	}
 	s.metrics.errors.WithLabelValues(ae.Code).Inc()
+	if ae.Status == http.StatusTooManyRequests && w.Header().Get("Retry-After") == "" {
+		w.Header().Set("Retry-After", "5")
+	}
 	var body errorBody
 	body.Error.Code, body.Error.Message, body.Detail = ae.Code, ae.Msg, ae.Msg
 	writeJSON(w, ae.Status, body)
@@ -82,6 +85,9 @@ func toAPIError(err error) *APIError {
 		return &APIError{Status: http.StatusBadRequest, Code: "INVALID_CURSOR", Msg: "cursor is not one this server issued", Err: err}
 	case errors.Is(err, store.ErrUnavailable):
 		return &APIError{Status: http.StatusServiceUnavailable, Code: "STORE_UNAVAILABLE", Msg: "the database is unavailable; retry shortly", Err: err}
+	case errors.Is(err, chat.ErrBusy):
+		return &APIError{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED",
+			Msg: "too many messages are waiting for this chat; this one was not stored, send it again when the answers come", Err: err}
 	default:
 		return &APIError{Status: http.StatusInternalServerError, Code: "INTERNAL", Msg: "internal error", Err: err}
 	}

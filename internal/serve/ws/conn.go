@@ -432,6 +432,8 @@ func storeErrorFrame(err error) chat.Frame {
 		return chat.ErrorFrame("STORE_UNAVAILABLE", "the database is unavailable; your message was not stored, send it again", true)
 	case errors.Is(err, chat.ErrClosing):
 		return chat.ErrorFrame("SERVER_SHUTTING_DOWN", "the server is restarting; reconnect and send again", true)
+	case errors.Is(err, chat.ErrBusy):
+		return chat.ErrorFrame("RATE_LIMITED", "too many messages are waiting for this chat; this one was not stored, send it again when the answers come", true)
 	default:
 		return chat.ErrorFrame("INTERNAL", "internal error", true)
 	}
