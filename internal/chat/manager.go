@@ -68,8 +68,8 @@ type Options struct {
 	// MaxQueued bounds the messages waiting behind a chat's run; a message
 	// beyond it is refused (ErrBusy) and not stored. 0: no limit.
 	MaxQueued int
-	Logger        *slog.Logger
-	Relay         relay.Relay // relay: fans frames out to and from other replicas (nil: this process only)
+	Logger    *slog.Logger
+	Relay     relay.Relay // relay: fans frames out to and from other replicas (nil: this process only)
 }
 
 // Manager runs chats.
