@@ -7,6 +7,7 @@ package config
 import (
 	"cmp"
 	"fmt"
+	"github.com/mozaiks/mozaiks/internal/ids"
 	"net/url"
 	"strconv"
 	"strings"
@@ -316,23 +317,10 @@ func NormalizeOrigin(o string) (string, error) {
 	return u.Scheme + "://" + host, nil
 }
 
-// ValidID reports whether s is a valid app/user/chat id or workflow name:
-// 1-128 characters of [A-Za-z0-9._:@-], and not "." or "..".
-func ValidID(s string) bool {
-	if len(s) == 0 || len(s) > 128 || s == "." || s == ".." {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '.', c == '_', c == ':', c == '@', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}
+// ValidID reports whether s is a valid app/user/chat id or workflow name
+// (see ids.Valid, where the rule lives so that packages below config use it
+// too).
+func ValidID(s string) bool { return ids.Valid(s) }
 
 // DatabaseName is the database named by the URI's path, default MozaiksAI.
 func DatabaseName(mongoURI string) string {

@@ -46,12 +46,12 @@ func TestLimitsAndClockSkew(t *testing.T) {
 	}
 	cfg, err = Load(LoadOptions{Dir: t.TempDir(), Environ: []string{"AUTH_CLOCK_SKEW=5s", "MOZAIKS_MAX_MESSAGE_BYTES=1000",
 		"MOZAIKS_MESSAGES_PER_MINUTE=0", "MOZAIKS_SESSIONS_PER_MINUTE=3", "MOZAIKS_MAX_SOCKETS_PER_USER=2",
-		"MOZAIKS_MAX_CONNS_PER_IP=7", "MOZAIKS_BODY_TIMEOUT=2s"}})
+		"MOZAIKS_MAX_CONNS_PER_IP=7", "MOZAIKS_BODY_TIMEOUT=2s", "MOZAIKS_MAX_QUEUED_PER_CHAT=4"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Limits{MaxMessageBytes: 1000, MessagesPerMinute: 0, SessionsPerMinute: 3, Burst: 10, MaxSocketsPerUser: 2,
-		MaxConnsPerIP: 7, BodyTimeout: 2 * time.Second}
+		MaxQueuedPerChat: 4, MaxConnsPerIP: 7, BodyTimeout: 2 * time.Second}
 	if cfg.Limits != want || cfg.AuthClockSkew != 5*time.Second {
 		t.Fatalf("got %+v skew %s, want %+v", cfg.Limits, cfg.AuthClockSkew, want)
 	}

@@ -54,7 +54,7 @@ func New(opts Options) *Engine {
 		opts.Rand = mrand.New(mrand.NewPCG(mrand.Uint64(), mrand.Uint64()))
 	}
 	if opts.DefaultModel == "" {
-		opts.DefaultModel = "gpt-4o-mini"
+		opts.DefaultModel = llm.DefaultModel
 	}
 	return &Engine{opts: opts}
 }

@@ -9,7 +9,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/mozaiks/mozaiks/internal/config"
+	"github.com/mozaiks/mozaiks/internal/ids"
 )
 
 type agentsFile struct {
@@ -34,7 +34,7 @@ type toolsFile struct {
 func load(fsys fs.FS, dir, shownDir, name string) (*Workflow, []Diagnostic) {
 	var diags []Diagnostic
 	wf := &Workflow{Name: name, Source: shownDir}
-	if !config.ValidID(name) {
+	if !ids.Valid(name) {
 		diags = append(diags, Diagnostic{Workflow: name, File: shownDir, Severity: SevError,
 			Message: "invalid workflow name: want 1-128 characters of A-Z a-z 0-9 . _ : @ -"})
 		return nil, diags
