@@ -122,6 +122,16 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 			return
 		}
 	}
+	if gf, ok := m.opts.Store.(store.GapFiller); ok && !m.opts.SingleProcess {
+		// What the dead process took and never stored is lost for good:
+		// mark it, so no reader (this replica's sockets, the others',
+		// the relay) waits for it.
+		if n, err := gf.FillGaps(ctx, r.appID, r.chatID, sess.LastSeq); err != nil {
+			log.Warn("mark lost seqs", "err", err)
+		} else if n > 0 {
+			log.Info("marked seqs the dead process never stored", "seqs", n)
+		}
+	}
 	// Sockets watching the chat get what the dead process stored and never
 	// sent, in order, the lost seqs skipped.
 	m.relayCatchUp(ctx, r)

@@ -203,6 +203,18 @@ func (m *Manager) relayEvent(r *room, rl *roomRelay, gen int, ev store.Event) {
 	if !rl.active || rl.gen != gen || ev.Seq <= rl.delivered {
 		return
 	}
+	if ev.Type == store.GapType {
+		// A seq lost with a dead process: nothing to send, stop waiting.
+		for _, s := range slices.Sorted(maps.Keys(rl.held)) {
+			if s < ev.Seq {
+				m.fanout(r, rl.held[s])
+				delete(rl.held, s)
+			}
+		}
+		rl.delivered = ev.Seq
+		m.drainHeld(r, rl)
+		return
+	}
 	for _, s := range slices.Sorted(maps.Keys(rl.held)) {
 		if s < ev.Seq {
 			m.fanout(r, rl.held[s])

@@ -165,6 +165,20 @@ type Store interface {
 	ListUnfinished(ctx context.Context, limit int) ([]Session, error)
 }
 
+// GapType marks a seq that a process took and never stored (it died
+// between the two). The process that recovers the chat fills such seqs with
+// a GapType event (GapFiller), so readers stop waiting for them; ListEvents
+// never returns one.
+const GapType = "chat.gap"
+
+// GapFiller is implemented by stores whose seqs can be lost (MongoDB: the
+// seq is taken before the event is inserted).
+type GapFiller interface {
+	// FillGaps stores a GapType event under every seq up to upTo that has
+	// none; it returns how many it filled.
+	FillGaps(ctx context.Context, appID, chatID string, upTo int64) (int, error)
+}
+
 // IdempotencyWindow is how long a client_request_id returns the same session.
 const IdempotencyWindow = 60 * time.Second
 

@@ -128,8 +128,47 @@ func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq i
 		if d.Seq != want && time.Since(d.Timestamp) < gapGrace {
 			break
 		}
-		out = append(out, d.event())
+		if d.Type != store.GapType {
+			out = append(out, d.event())
+		}
 		want = d.Seq + 1
 	}
 	return out, nil
+}
+
+// FillGaps implements store.GapFiller.
+func (s *Store) FillGaps(ctx context.Context, appID, chatID string, upTo int64) (int, error) {
+	if err := s.ensureIndexed(ctx); err != nil {
+		return 0, err
+	}
+	cur, err := s.events.Find(ctx, bson.D{{Key: "chat_id", Value: chatID}, {Key: fApp, Value: appID},
+		{Key: "seq", Value: bson.D{{Key: "$lte", Value: upTo}}}})
+	if err != nil {
+		return 0, wrap("find gaps", err)
+	}
+	var docs []eventDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, wrap("find gaps", err)
+	}
+	have := make(map[int64]bool, len(docs))
+	for _, d := range docs {
+		have[d.Seq] = true
+	}
+	filled := 0
+	now := store.Now().UTC().Truncate(time.Millisecond)
+	for seq := int64(1); seq <= upTo; seq++ {
+		if have[seq] {
+			continue
+		}
+		_, err := s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: seq, Type: store.GapType, Data: "{}", Timestamp: now})
+		switch {
+		case err == nil:
+			filled++
+		case mongo.IsDuplicateKeyError(err):
+			// Stored after all (an append that was in flight): keep it.
+		default:
+			return filled, wrap("fill gap", err)
+		}
+	}
+	return filled, nil
 }

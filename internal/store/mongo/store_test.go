@@ -244,3 +244,35 @@ func TestOpenBadURI(t *testing.T) {
 		}
 	}
 }
+
+// A seq a dead process took and never stored is filled by the recovering
+// process: readers stop waiting for it at once and never see the filler.
+func TestFillGaps(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openURI(t, ferret.DB(t), mongoOptions())
+	newChat(t, s, "a", "c")
+	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	sessions := s.Client().Database(s.Database()).Collection(mongo.SessionsCollection)
+	if _, err := sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: "c"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "last_sequence", Value: 1}}}}); err != nil {
+		t.Fatal(err) // seq 2 taken, never stored
+	}
+	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	if evs, _ := s.ListEvents(ctx, "a", "c", 0, 10); len(evs) != 1 {
+		t.Fatalf("before filling, a recent gap holds readers at seq 1: got %v", seqsOf(evs))
+	}
+	if n, err := s.FillGaps(ctx, "a", "c", 3); err != nil || n != 1 {
+		t.Fatalf("FillGaps = %d, %v; want 1", n, err)
+	}
+	evs, err := s.ListEvents(ctx, "a", "c", 0, 10)
+	if err != nil || len(evs) != 2 || evs[0].Seq != 1 || evs[1].Seq != 3 {
+		t.Fatalf("after filling: seqs %v (%v), want [1 3] at once", seqsOf(evs), err)
+	}
+	if n, _ := s.FillGaps(ctx, "a", "c", 3); n != 0 {
+		t.Fatalf("a second FillGaps filled %d", n)
+	}
+}
