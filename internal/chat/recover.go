@@ -191,7 +191,7 @@ func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]boo
 	for _, ev := range evs {
 		switch ev.Kind {
 		case engine.KindRunStart:
-			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+			if s := engine.InputSeq(ev); s > 0 {
 				consumed[s] = true
 			}
 			lastRun = str(ev.Data["run_id"])
@@ -255,7 +255,7 @@ func (m *Manager) consumed(ctx context.Context, r *room, msg *op) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, e := range r.tr.evs {
-		if e.Kind == engine.KindRunStart && seqValue(e.Data["input_seq"]) == ev.Seq {
+		if engine.InputSeq(e) == ev.Seq {
 			return true
 		}
 	}

@@ -110,7 +110,7 @@ func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredE
 	consumed := map[int64]bool{}
 	for _, ev := range evs {
 		if ev.Kind == engine.KindRunStart {
-			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+			if s := engine.InputSeq(ev); s > 0 {
 				consumed[s] = true
 			}
 		}
@@ -131,7 +131,7 @@ func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredE
 			held[ev.Seq] = ev
 			continue
 		case ev.Kind == engine.KindRunStart:
-			if s := seqValue(ev.Data["input_seq"]); s > 0 {
+			if s := engine.InputSeq(ev); s > 0 {
 				if u, ok := held[s]; ok {
 					out = append(out, u)
 					delete(held, s)
@@ -144,19 +144,4 @@ func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredE
 		out = append(out, *cur)
 	}
 	return out
-}
-
-func seqValue(v any) int64 {
-	switch n := v.(type) {
-	case float64:
-		return int64(n)
-	case int64:
-		return n
-	case int:
-		return int64(n)
-	case json.Number:
-		i, _ := n.Int64()
-		return i
-	}
-	return 0
 }

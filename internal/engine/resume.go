@@ -45,7 +45,7 @@ func (r *run) resume(ctx context.Context) (Result, error) {
 		return r.awaiting(ReasonInputRequired)
 	}
 	r.st.Started = true
-	if seqOf(start.Data["input_seq"]) > 0 {
+	if InputSeq(start) > 0 {
 		// A message run: it settled what the chat waited for.
 		r.st.Done, r.st.Pending, r.st.AutoReplies = false, nil, map[string]int{}
 	} else if p := r.st.Pending; p != nil && p.Kind == "ui_tool" {
@@ -193,8 +193,15 @@ func (r *run) tool(agent, name string) *workflow.Tool {
 	return nil
 }
 
-func seqOf(v any) int64 {
-	switch n := v.(type) {
+// InputSeq is the seq of the user message a stored run_start answers, 0 when
+// the run answered none (a workflow's start, a UI tool's answer). The
+// runtime records it (it knows the seq once the message is stored); the
+// engine and the runtime read it back through here.
+func InputSeq(ev StoredEvent) int64 {
+	if ev.Kind != KindRunStart {
+		return 0
+	}
+	switch n := ev.Data["input_seq"].(type) {
 	case float64:
 		return int64(n)
 	case int64:

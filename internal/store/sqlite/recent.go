@@ -18,17 +18,5 @@ func (s *Store) RecentSessions(ctx context.Context, appID string, limit int) ([]
 	if err != nil {
 		return nil, wrap(err)
 	}
-	defer rows.Close()
-	var out []store.Session
-	for rows.Next() {
-		x, err := scanSession(rows)
-		if err != nil {
-			return nil, wrap(err)
-		}
-		out = append(out, x)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, wrap(err)
-	}
-	return out, nil
+	return scanSessions(rows)
 }

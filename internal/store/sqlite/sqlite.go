@@ -421,6 +421,11 @@ func (s *Store) ListUnfinished(ctx context.Context, limit int) ([]store.Session,
 	if err != nil {
 		return nil, wrap(err)
 	}
+	return scanSessions(rows)
+}
+
+// scanSessions reads every row of a sessions query and closes it.
+func scanSessions(rows *sql.Rows) ([]store.Session, error) {
 	defer rows.Close()
 	var out []store.Session
 	for rows.Next() {
