@@ -113,7 +113,13 @@ func (m *Manager) apply(r *room, o *op) {
 		defer cancel()
 		o.err = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, u)
 	default:
-		if o.inputOf != nil && o.inputOf.err == nil && o.inputOf.ev.Seq > 0 {
+		if o.inputOf != nil && o.inputOf.err != nil {
+			// The message this run answers was not stored (the user was
+			// told to send it again): the run stops here, storing nothing.
+			o.err = fmt.Errorf("the message this run answers was not stored: %w", o.inputOf.err)
+			return
+		}
+		if o.inputOf != nil && o.inputOf.ev.Seq > 0 {
 			o.data["input_seq"] = o.inputOf.ev.Seq
 		}
 		raw, err := json.Marshal(o.data)
