@@ -46,14 +46,18 @@ func (m *Manager) RecoverInBackground(interval time.Duration) {
 	m.runs.Add(1)
 	go func() {
 		defer m.runs.Done()
+		if !m.opts.SingleProcess {
+			// Other replicas may be running any chat that is in progress:
+			// take over only those nobody has touched for a lease, now and
+			// from then on (sweep).
+			m.sweepEvery(m.opts.LeaseTTL / 2)
+			return
+		}
 		for {
 			n, err := m.Recover(m.base)
 			if err == nil {
 				if n > 0 {
 					m.log.Info("recovering chats left in progress", "chats", n)
-				}
-				if !m.opts.SingleProcess {
-					m.sweepEvery(m.opts.LeaseTTL / 2)
 				}
 				return
 			}
@@ -72,11 +76,13 @@ func (m *Manager) RecoverInBackground(interval time.Duration) {
 func (m *Manager) sweepEvery(interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	for {
-		select {
-		case <-m.base.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-m.base.Done():
+				return
+			case <-t.C:
+			}
 		}
 		if n, err := m.sweep(m.base); err != nil {
 			m.log.Warn("look for chats other replicas left", "err", err)
@@ -265,7 +271,8 @@ func (m *Manager) consumed(ctx context.Context, r *room, msg *op) bool {
 // sweep queues the recovery of chats that are in progress with nobody
 // working on them: not run here, and untouched for a lease's time (a
 // replica that died, or one that handed its runs off at shutdown). A live
-// replica's lease makes the recovery give up at once.
+// run renews its lease, which bumps the chat's UpdatedAt, so the sweep does
+// not even try those; a lease taken in between makes it give up at once.
 func (m *Manager) sweep(ctx context.Context) (int, error) {
 	sessions, err := m.opts.Store.ListUnfinished(ctx, 1000)
 	if err != nil {
@@ -276,14 +283,18 @@ func (m *Manager) sweep(ctx context.Context) (int, error) {
 		if time.Since(sess.UpdatedAt) < m.opts.LeaseTTL {
 			continue
 		}
-		r := m.room(sess.AppID, sess.ChatID)
-		r.mu.Lock()
-		busy := r.running || len(r.queue) > 0
-		r.mu.Unlock()
-		if busy {
-			continue
+		m.mu.Lock()
+		r := m.rooms[sess.AppID+"\x00"+sess.ChatID]
+		m.mu.Unlock()
+		if r != nil {
+			r.mu.Lock()
+			busy := r.running || len(r.queue) > 0
+			r.mu.Unlock()
+			if busy {
+				continue
+			}
 		}
-		m.enqueue(r, job{resume: true, sweep: true})
+		m.enqueue(m.room(sess.AppID, sess.ChatID), job{resume: true, sweep: true})
 		n++
 	}
 	return n, nil

@@ -72,6 +72,13 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 			return
 		}
 		defer m.unlease(r, log)
+		// Everything the run wrote is stored before the lease is let go:
+		// the next replica to take the chat must see how the run ended.
+		defer func() {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*storeTimeout)
+			defer cancel()
+			m.flush(fctx, r)
+		}()
 		// Other replicas may have run the chat since this one last did.
 		r.setLast(nil)
 		if err := m.catchUp(ctx, r); err != nil {

@@ -154,7 +154,9 @@ type Store interface {
 	RecordUsage(ctx context.Context, u UsageRecord) error
 
 	// AcquireLease makes owner the chat's only runner until ttl passes;
-	// it succeeds when the lease is free, expired or already owner's.
+	// it succeeds when the lease is free, expired or already owner's. Taking
+	// or renewing it bumps UpdatedAt: a chat whose run is alive somewhere is
+	// never older than its lease (what other replicas' sweeps look at).
 	AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error)
 	// ReleaseLease frees the lease if owner holds it.
 	ReleaseLease(ctx context.Context, appID, chatID, owner string) error

@@ -25,7 +25,7 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 				bson.D{{Key: fLeaseTill, Value: bson.D{{Key: "$lt", Value: now}}}},
 			}},
 		},
-		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseOwn, Value: owner}, {Key: fLeaseTill, Value: now.Add(ttl)}}}})
+		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseOwn, Value: owner}, {Key: fLeaseTill, Value: now.Add(ttl)}, {Key: fUpdated, Value: now}}}})
 	unlock()
 	if err != nil {
 		return false, wrap("acquire lease", err)

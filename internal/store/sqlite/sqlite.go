@@ -497,9 +497,9 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 	now := time.Now()
 	var n int64
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET lease_owner = ?, lease_until = ?
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET lease_owner = ?, lease_until = ?, updated_at = ?
 			WHERE chat_id = ? AND app_id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
-			owner, now.Add(ttl).UnixMilli(), chatID, appID, owner, now.UnixMilli())
+			owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner, now.UnixMilli())
 		if err != nil {
 			return wrap(err)
 		}
