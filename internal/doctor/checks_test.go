@@ -274,6 +274,16 @@ func TestNginx(t *testing.T) {
 	})
 }
 
+// With auth on the runtime keeps diagnostic sockets short: WS04 says it
+// cannot measure the proxy's idle timeout instead of blaming the proxy.
+func TestWSIdleAgainstBoundedDiagnostics(t *testing.T) {
+	t.Parallel()
+	rt := doctortest.StartRuntime(t, doctortest.RuntimeOptions{AllowAnyOrigin: true, Bounded: true, MaxLifetime: 500 * time.Millisecond})
+	env := testEnv(t, map[string]string{"_URL": rt.URL}, "")
+	env.IdleProbe = 2 * time.Second
+	wantResult(t, runCheck(t, env, checkWSIdle()), Skipped, "closes diagnostic sockets after a few seconds", "")
+}
+
 func TestInvalidConfigSkipsDependents(t *testing.T) {
 	t.Parallel()
 	env := testEnv(t, map[string]string{"LLM_PROVIDER": "bogus"}, "")

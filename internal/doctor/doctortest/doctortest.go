@@ -33,6 +33,10 @@ type RuntimeOptions struct {
 	Origins        []string // allowed origins (HTTP CORS and WebSocket)
 	AllowAnyOrigin bool     // the misconfiguration CORS01 must catch
 	ReadyStatus    int      // /api/ready status (default 200)
+	// Bounded: diagnostic sockets are kept short, as the runtime does with
+	// auth on (MaxLifetime and IdleTimeout, default a few seconds).
+	Bounded     bool
+	MaxLifetime time.Duration
 }
 
 // StartRuntime serves the diag endpoints the way the runtime mounts them, on
@@ -46,7 +50,7 @@ func StartRuntime(t testing.TB, o RuntimeOptions) *httptest.Server {
 	diag.Register(mux, diag.Options{CheckOrigin: func(r *http.Request) bool {
 		origin := r.Header.Get("Origin")
 		return origin == "" || allowed(origin)
-	}})
+	}, Bounded: o.Bounded, MaxLifetime: o.MaxLifetime, IdleTimeout: o.MaxLifetime})
 	mux.HandleFunc("GET /api/health", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"status":"ok"}`)

@@ -6,9 +6,11 @@ package diag
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -211,7 +213,14 @@ func (o Options) wsEcho(w http.ResponseWriter, r *http.Request) {
 		typ, msg, err := conn.ReadMessage()
 		if err != nil {
 			// A frame over the limit already got 1009 from gorilla; anything
-			// else is the peer going away.
+			// else is the peer going away, or, bounded, the idle limit:
+			// say so, so the doctor can tell it from a proxy timeout.
+			var ne net.Error
+			if o.Bounded && errors.As(err, &ne) && ne.Timeout() {
+				_ = conn.WriteControl(websocket.CloseMessage,
+					websocket.FormatCloseMessage(websocket.ClosePolicyViolation, "diagnostic socket idle limit"),
+					time.Now().Add(time.Second))
+			}
 			return
 		}
 		if typ != websocket.TextMessage {
