@@ -114,6 +114,22 @@ func StartNginx(t testing.TB, upstream, location string) string {
 // nginx's origin before nginx starts.
 func StartNginxOn(t testing.TB, port int, upstream, location string) string {
 	t.Helper()
+	return runNginx(t, port, func(string) string {
+		return fmt.Sprintf(`  server {
+    listen 127.0.0.1:%d;
+    location / {
+      proxy_pass http://%s;
+%s
+    }
+  }`, port, upstream, location)
+	})
+}
+
+// runNginx starts a real nginx in a fresh directory whose http block holds
+// what body returns (given that directory) and waits for it on
+// 127.0.0.1:port. It is stopped when the test ends.
+func runNginx(t testing.TB, port int, body func(dir string) string) string {
+	t.Helper()
 	bin := nginxPath(t)
 	dir := t.TempDir()
 	conf := fmt.Sprintf(`daemon off;
@@ -129,19 +145,15 @@ http {
   fastcgi_temp_path %[1]s/fastcgi;
   uwsgi_temp_path %[1]s/uwsgi;
   scgi_temp_path %[1]s/scgi;
-  server {
-    listen 127.0.0.1:%[2]d;
-    location / {
-      proxy_pass http://%[3]s;
-%[4]s
-    }
-  }
+%[2]s
 }
-`, dir, port, upstream, location)
+`, dir, body(dir))
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
+	// The prefix ends in a slash: relative paths in included files (certs/)
+	// resolve beside nginx.conf, as under /etc/nginx.
+	cmd := exec.Command(bin, "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
@@ -263,39 +275,7 @@ func waitListening(t testing.TB, addr string, diagnose func() string) {
 // main configuration, as in /etc/nginx.
 func StartNginxInclude(t testing.TB, port int, conf string) string {
 	t.Helper()
-	bin := nginxPath(t)
-	dir := t.TempDir()
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-worker_processes 1;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 256; }
-http {
-  access_log off;
-  client_body_temp_path %[1]s/body;
-  proxy_temp_path %[1]s/proxy;
-  fastcgi_temp_path %[1]s/fastcgi;
-  uwsgi_temp_path %[1]s/uwsgi;
-  scgi_temp_path %[1]s/scgi;
-  include %[2]s;
-}
-`, dir, conf)
-	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(main), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-p", dir+"/", "-c", filepath.Join(dir, "nginx.conf"), "-e", filepath.Join(dir, "error.log"))
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start nginx: %v", err)
-	}
-	stopOnCleanup(t, cmd)
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	waitListening(t, addr, func() string {
-		log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
-		return "nginx: " + string(log)
-	})
-	return "http://" + addr
+	return runNginx(t, port, func(string) string { return "  include " + conf + ";" })
 }
 
 // StartCaddyFile runs a real Caddy on the Caddyfile at path (with admin,
