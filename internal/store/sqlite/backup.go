@@ -176,7 +176,7 @@ func eachRow(rows *sql.Rows, fn func() error) error {
 
 // Clear implements store.Importer.
 func (s *Store) Clear(ctx context.Context) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM events; DELETE FROM usage_events; DELETE FROM sessions;`)
 		return wrap(err)
 	})
@@ -188,7 +188,7 @@ func (s *Store) ImportSessions(ctx context.Context, in []store.Session) error {
 	if len(in) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO sessions (`+sessionCols+`) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {
 			return wrap(err)
@@ -212,7 +212,7 @@ func (s *Store) ImportEvents(ctx context.Context, in []store.AppEvent) error {
 	if len(in) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO events (chat_id, seq, type, agent, data, ts) VALUES (?,?,?,?,?,?)`)
 		if err != nil {
 			return wrap(err)
@@ -237,7 +237,7 @@ func (s *Store) ImportUsage(ctx context.Context, in []store.UsageRecord) error {
 	if len(in) == 0 {
 		return nil
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		st, err := tx.PrepareContext(ctx, `INSERT INTO usage_events (app_id, user_id, chat_id, workflow, agent, model,
 			prompt_tokens, completion_tokens, total_tokens, cost_usd, duration_ms, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`)
 		if err != nil {

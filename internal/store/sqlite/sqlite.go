@@ -32,6 +32,7 @@ type Store struct {
 	w      *sql.DB // one connection: all writes, through the writer goroutine
 	r      *sql.DB // readers
 	unlock func()
+	ws, rs map[string]*sql.Stmt // prepared statements of the writer and the readers (stmts.go)
 
 	ops  chan writeOp // to the writer goroutine (unbuffered)
 	quit chan struct{}
@@ -69,6 +70,10 @@ func Open(ctx context.Context, dir string) (*Store, error) {
 	s := &Store{dir: dir, w: w, r: r, unlock: unlock, ops: make(chan writeOp), quit: make(chan struct{}), done: make(chan struct{})}
 	go s.writer()
 	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.prepare(ctx); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -164,6 +169,7 @@ func (s *Store) Close() error {
 		<-s.done
 		s.quit = nil
 	}
+	s.closeStmts()
 	if s.r != nil {
 		errs = append(errs, s.r.Close())
 	}
@@ -213,14 +219,14 @@ func nullJSON(b json.RawMessage) any {
 
 // CreateSession implements store.Store.
 func (s *Store) CreateSession(ctx context.Context, in store.Session) (out store.Session, created bool, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx wtx) error {
 		out, created, err = s.createSession(ctx, tx, in)
 		return err
 	})
 	return out, created, err
 }
 
-func (s *Store) createSession(ctx context.Context, tx *sql.Tx, in store.Session) (store.Session, bool, error) {
+func (s *Store) createSession(ctx context.Context, tx wtx, in store.Session) (store.Session, bool, error) {
 	now := store.Now()
 	if in.ClientRequestID != "" {
 		row := tx.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions
@@ -233,7 +239,7 @@ func (s *Store) createSession(ctx context.Context, tx *sql.Tx, in store.Session)
 			return store.Session{}, false, wrap(err)
 		}
 	}
-	existing, err := scanSession(tx.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE chat_id = ?`, in.ChatID))
+	existing, err := scanSession(tx.QueryRowContext(ctx, qSessionByID, in.ChatID))
 	switch {
 	case err == nil && existing.AppID != in.AppID:
 		return store.Session{}, false, store.ErrConflict
@@ -252,8 +258,7 @@ func (s *Store) createSession(ctx context.Context, tx *sql.Tx, in store.Session)
 	if in.Status == "" {
 		in.Status = store.StatusInProgress
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO sessions (chat_id, app_id, user_id, workflow, status, created_at, updated_at,
-		client_request_id, state, pending_kind, pending_id, last_artifact) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+	_, err = tx.ExecContext(ctx, qInsertSession,
 		in.ChatID, in.AppID, in.UserID, in.Workflow, in.Status, in.CreatedAt.UnixMilli(), in.UpdatedAt.UnixMilli(),
 		in.ClientRequestID, nullJSON(in.State), in.PendingKind, in.PendingID, nullJSON(in.LastArtifact))
 	if err != nil {
@@ -265,7 +270,7 @@ func (s *Store) createSession(ctx context.Context, tx *sql.Tx, in store.Session)
 
 // GetSession implements store.Store.
 func (s *Store) GetSession(ctx context.Context, appID, chatID string) (store.Session, error) {
-	got, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE chat_id = ? AND app_id = ?`, chatID, appID))
+	got, err := scanSession(s.queryRow(ctx, qGetSession, chatID, appID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Session{}, store.ErrNotFound
 	}
@@ -325,37 +330,23 @@ func (s *Store) ListSessions(ctx context.Context, q store.ListQuery) ([]store.Se
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
-	set, args := updateClause(`updated_at = ?`, []any{store.Now().UnixMilli()}, u)
-	args = append(args, chatID, appID)
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ?`, args...)
+	args := append(updateArgs([]any{store.Now().UnixMilli()}, u), chatID, appID)
+	return s.write(ctx, func(tx wtx) error {
+		res, err := tx.ExecContext(ctx, qUpdateSession, args...)
 		return affected(res, err)
 	})
 }
 
-// updateClause adds u's fields to an UPDATE's SET clause.
-func updateClause(set string, args []any, u store.SessionUpdate) (string, []any) {
-	if u.Status != nil {
-		set += `, status = ?`
-		args = append(args, *u.Status)
+// updateArgs appends the arguments of setUpdate (stmts.go) for u: NULL for
+// a field u leaves as it is.
+func updateArgs(args []any, u store.SessionUpdate) []any {
+	str := func(p *string) any {
+		if p == nil {
+			return nil
+		}
+		return *p
 	}
-	if u.State != nil {
-		set += `, state = ?`
-		args = append(args, string(u.State))
-	}
-	if u.PendingKind != nil {
-		set += `, pending_kind = ?`
-		args = append(args, *u.PendingKind)
-	}
-	if u.PendingID != nil {
-		set += `, pending_id = ?`
-		args = append(args, *u.PendingID)
-	}
-	if u.LastArtifact != nil {
-		set += `, last_artifact = ?`
-		args = append(args, string(u.LastArtifact))
-	}
-	return set, args
+	return append(args, str(u.Status), nullJSON(u.State), str(u.PendingKind), str(u.PendingID), nullJSON(u.LastArtifact))
 }
 
 // FindPending implements store.Store.
@@ -363,7 +354,7 @@ func (s *Store) FindPending(ctx context.Context, appID, pendingID string) (store
 	if pendingID == "" {
 		return store.Session{}, store.ErrNotFound
 	}
-	got, err := scanSession(s.r.QueryRowContext(ctx, `SELECT `+sessionCols+` FROM sessions WHERE app_id = ? AND pending_id = ? LIMIT 1`, appID, pendingID))
+	got, err := scanSession(s.queryRow(ctx, qFindPending, appID, pendingID))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Session{}, store.ErrNotFound
 	}
@@ -388,19 +379,16 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 	if message {
 		inc = 1
 	}
-	set, args := updateClause(`last_seq = last_seq + 1, message_count = message_count + ?, updated_at = ?`,
-		[]any{inc, ev.Timestamp.UnixMilli()}, u)
-	args = append(args, chatID, appID)
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		err := tx.QueryRowContext(ctx, `UPDATE sessions SET `+set+` WHERE chat_id = ? AND app_id = ? RETURNING last_seq`,
-			args...).Scan(&ev.Seq)
+	args := append(updateArgs([]any{inc, ev.Timestamp.UnixMilli()}, u), chatID, appID)
+	err := s.write(ctx, func(tx wtx) error {
+		err := tx.QueryRowContext(ctx, qAppendEvent, args...).Scan(&ev.Seq)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
 		if err != nil {
 			return wrap(err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO events (chat_id, seq, type, agent, data, ts) VALUES (?,?,?,?,?,?)`,
+		_, err = tx.ExecContext(ctx, qInsertEvent,
 			chatID, ev.Seq, ev.Type, ev.Agent, string(ev.Data), ev.Timestamp.UnixMilli())
 		return wrap(err)
 	})
@@ -444,9 +432,7 @@ func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq i
 		limit = 1000
 	}
 	// The join scopes the read by app without storing app_id on every event.
-	rows, err := s.r.QueryContext(ctx, `SELECT e.seq, e.type, e.agent, e.data, e.ts FROM events e
-		JOIN sessions s ON s.chat_id = e.chat_id AND s.app_id = ?
-		WHERE e.chat_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`, appID, chatID, afterSeq, limit)
+	rows, err := s.query(ctx, qListEvents, appID, chatID, afterSeq, limit)
 	if err != nil {
 		return nil, wrap(err)
 	}
@@ -471,20 +457,18 @@ func (s *Store) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 	if u.Timestamp.IsZero() {
 		u.Timestamp = store.Now()
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		return recordUsage(ctx, tx, u)
 	})
 }
 
-func recordUsage(ctx context.Context, tx *sql.Tx, u store.UsageRecord) error {
-	res, err := tx.ExecContext(ctx, `UPDATE sessions SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
-		total_tokens = total_tokens + ?, cost_usd = cost_usd + ? WHERE chat_id = ? AND app_id = ?`,
+func recordUsage(ctx context.Context, tx wtx, u store.UsageRecord) error {
+	res, err := tx.ExecContext(ctx, qAddUsage,
 		u.PromptTokens, u.CompletionTokens, u.TotalTokens, u.CostUSD, u.ChatID, u.AppID)
 	if err := affected(res, err); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO usage_events (app_id, user_id, chat_id, workflow, agent, model,
-		prompt_tokens, completion_tokens, total_tokens, cost_usd, duration_ms, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+	if _, err := tx.ExecContext(ctx, qInsertUsage,
 		u.AppID, u.UserID, u.ChatID, u.Workflow, u.Agent, u.Model, u.PromptTokens, u.CompletionTokens, u.TotalTokens,
 		u.CostUSD, u.Duration.Milliseconds(), u.Timestamp.UnixMilli()); err != nil {
 		return wrap(err)
@@ -496,9 +480,8 @@ func recordUsage(ctx context.Context, tx *sql.Tx, u store.UsageRecord) error {
 func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
 	now := time.Now()
 	var n int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE sessions SET lease_owner = ?, lease_until = ?, updated_at = ?
-			WHERE chat_id = ? AND app_id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`,
+	err := s.write(ctx, func(tx wtx) error {
+		res, err := tx.ExecContext(ctx, qAcquireLease,
 			owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner, now.UnixMilli())
 		if err != nil {
 			return wrap(err)
@@ -520,8 +503,8 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 
 // ReleaseLease implements store.Store.
 func (s *Store) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE sessions SET lease_owner = '', lease_until = 0 WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`,
+	return s.write(ctx, func(tx wtx) error {
+		_, err := tx.ExecContext(ctx, qReleaseLease,
 			chatID, appID, owner)
 		return wrap(err)
 	})

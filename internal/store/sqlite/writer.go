@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -16,7 +15,7 @@ import (
 
 type writeOp struct {
 	ctx  context.Context
-	fn   func(*sql.Tx) error
+	fn   func(wtx) error
 	done chan error
 }
 
@@ -26,7 +25,7 @@ const maxBatch = 128
 // write runs fn in the writer's transaction and returns its error. Once the
 // writer has taken the write it waits for the outcome even if ctx ends, so a
 // caller never reports as failed a write that was committed.
-func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(wtx) error) error {
 	op := writeOp{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.ops <- op:
@@ -69,13 +68,14 @@ func (s *Store) commit(batch []writeOp) {
 		}
 	}
 	defer finish()
-	tx, err := s.w.BeginTx(context.Background(), nil)
+	sqltx, err := s.w.BeginTx(context.Background(), nil)
 	if err != nil {
 		for i := range errs {
 			errs[i] = wrap(err)
 		}
 		return
 	}
+	tx := wtx{Tx: sqltx, s: s}
 	single := len(batch) == 1
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
@@ -86,14 +86,14 @@ func (s *Store) commit(batch []writeOp) {
 			errs[i] = op.fn(tx)
 			continue
 		}
-		if _, err := tx.Exec("SAVEPOINT w"); err != nil {
+		if _, err := tx.ExecContext(context.Background(), qSavepoint); err != nil {
 			errs[i] = wrap(err)
 			continue
 		}
 		if errs[i] = op.fn(tx); errs[i] != nil {
-			_, _ = tx.Exec("ROLLBACK TO w")
+			_, _ = tx.ExecContext(context.Background(), qRollbackTo)
 		}
-		_, _ = tx.Exec("RELEASE w")
+		_, _ = tx.ExecContext(context.Background(), qRelease)
 	}
 	if single && errs[0] != nil {
 		_ = tx.Rollback()

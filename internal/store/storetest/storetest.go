@@ -41,6 +41,7 @@ func Run(t *testing.T, open Opener) {
 		{"Lease", testLease},
 		{"AppendEventUpdate", testAppendUpdate},
 		{"ListUnfinished", testListUnfinished},
+		{"WriteBatch", testWriteBatch},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -518,5 +519,69 @@ func testListUnfinished(t *testing.T, s store.Store) {
 	}
 	if got, _ := s.ListUnfinished(ctx(t), 1); len(got) != 1 {
 		t.Fatalf("ListUnfinished(limit 1) returned %d", len(got))
+	}
+}
+
+// testWriteBatch holds a store.Batcher (when the store is one) to what the
+// same writes one by one leave: consecutive seqs, counts, the updates in
+// order, usage totals; and nothing of a batch for a chat of another app.
+func testWriteBatch(t *testing.T, s store.Store) {
+	b, ok := s.(store.Batcher)
+	if !ok {
+		t.Skipf("%s store writes one at a time (no store.Batcher)", s.Backend())
+	}
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	if _, err := s.AppendEvent(ctx(t), "a1", "c1", store.Event{Type: "chat.text", Data: json.RawMessage(`{"n":0}`)}, true); err != nil {
+		t.Fatal(err)
+	}
+	busy, idle := store.StatusInProgress, store.StatusAwaitingInput
+	kind, id, none := "input", "req_9", ""
+	ev := func(typ string, n int) *store.Event {
+		return &store.Event{Type: typ, Agent: "Assistant", Data: json.RawMessage(fmt.Sprintf(`{"n":%d}`, n))}
+	}
+	got, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{
+		{Event: ev("chat.run_start", 1), Update: store.SessionUpdate{Status: &busy, PendingID: &none}},
+		{Usage: &store.UsageRecord{UserID: "u1", Workflow: "assistant", Agent: "Assistant", Model: "m", PromptTokens: 7,
+			CompletionTokens: 3, TotalTokens: 10}},
+		{Event: ev("chat.text", 2), Message: true},
+		{Event: ev("chat.input_request", 3), Update: store.SessionUpdate{PendingKind: &kind, PendingID: &id}},
+		{Update: store.SessionUpdate{Status: &idle, State: json.RawMessage(`{"run":"r1"}`)}},
+	})
+	if err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("WriteBatch returned %d events, want 3", len(got))
+	}
+	for i, e := range got {
+		if e.Seq != int64(i+2) || e.ChatID != "c1" || string(e.Data) != fmt.Sprintf(`{"n":%d}`, i+1) || e.Timestamp.IsZero() {
+			t.Fatalf("event %d: %+v", i, e)
+		}
+	}
+	sess, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sess.LastSeq != 4 || sess.MessageCount != 2 || sess.Status != idle || string(sess.State) != `{"run":"r1"}` ||
+		sess.PendingKind != kind || sess.PendingID != id || sess.Usage.TotalTokens != 10 || sess.Usage.PromptTokens != 7 {
+		t.Fatalf("session after WriteBatch: %+v", sess)
+	}
+	evs, err := s.ListEvents(ctx(t), "a1", "c1", 0, 10)
+	if err != nil || len(evs) != 4 || evs[1].Type != "chat.run_start" || evs[3].Type != "chat.input_request" {
+		t.Fatalf("ListEvents after WriteBatch: %v %+v", err, evs)
+	}
+	// Updates alone are a batch too.
+	if _, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{{Update: store.SessionUpdate{Status: &busy}}}); err != nil {
+		t.Fatal(err)
+	}
+	if sess, _ := s.GetSession(ctx(t), "a1", "c1"); sess.Status != busy || sess.LastSeq != 4 {
+		t.Fatalf("after an update-only batch: %+v", sess)
+	}
+	if _, err := b.WriteBatch(ctx(t), "a2", "c1", []store.Write{{Event: ev("chat.text", 9), Message: true,
+		Update: store.SessionUpdate{Status: &idle}}}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("WriteBatch in another app: %v, want ErrNotFound", err)
+	}
+	if sess, _ := s.GetSession(ctx(t), "a1", "c1"); sess.Status != busy || sess.LastSeq != 4 {
+		t.Fatalf("another app's batch changed the chat: %+v", sess)
 	}
 }
