@@ -142,11 +142,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	if host, err := os.Hostname(); err == nil && !single {
 		owner = fmt.Sprintf("%s-%d-%d", host, os.Getpid(), time.Now().UnixNano())
 	}
-	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log})
+	eng := engine.New(engine.Options{Workflows: set, LLM: model, DefaultModel: cfg.DefaultLLMModel, Logger: log,
+		HistoryMessages: cmp.Or(cfg.LLMHistoryMessages, -1)})
 	rel, stopRelay := relay.For(ctx, st, relay.Options{Origin: owner, Logger: log})
 	defer stopRelay()
 	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single,
-		LeaseTTL: cfg.RunLease, MaxQueued: cfg.Limits.MaxQueuedPerChat, Logger: log, Relay: rel})
+		HistoryMessages: cmp.Or(cfg.LLMHistoryMessages, -1),
+		LeaseTTL:        cfg.RunLease, MaxQueued: cfg.Limits.MaxQueuedPerChat, Logger: log, Relay: rel})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS,
 		Diagnostics: diags})
 

@@ -65,6 +65,11 @@ type Options struct {
 	// HistoryEvents bounds the events of an active chat kept in memory, and
 	// so the history a run sees (default 2000).
 	HistoryEvents int
+	// HistoryMessages is the engine's bound on the model's history
+	// (engine.Options.HistoryMessages): a run is handed the cached events
+	// that history comes from, and the run it may continue, not all of them.
+	// 0: engine.DefaultHistoryMessages; negative: every cached event.
+	HistoryMessages int
 	// MaxQueued bounds the messages waiting behind a chat's run; a message
 	// beyond it is refused (ErrBusy) and not stored. 0: no limit.
 	MaxQueued int
@@ -80,8 +85,8 @@ type Manager struct {
 	base    context.Context
 	stopAll context.CancelFunc
 	closing atomic.Bool
-	runs    sync.WaitGroup
-	writers sync.WaitGroup
+	runs    group
+	writers group
 	active  atomic.Int64
 
 	mu    sync.Mutex
@@ -128,6 +133,9 @@ type job struct {
 func NewManager(o Options) *Manager {
 	if o.LeaseTTL <= 0 {
 		o.LeaseTTL = 15 * time.Second
+	}
+	if o.HistoryMessages == 0 {
+		o.HistoryMessages = engine.DefaultHistoryMessages
 	}
 	if o.HistoryEvents <= 0 {
 		o.HistoryEvents = 2000
@@ -341,11 +349,7 @@ func (m *Manager) Cancel(appID, chatID string) bool {
 func (m *Manager) Shutdown(ctx context.Context) {
 	m.closing.Store(true)
 	m.stopAll()
-	done := make(chan struct{})
-	go func() { m.runs.Wait(); m.writers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
+	if m.runs.wait(ctx) != nil || m.writers.wait(ctx) != nil {
 		m.log.Warn("runs still going at the end of the drain", "active", m.ActiveRuns())
 	}
 }

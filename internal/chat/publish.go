@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/engine"
@@ -21,16 +22,16 @@ import (
 // waits on the operation.
 
 // op is one queued operation: store an event (typ set), apply a session
-// update, or other ordered work (fn). done is closed when it has been carried
-// out, with err set if it failed.
+// update, or record a model call's usage. done is closed when it has been
+// carried out, with err set if it failed.
 type op struct {
 	typ     string
 	agent   string
 	data    map[string]any
 	message bool
-	update  *store.SessionUpdate        // applied with the event, or alone when typ == ""
-	noop    bool                        // a marker: everything before it is done
-	fn      func(context.Context) error // other ordered work (a usage record)
+	update  *store.SessionUpdate // applied with the event, or alone when typ == ""
+	noop    bool                 // a marker: everything before it is done
+	usage   *store.UsageRecord   // a model call's usage, recorded in order with the events
 	// inputOf names the user message a run_start answers: its seq is known
 	// only once that message is stored, which happens before this op runs.
 	inputOf *op
@@ -66,7 +67,7 @@ func (m *Manager) postLocked(r *room, o *op) *op {
 	r.out = append(r.out, o)
 	if !r.writing {
 		r.writing = true
-		m.writers.Add(1)
+		m.writers.add()
 		go m.write(r)
 	}
 	return o
@@ -74,7 +75,7 @@ func (m *Manager) postLocked(r *room, o *op) *op {
 
 // write carries out the chat's queued operations in order, then exits.
 func (m *Manager) write(r *room) {
-	defer m.writers.Done()
+	defer m.writers.done()
 	for {
 		r.mu.Lock()
 		if len(r.out) == 0 {
@@ -83,13 +84,41 @@ func (m *Manager) write(r *room) {
 			m.forget(r)
 			return
 		}
-		o := r.out[0]
-		r.out[0] = nil
-		r.out = r.out[1:]
+		n := m.batchLen(r.out)
+		ops := slices.Clone(r.out[:n])
+		clear(r.out[:n])
+		r.out = r.out[n:]
 		r.mu.Unlock()
-		m.apply(r, o)
-		close(o.done)
+		if n == 1 {
+			m.apply(r, ops[0])
+		} else {
+			m.applyBatch(r, ops)
+		}
+		for _, o := range ops {
+			close(o.done)
+		}
 	}
+}
+
+// maxBatch bounds how many of a chat's queued operations are stored as one.
+const maxBatch = 64
+
+// batchLen is how many of the queued ops (at least one) go to the store
+// together: everything up to the first that needs the seq of an op before
+// it in the same batch (a run_start names its message's seq), when the store
+// takes batches.
+func (m *Manager) batchLen(out []*op) int {
+	if _, ok := m.opts.Store.(store.Batcher); !ok {
+		return 1
+	}
+	n := 1
+	for n < len(out) && n < maxBatch {
+		if in := out[n].inputOf; in != nil && slices.Contains(out[:n], in) {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // storeTimeout bounds one write: a run being stopped still records how it
@@ -99,10 +128,12 @@ const storeTimeout = 15 * time.Second
 func (m *Manager) apply(r *room, o *op) {
 	switch {
 	case o.noop:
-	case o.fn != nil:
+	case o.usage != nil:
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
-		o.err = o.fn(ctx)
+		if err := m.opts.Store.RecordUsage(ctx, *o.usage); err != nil {
+			m.log.Warn("record usage", "chat_id", r.chatID, "err", err)
+		}
 	case o.typ == "":
 		u := *o.update
 		if o.status != nil {
@@ -113,39 +144,109 @@ func (m *Manager) apply(r *room, o *op) {
 		defer cancel()
 		o.err = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, u)
 	default:
-		if o.inputOf != nil && o.inputOf.err != nil {
-			// The message this run answers was not stored (the user was
-			// told to send it again): the run stops here, storing nothing.
-			o.err = fmt.Errorf("the message this run answers was not stored: %w", o.inputOf.err)
+		w, ok := o.write()
+		if !ok {
 			return
-		}
-		if o.inputOf != nil && o.inputOf.ev.Seq > 0 {
-			o.data["input_seq"] = o.inputOf.ev.Seq
-		}
-		raw, err := json.Marshal(o.data)
-		if err != nil {
-			o.err = fmt.Errorf("encode event: %w", err)
-			return
-		}
-		var u store.SessionUpdate
-		if o.update != nil {
-			u = *o.update
-		}
-		if o.status != nil {
-			s := o.status()
-			u.Status = &s
 		}
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
 		m.relaySync(ctx, r) // relay: a message's chunks reach the store before it
-		ev, err := m.opts.Store.AppendEventUpdate(ctx, r.appID, r.chatID, store.Event{Type: o.typ, Agent: o.agent, Data: raw}, o.message, u)
+		ev, err := m.opts.Store.AppendEventUpdate(ctx, r.appID, r.chatID, *w.Event, o.message, w.Update)
 		if err != nil {
 			o.err = err
 			return
 		}
-		o.ev = ev
-		r.remember(engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(o.typ), Agent: o.agent, Data: o.data})
-		m.fanoutStored(r, Encode(o.typ, ev.Seq, ev.Timestamp, o.data, false)) // relay: in seq order with other replicas' frames
+		m.stored(r, o, ev)
+	}
+}
+
+// write is the store write of an event op; false (with o.err set) when the
+// op fails before reaching the store.
+func (o *op) write() (store.Write, bool) {
+	if o.inputOf != nil && o.inputOf.err != nil {
+		// The message this run answers was not stored (the user was
+		// told to send it again): the run stops here, storing nothing.
+		o.err = fmt.Errorf("the message this run answers was not stored: %w", o.inputOf.err)
+		return store.Write{}, false
+	}
+	if o.inputOf != nil && o.inputOf.ev.Seq > 0 {
+		o.data["input_seq"] = o.inputOf.ev.Seq
+	}
+	raw, err := json.Marshal(o.data)
+	if err != nil {
+		o.err = fmt.Errorf("encode event: %w", err)
+		return store.Write{}, false
+	}
+	w := store.Write{Event: &store.Event{Type: o.typ, Agent: o.agent, Data: raw}, Message: o.message}
+	if o.update != nil {
+		w.Update = *o.update
+	}
+	if o.status != nil {
+		s := o.status()
+		w.Update.Status = &s
+	}
+	return w, true
+}
+
+// stored remembers an op's stored event and sends its frame.
+func (m *Manager) stored(r *room, o *op, ev store.Event) {
+	o.ev = ev
+	r.remember(engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(o.typ), Agent: o.agent, Data: o.data})
+	m.fanoutStored(r, Encode(o.typ, ev.Seq, ev.Timestamp, o.data, false)) // relay: in seq order with other replicas' frames
+}
+
+// applyBatch carries out ops as one store write (store.Batcher): they all
+// succeed or all fail, and their frames go out in seq order after it.
+func (m *Manager) applyBatch(r *room, ops []*op) {
+	ws := make([]store.Write, 0, len(ops))
+	in := make([]*op, 0, len(ops)) // the op of each write
+	events := false
+	for _, o := range ops {
+		switch {
+		case o.noop:
+			continue
+		case o.usage != nil:
+			ws = append(ws, store.Write{Usage: o.usage})
+		case o.typ == "":
+			u := *o.update
+			if o.status != nil {
+				s := o.status()
+				u.Status = &s
+			}
+			ws = append(ws, store.Write{Update: u})
+		default:
+			w, ok := o.write()
+			if !ok {
+				continue
+			}
+			ws, events = append(ws, w), true
+		}
+		in = append(in, o)
+	}
+	if len(ws) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
+	defer cancel()
+	if events {
+		m.relaySync(ctx, r) // relay: a message's chunks reach the store before it
+	}
+	evs, err := m.opts.Store.(store.Batcher).WriteBatch(ctx, r.appID, r.chatID, ws)
+	if err != nil {
+		for i, o := range in {
+			if ws[i].Usage != nil {
+				m.log.Warn("record usage", "chat_id", r.chatID, "err", err)
+				continue
+			}
+			o.err = err
+		}
+		return
+	}
+	for i, o := range in {
+		if ws[i].Event != nil {
+			m.stored(r, o, evs[0])
+			evs = evs[1:]
+		}
 	}
 }
 

@@ -43,9 +43,9 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 // be unreachable at start-up), retrying every interval until the manager
 // shuts down.
 func (m *Manager) RecoverInBackground(interval time.Duration) {
-	m.runs.Add(1)
+	m.runs.add()
 	go func() {
-		defer m.runs.Done()
+		defer m.runs.done()
 		if !m.opts.SingleProcess {
 			// Other replicas may be running any chat that is in progress:
 			// take over only those nobody has touched for a lease, now and

@@ -26,13 +26,13 @@ func (m *Manager) enqueueLocked(r *room, j job) {
 		return
 	}
 	r.running = true
-	m.runs.Add(1)
+	m.runs.add()
 	go m.runLoop(r)
 }
 
 // runLoop runs the chat's queued jobs one after another.
 func (m *Manager) runLoop(r *room) {
-	defer m.runs.Done()
+	defer m.runs.done()
 	for {
 		r.mu.Lock()
 		if len(r.queue) == 0 || m.closing.Load() {
@@ -441,12 +441,7 @@ func (s *roomSink) recordUsage(ctx context.Context, e engine.Usage) {
 		Model: e.Model, PromptTokens: int64(e.PromptTokens), CompletionTokens: int64(e.CompletionTokens),
 		TotalTokens: int64(e.TotalTokens), Duration: e.Duration}
 	o := newOp()
-	o.fn = func(ctx context.Context) error {
-		if err := s.m.opts.Store.RecordUsage(ctx, u); err != nil {
-			s.m.log.Warn("record usage", "chat_id", s.r.chatID, "err", err)
-		}
-		return nil
-	}
+	o.usage = &u
 	s.m.post(s.r, o)
 	s.m.observer().LLMCall(u.Model, u.Duration, u.PromptTokens, u.CompletionTokens)
 	s.m.log.LogAttrs(ctx, slog.LevelInfo, "llm usage", slog.String("app_id", u.AppID), slog.String("user_id", u.UserID),

@@ -1,8 +1,10 @@
 package chat
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
+	"slices"
 
 	"github.com/mozaiks/mozaiks/internal/engine"
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -49,7 +51,7 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 		}
 	}
 	r.mu.Lock()
-	evs := append([]engine.StoredEvent(nil), r.tr.evs...)
+	evs := window(r.tr.evs, m.opts.HistoryMessages)
 	later := map[string]bool{}
 	for _, q := range r.queue {
 		if q.msgID != "" {
@@ -62,6 +64,38 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 		cur = &engine.StoredEvent{Kind: engine.KindText, Agent: "user", Data: j.msg.data}
 	}
 	return orderTranscript(evs, j.msgID, cur, later), nil
+}
+
+// window copies the part of a chat's cached events a run needs: those the
+// model's history is built from (engine.RecentHistory), from the last
+// run_start on at least (a recovered run continues from it), and the user
+// messages before them that a run among them answers (orderTranscript moves
+// those to it). A turn of a long chat then costs what one of a short chat does.
+func window(all []engine.StoredEvent, historyMessages int) []engine.StoredEvent {
+	k := len(all) - len(engine.RecentHistory(all, historyMessages))
+	last := len(all) - 1
+	for last >= 0 && all[last].Kind != engine.KindRunStart {
+		last--
+	}
+	if last >= 0 && last < k {
+		k = last
+	}
+	if k == 0 {
+		return append([]engine.StoredEvent(nil), all...)
+	}
+	var before []engine.StoredEvent
+	first := all[k].Seq
+	for _, ev := range all[k:] {
+		if s := engine.InputSeq(ev); s > 0 && s < first {
+			// Cached events are in seq order.
+			if j, ok := slices.BinarySearchFunc(all[:k], s, func(e engine.StoredEvent, s int64) int { return cmp.Compare(e.Seq, s) }); ok {
+				before = append(before, all[j])
+			}
+		}
+	}
+	slices.SortFunc(before, func(a, b engine.StoredEvent) int { return cmp.Compare(a.Seq, b.Seq) })
+	out := make([]engine.StoredEvent, 0, len(before)+len(all)-k+1)
+	return append(append(out, before...), all[k:]...)
 }
 
 // loadTranscript fills the room's cache with the chat's last events.
@@ -119,18 +153,22 @@ func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredE
 	held := map[int64]engine.StoredEvent{}
 	out := make([]engine.StoredEvent, 0, len(evs)+1)
 	for _, ev := range evs {
-		id := str(ev.Data["message_id"])
-		switch {
-		case isUser(ev) && curID != "" && id == curID:
-			c := ev
-			cur = &c
-			continue
-		case isUser(ev) && later[id]:
-			continue
-		case isUser(ev) && consumed[ev.Seq]:
-			held[ev.Seq] = ev
-			continue
-		case ev.Kind == engine.KindRunStart:
+		if isUser(ev) {
+			// Only a user message's id is looked up: most events are not one.
+			id := str(ev.Data["message_id"])
+			switch {
+			case curID != "" && id == curID:
+				c := ev
+				cur = &c
+				continue
+			case later[id]:
+				continue
+			case consumed[ev.Seq]:
+				held[ev.Seq] = ev
+				continue
+			}
+		}
+		if ev.Kind == engine.KindRunStart {
 			if s := engine.InputSeq(ev); s > 0 {
 				if u, ok := held[s]; ok {
 					out = append(out, u)

@@ -34,6 +34,9 @@ type Config struct {
 	LLMFirstByteTimeout time.Duration
 	LLMIdleTimeout      time.Duration
 	LLMTimeout          time.Duration
+	// LLMHistoryMessages bounds the conversation sent with each model
+	// request to about this many recent messages (0: all of it).
+	LLMHistoryMessages int
 
 	LogFormat string // auto | json | text
 	LogLevel  string // debug | info | warn | error
@@ -101,6 +104,7 @@ var Settings = []Setting{
 	{Key: "llm_first_byte_timeout", Env: "LLM_FIRST_BYTE_TIMEOUT", Flag: "llm-first-byte-timeout", Default: "30s", Help: "how long a model call waits for the first byte of the reply before it retries"},
 	{Key: "llm_idle_timeout", Env: "LLM_IDLE_TIMEOUT", Flag: "llm-idle-timeout", Default: "30s", Help: "how long a streamed reply may stall between chunks before the call retries"},
 	{Key: "llm_timeout", Env: "LLM_TIMEOUT", Flag: "llm-timeout", Default: "5m", Help: "bound on a whole model call, retries included"},
+	{Key: "llm_history_messages", Env: "LLM_HISTORY_MESSAGES", Default: "100", Help: "recent messages of the conversation sent with each model request, cut at a user message (0: the whole conversation)"},
 	{Key: "log_format", Env: "LOG_FORMAT", Flag: "log-format", Default: "auto", Help: "auto (text on a TTY, else JSON), json or text"},
 	{Key: "log_level", Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 	{Key: "auth_enabled", Env: "AUTH_ENABLED", Flag: "auth-enabled", Default: "false", Help: "require bearer JWTs"},
@@ -214,6 +218,9 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 		if *d.to, err = time.ParseDuration(strings.TrimSpace(vals[d.key])); err != nil || *d.to <= 0 {
 			return nil, bad(d.key, "want a positive duration such as 30s or 5m")
 		}
+	}
+	if c.LLMHistoryMessages, err = strconv.Atoi(strings.TrimSpace(vals["llm_history_messages"])); err != nil || c.LLMHistoryMessages < 0 {
+		return nil, bad("llm_history_messages", "want a number of messages such as 100, or 0 for the whole conversation")
 	}
 	c.LogFormat = strings.ToLower(vals["log_format"])
 	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {

@@ -26,7 +26,15 @@ type Options struct {
 	Getenv       func(string) string
 	Logger       *slog.Logger
 	Rand         *mrand.Rand // RandomPattern's choices; nil: seeded randomly
+	// HistoryMessages bounds the conversation a model request carries to
+	// about this many recent messages, starting at a user message (the
+	// system prompt always goes). 0: DefaultHistoryMessages; negative: all.
+	HistoryMessages int
 }
+
+// DefaultHistoryMessages is Options.HistoryMessages when unset: a long chat
+// costs a turn what a short one does, and stays inside a model's context.
+const DefaultHistoryMessages = 100
 
 // ErrUnknownWorkflow is returned by Run for a workflow the set does not hold.
 var ErrUnknownWorkflow = errors.New("unknown workflow")
@@ -43,6 +51,9 @@ var _ Runner = (*Engine)(nil)
 func New(opts Options) *Engine {
 	if opts.HTTPClient == nil {
 		opts.HTTPClient = &http.Client{}
+	}
+	if opts.HistoryMessages == 0 {
+		opts.HistoryMessages = DefaultHistoryMessages
 	}
 	if opts.Getenv == nil {
 		opts.Getenv = os.Getenv

@@ -51,6 +51,39 @@ func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
 	return completeToolCalls(msgs)
 }
 
+// RecentHistory is the tail of a transcript whose history (HistoryFromTranscript)
+// holds about max messages: it starts at the user message that opens the
+// exchange, so no exchange, and no tool call and its result, is cut in two;
+// when there is no such message it starts right after max messages. A
+// negative max keeps all of it. Only the tail is walked: a long chat costs
+// a request what a short one does.
+func RecentHistory(transcript []StoredEvent, max int) []StoredEvent {
+	if max < 0 {
+		return transcript
+	}
+	n := 0
+	for i := len(transcript) - 1; i >= 0; i-- {
+		switch transcript[i].Kind {
+		case KindText, KindToolCall, KindToolResponse, "attachment":
+			n++
+		default:
+			continue
+		}
+		if n <= max {
+			continue
+		}
+		// transcript[i] is one message too many: start at the first user
+		// message after it.
+		for j := i + 1; j < len(transcript); j++ {
+			if ev := transcript[j]; ev.Kind == KindText && (ev.Agent == "user" || str(ev.Data, "role") == "user") {
+				return transcript[j:]
+			}
+		}
+		return transcript[i+1:]
+	}
+	return transcript
+}
+
 // completeToolCalls puts the history in the shape the API accepts: every
 // tool call answered right after the assistant message that made it. A
 // result stored later (the user typed while a UI tool waited) moves up; a

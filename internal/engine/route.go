@@ -133,7 +133,7 @@ func (r *run) random(speaker string, withUser bool) string {
 // transcriptText renders the recent conversation for the judge and the
 // speaker picker, which see it as one block of text.
 func (r *run) transcriptText(limit int) string {
-	msgs := HistoryFromTranscript(r.events)
+	msgs := HistoryFromTranscript(RecentHistory(r.events, 2*limit))
 	if len(msgs) > limit {
 		msgs = msgs[len(msgs)-limit:]
 	}

@@ -72,7 +72,7 @@ func (r *run) request(agent *workflow.Agent) llm.Request {
 	if o.StartupMode == workflow.StartupAgentDriven && o.InitialMessage != "" {
 		msgs = append(msgs, llm.Message{Role: "user", Content: r.render(o.InitialMessage)})
 	}
-	msgs = append(msgs, HistoryFromTranscript(r.events)...)
+	msgs = append(msgs, HistoryFromTranscript(RecentHistory(r.events, r.e.opts.HistoryMessages))...)
 	req := llm.Request{
 		Model:       firstNonEmpty(agent.Model, r.e.opts.DefaultModel),
 		Messages:    msgs,

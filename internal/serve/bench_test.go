@@ -134,6 +134,13 @@ func (c *countingStore) AppendEventUpdate(ctx context.Context, appID, chatID str
 	return c.Store.AppendEventUpdate(ctx, appID, chatID, ev, message, u)
 }
 
+// WriteBatch is one write: one transaction of the embedded store.
+func (c *countingStore) WriteBatch(ctx context.Context, appID, chatID string, ws []store.Write) ([]store.Event, error) {
+	defer c.writes.Add(1)
+	c.wait()
+	return c.Store.(store.Batcher).WriteBatch(ctx, appID, chatID, ws)
+}
+
 func (c *countingStore) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 	defer c.writes.Add(1)
 	c.wait()

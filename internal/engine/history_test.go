@@ -1,0 +1,105 @@
+package engine
+
+import (
+	"fmt"
+	"testing"
+)
+
+func TestRecentHistory(t *testing.T) {
+	user := func(s string) StoredEvent {
+		return StoredEvent{Kind: KindText, Agent: "user", Data: map[string]any{"content": s}}
+	}
+	agent := func(s string) StoredEvent {
+		return StoredEvent{Kind: KindText, Agent: "A", Data: map[string]any{"content": s}}
+	}
+	call := func(id string) StoredEvent {
+		return StoredEvent{Kind: KindToolCall, Agent: "A", Data: map[string]any{"call_id": id, "name": "t", "message_id": "m" + id}}
+	}
+	result := func(id string) StoredEvent {
+		return StoredEvent{Kind: KindToolResponse, Agent: "A", Data: map[string]any{"call_id": id, "result": "ok"}}
+	}
+	other := StoredEvent{Kind: KindRunStart}
+	// Ten exchanges: user, run_start, tool call, tool result, reply.
+	var long []StoredEvent
+	for i := range 10 {
+		id := fmt.Sprint(i)
+		long = append(long, user("q"+id), other, call(id), result(id), agent("a"+id))
+	}
+	noUser := []StoredEvent{user("q"), agent("a1"), agent("a2"), agent("a3"), agent("a4")}
+	for _, tc := range []struct {
+		name      string
+		in        []StoredEvent
+		max       int
+		wantFirst string // content of the first message of the history
+		wantMsgs  int
+	}{
+		{"all when negative", long, -1, "q0", 40},
+		{"all when it fits", long, 40, "q0", 40},
+		{"cut at the next user message", long, 10, "q8", 8},
+		{"exactly whole exchanges", long, 8, "q8", 8},
+		{"one message, no user message after the cut", long, 1, "a9", 1},
+		{"no user message in the tail", noUser, 2, "a3", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			msgs := HistoryFromTranscript(RecentHistory(tc.in, tc.max))
+			if len(msgs) != tc.wantMsgs {
+				t.Fatalf("%d messages, want %d: %+v", len(msgs), tc.wantMsgs, msgs)
+			}
+			if tc.wantMsgs == 0 {
+				return
+			}
+			if msgs[0].Content != tc.wantFirst {
+				t.Fatalf("history starts with %+v, want %q", msgs[0], tc.wantFirst)
+			}
+			// Every tool call has its result right after it.
+			for i, m := range msgs {
+				for _, c := range m.ToolCalls {
+					if i+1 >= len(msgs) || msgs[i+1].ToolCallID != c.ID || msgs[i+1].Content == "" {
+						t.Fatalf("call %s without its result: %+v", c.ID, msgs)
+					}
+				}
+			}
+		})
+	}
+}
+
+// A model request carries the system prompt and about HistoryMessages recent
+// messages, starting at a user message; 0 means the default, negative all.
+func TestRequestHistoryBounded(t *testing.T) {
+	t.Parallel()
+	set := mustSet(t, map[string]string{
+		"w/orchestrator.yaml": "human_in_the_loop: true\nmax_turns: 1000\n",
+		"w/agents.yaml":       "agents:\n  - {name: A, system_message: You are A.}\n",
+	})
+	for _, tc := range []struct {
+		name    string
+		history int
+		want    int    // messages of the last request, the system prompt included
+		first   string // role of the first message after the system prompt
+	}{
+		{"default", 0, 1 + DefaultHistoryMessages - 1, "user"},
+		{"ten", 10, 1 + 9, "user"},
+		// The agent opens the chat: its greeting, then 60 exchanges but the last reply.
+		{"all", -1, 1 + 1 + 2*60 - 1, "assistant"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c := newChat(t, set, "w", func(o *Options) { o.HistoryMessages = tc.history })
+			c.run(nil)
+			for i := range 60 {
+				c.say(fmt.Sprint("message ", i))
+			}
+			reqs := c.srv.ChatRequests()
+			last := reqs[len(reqs)-1]
+			if len(last.Messages) != tc.want {
+				t.Fatalf("last request has %d messages, want %d", len(last.Messages), tc.want)
+			}
+			if last.Messages[0].Role != "system" || last.Messages[1].Role != tc.first {
+				t.Fatalf("request starts %s, %s; want system, %s", last.Messages[0].Role, last.Messages[1].Role, tc.first)
+			}
+			if got := last.Messages[len(last.Messages)-1].Content; got != "message 59" {
+				t.Fatalf("last message %q, want the user's last", got)
+			}
+		})
+	}
+}
