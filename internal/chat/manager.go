@@ -110,6 +110,10 @@ type room struct {
 
 	out     []*op // writes waiting, in order
 	writing bool  // a writer goroutine drains out
+	// held: the run's opening bookkeeping (lazy ops) waits for its first
+	// chunk, so it is not stored while the model is being asked (publish.go).
+	held      bool
+	heldTimer *time.Timer
 
 	tr   transcript
 	last *lastRun   // how the last run here ended (run.go)
@@ -180,7 +184,7 @@ func (m *Manager) forget(r *room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.mu.Lock()
-	idle := len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing
+	idle := len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0
 	r.mu.Unlock()
 	if idle {
 		delete(m.rooms, r.appID+"\x00"+r.chatID)

@@ -31,6 +31,7 @@ type op struct {
 	message bool
 	update  *store.SessionUpdate // applied with the event, or alone when typ == ""
 	noop    bool                 // a marker: everything before it is done
+	lazy    bool                 // may wait while the room is held (a run's opening bookkeeping)
 	usage   *store.UsageRecord   // a model call's usage, recorded in order with the events
 	// inputOf names the user message a run_start answers: its seq is known
 	// only once that message is stored, which happens before this op runs.
@@ -65,12 +66,59 @@ func (m *Manager) post(r *room, o *op) *op {
 
 func (m *Manager) postLocked(r *room, o *op) *op {
 	r.out = append(r.out, o)
-	if !r.writing {
+	if !o.lazy {
+		// What comes next is stored in order, after the held ops.
+		m.releaseLocked(r)
+	}
+	m.startWriterLocked(r)
+	return o
+}
+
+func (m *Manager) startWriterLocked(r *room) {
+	if !r.writing && len(r.out) > 0 && !(r.held && r.out[0].lazy) {
 		r.writing = true
 		m.writers.add()
 		go m.write(r)
 	}
-	return o
+}
+
+// lazyFor bounds how long a run's opening bookkeeping waits for the run's
+// first chunk before it is stored anyway.
+const lazyFor = 250 * time.Millisecond
+
+// hold keeps the lazy ops queued next (run_start, select_speaker) from the
+// store until the run's first chunk is out, anything else is queued, or
+// lazyFor passes: at many busy chats, the writes a turn makes before its
+// first token compete with it for the CPU, and held ones are stored with
+// the next batch instead. Nothing waits on them; the frames keep their seq
+// order among stored frames (chunks carry no seq).
+func (m *Manager) hold(r *room) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.held {
+		return
+	}
+	r.held = true
+	m.writers.add() // Shutdown waits for held ops as for a writer
+	r.heldTimer = time.AfterFunc(lazyFor, func() { m.release(r) })
+}
+
+// release lets the room's held ops be stored.
+func (m *Manager) release(r *room) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m.releaseLocked(r)
+}
+
+func (m *Manager) releaseLocked(r *room) {
+	if !r.held {
+		return
+	}
+	r.held = false
+	r.heldTimer.Stop()
+	r.heldTimer = nil
+	m.startWriterLocked(r)
+	m.writers.done()
 }
 
 // write carries out the chat's queued operations in order, then exits.
@@ -78,13 +126,17 @@ func (m *Manager) write(r *room) {
 	defer m.writers.done()
 	for {
 		r.mu.Lock()
-		if len(r.out) == 0 {
+		if len(r.out) == 0 || r.held && r.out[0].lazy {
+			// Held ops wait for release, which starts a writer again.
 			r.writing = false
 			r.mu.Unlock()
 			m.forget(r)
 			return
 		}
 		n := m.batchLen(r.out)
+		if i := slices.IndexFunc(r.out[:n], func(o *op) bool { return o.lazy }); r.held && i > 0 {
+			n = i // only what was queued before the held ops goes now
+		}
 		ops := slices.Clone(r.out[:n])
 		clear(r.out[:n])
 		r.out = r.out[n:]

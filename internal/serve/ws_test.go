@@ -141,7 +141,9 @@ func TestResumeAfterDisconnectMidStream(t *testing.T) {
 		c := greet(t, e, "chat-resume")
 		c.send(map[string]any{"type": "user.input.submit", "text": "long answer please"})
 		fs := c.until("chat.print", wait)
-		var lastSeq int64
+		// The last seq this client saw: the greeting's input request (2) at
+		// least; chunks do not wait for the frames stored before them.
+		lastSeq := int64(2)
 		for _, f := range fs {
 			lastSeq = max(lastSeq, f.Seq)
 		}
