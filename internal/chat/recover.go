@@ -71,24 +71,31 @@ func (m *Manager) RecoverInBackground(interval time.Duration) {
 	}()
 }
 
-// sweepEvery takes over, every interval, the chats that other replicas
-// left: one that died loses its chats within about a lease and a half.
+// sweepEvery takes over the chats that other replicas left, looking every
+// interval and again as soon as a chat in progress it saw would be a lease
+// old (but at most every interval/5): the chats of a replica that died are
+// taken over when its leases run out, not up to a sweep later.
 func (m *Manager) sweepEvery(interval time.Duration) {
-	t := time.NewTicker(interval)
+	t := time.NewTimer(0)
 	defer t.Stop()
-	for first := true; ; first = false {
-		if !first {
-			select {
-			case <-m.base.Done():
-				return
-			case <-t.C:
-			}
+	for {
+		select {
+		case <-m.base.Done():
+			return
+		case <-t.C:
 		}
-		if n, err := m.sweep(m.base); err != nil {
+		next := time.Now().Add(interval)
+		n, due, err := m.sweep(m.base)
+		switch {
+		case err != nil:
 			m.log.Warn("look for chats other replicas left", "err", err)
-		} else if n > 0 {
+		case n > 0:
 			m.log.Info("taking over chats left by another replica", "chats", n)
 		}
+		if !due.IsZero() && due.Before(next) {
+			next = due
+		}
+		t.Reset(max(time.Until(next), interval/5))
 	}
 }
 
@@ -110,32 +117,27 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 		log.Error("load transcript for recovery", "err", err)
 		return
 	}
-	if r.lastCached() < sess.LastSeq && !m.opts.SingleProcess {
-		// The dead process took seqs it never stored. MongoDB readers hold
-		// back the events after such a gap while it is young (it may be an
-		// append in flight): wait that out, so recovery sees everything
-		// that was stored and never repeats a stored reply.
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(gapWait):
-		}
-		r.mu.Lock()
-		r.tr = transcript{}
-		r.mu.Unlock()
-		if err := m.loadTranscript(ctx, r, sess); err != nil {
-			log.Error("load transcript for recovery", "err", err)
-			return
-		}
-	}
 	if gf, ok := m.opts.Store.(store.GapFiller); ok && !m.opts.SingleProcess {
-		// What the dead process took and never stored is lost for good:
-		// mark it, so no reader (this replica's sockets, the others',
-		// the relay) waits for it.
+		// The dead process may have taken seqs it never stored. Mark them
+		// lost now: no reader (this replica's sockets, the others', the
+		// relay) waits for them, and an insert of the dead process still in
+		// flight can no longer land behind this recovery's back (it finds
+		// its seq taken). A live replica's append that loses its seq this
+		// way takes the next one.
 		if n, err := gf.FillGaps(ctx, r.appID, r.chatID, sess.LastSeq); err != nil {
 			log.Warn("mark lost seqs", "err", err)
 		} else if n > 0 {
 			log.Info("marked seqs the dead process never stored", "seqs", n)
+		}
+		if r.lastCached() < sess.LastSeq {
+			// Readers stopped at a gap that is marked now: read again.
+			r.mu.Lock()
+			r.tr = transcript{}
+			r.mu.Unlock()
+			if err := m.loadTranscript(ctx, r, sess); err != nil {
+				log.Error("load transcript for recovery", "err", err)
+				return
+			}
 		}
 	}
 	// Sockets watching the chat get what the dead process stored and never
@@ -215,10 +217,6 @@ func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]boo
 	return open, unanswered
 }
 
-// gapWait outlasts how long the Mongo store holds events back behind a
-// missing seq (store/mongo gapGrace).
-const gapWait = 5500 * time.Millisecond
-
 // lastCached is the last seq in the room's cached transcript.
 func (r *room) lastCached() int64 {
 	r.mu.Lock()
@@ -273,14 +271,17 @@ func (m *Manager) consumed(ctx context.Context, r *room, msg *op) bool {
 // replica that died, or one that handed its runs off at shutdown). A live
 // run renews its lease, which bumps the chat's UpdatedAt, so the sweep does
 // not even try those; a lease taken in between makes it give up at once.
-func (m *Manager) sweep(ctx context.Context) (int, error) {
+func (m *Manager) sweep(ctx context.Context) (n int, due time.Time, err error) {
 	sessions, err := m.opts.Store.ListUnfinished(ctx, 1000)
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
-	n := 0
 	for _, sess := range sessions {
-		if time.Since(sess.UpdatedAt) < m.opts.LeaseTTL {
+		if stale := sess.UpdatedAt.Add(m.opts.LeaseTTL); time.Now().Before(stale) {
+			// Alive, or not yet known dead: look again when it would be stale.
+			if due.IsZero() || stale.Before(due) {
+				due = stale
+			}
 			continue
 		}
 		m.mu.Lock()
@@ -297,5 +298,5 @@ func (m *Manager) sweep(ctx context.Context) (int, error) {
 		m.enqueue(m.room(sess.AppID, sess.ChatID), job{resume: true, sweep: true})
 		n++
 	}
-	return n, nil
+	return n, due, nil
 }
