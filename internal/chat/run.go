@@ -383,10 +383,11 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	}
 	typ := "chat." + ev.Kind()
 	if !engine.Stored(ev) {
-		now := time.Now()
-		f := Encode(typ, 0, now, data, false)
+		var f Frame
 		if _, ok := ev.(engine.Print); ok {
-			f = EncodePrint(now, data)
+			f = EncodePrint(time.Now(), data)
+		} else {
+			f = Encode(typ, 0, time.Now(), data, false)
 		}
 		// Chunks carry no seq and are sent as they come, without waiting
 		// for the events queued before them to be stored: the first token
