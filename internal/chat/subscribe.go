@@ -20,6 +20,7 @@ type Subscriber struct {
 	room    *room
 	max     int
 	once    sync.Once
+	notify  func() // SubscribeNotify: called after each push and on drop
 
 	mu    sync.Mutex
 	queue []Frame
@@ -30,11 +31,20 @@ type Subscriber struct {
 // or below the last stored seq sent: nothing is missed and nothing is sent
 // twice.
 func (m *Manager) Subscribe(appID, chatID string, limit int) *Subscriber {
+	return m.SubscribeNotify(appID, chatID, limit, nil)
+}
+
+// SubscribeNotify is Subscribe with notify called (besides signalling
+// Ready) after every frame queued and when the subscriber is dropped, so a
+// socket needs no goroutine waiting on Ready while idle. notify runs on the
+// publisher's goroutine with the chat's locks held: it must not block nor
+// call back into the Manager.
+func (m *Manager) SubscribeNotify(appID, chatID string, limit int, notify func()) *Subscriber {
 	if limit <= 0 {
 		limit = 1024
 	}
 	r := m.room(appID, chatID)
-	s := &Subscriber{Ready: make(chan struct{}, 1), Dropped: make(chan struct{}), room: r, max: limit}
+	s := &Subscriber{Ready: make(chan struct{}, 1), Dropped: make(chan struct{}), room: r, max: limit, notify: notify}
 	r.mu.Lock()
 	r.subs[s] = struct{}{}
 	r.mu.Unlock()
@@ -68,6 +78,9 @@ func (s *Subscriber) push(f Frame) bool {
 	case s.Ready <- struct{}{}:
 	default:
 	}
+	if s.notify != nil {
+		s.notify()
+	}
 	return true
 }
 
@@ -87,7 +100,12 @@ func (m *Manager) fanout(r *room, f Frame) {
 	for s := range r.subs {
 		if !s.push(f) {
 			delete(r.subs, s)
-			s.once.Do(func() { close(s.Dropped) })
+			s.once.Do(func() {
+				close(s.Dropped)
+				if s.notify != nil {
+					s.notify()
+				}
+			})
 		}
 	}
 }

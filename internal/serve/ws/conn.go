@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -15,23 +16,50 @@ import (
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
-// conn is one chat socket. The writer goroutine owns every write; the reader
-// (the handler goroutine) parses frames and hands replies to the writer.
+// conn is one chat socket. Its reader goroutine (readLoop) parses frames
+// and queues replies; writes are owned by one goroutine at a time: the
+// connect setup, then a writer started on demand when something is queued
+// (a direct frame, a live frame of the chat, a resume, a switch, a ping, a
+// close) and gone as soon as nothing is left. An idle socket so holds one
+// goroutine, blocked reading, and a timer for its pings.
 type conn struct {
 	h  *Handler
 	ws *websocket.Conn
 	p  Params
 
-	out     chan chat.Frame // direct frames for this socket (acks, errors)
-	resume  chan resumeReq  // client.resume requests
-	switchc chan switchReq  // Ask mode / workflow switches: the writer's chat changes
-	quit    chan closeReq   // asks the writer to close with a code
-	done    chan struct{}   // closed when the writer has exited
+	ctx    context.Context // the socket's lifetime: store calls of reader and writer
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	cond    sync.Cond  // on mu: the task queue shrank, or the socket closed
+	tasks   []task     // direct frames, resumes and switches, in the order queued
+	quit    *closeReq  // close with this code at the writer's next turn
+	live    bool       // the subscription has frames (or was dropped)
+	ping    bool       // a heartbeat is due
+	writing bool       // a goroutine owns the writes
+	closed  bool       // the socket is closed; no writer will run again
+	pingT   *time.Timer
+
+	// Writer state, touched only by the goroutine owning the writes.
+	v           view
+	connectLast int64 // last seq of the connect replay (see resume)
+	resumed     bool
 
 	// active is the chat this socket's input goes to: the chat of its path,
 	// or the user's general chat after chat.enter_general_mode. Only the
-	// reader goroutine touches it; the writer learns of changes through switchc.
+	// reader goroutine touches it; the writer learns of changes by a switch task.
 	active activeChat
+}
+
+// maxTasks bounds the direct frames queued by the reader: past it the
+// reader waits for the writer (it stops reading the client meanwhile).
+const maxTasks = 16
+
+// task is one queued job of the writer: a frame, a resume or a switch.
+type task struct {
+	frame  chat.Frame
+	resume *resumeReq
+	sw     *switchReq
 }
 
 type activeChat struct {
@@ -50,17 +78,63 @@ type closeReq struct {
 }
 
 func newConn(h *Handler, ws *websocket.Conn, p Params) *conn {
-	return &conn{h: h, ws: ws, p: p, out: make(chan chat.Frame, 16), resume: make(chan resumeReq, 4),
-		switchc: make(chan switchReq, 1), quit: make(chan closeReq, 1), done: make(chan struct{}),
-		active: activeChat{chatID: p.ChatID}}
+	// The goroutine that upgraded owns the writes until start hands them over.
+	c := &conn{h: h, ws: ws, p: p, active: activeChat{chatID: p.ChatID}, writing: true}
+	c.cond.L = &c.mu
+	return c
 }
 
-// shutdown asks the writer to send a close frame and stop.
+// shutdown asks the writer to send a close frame and stop; the first code
+// asked for wins.
 func (c *conn) shutdown(code int, text string) {
-	select {
-	case c.quit <- closeReq{code, text}:
-	default:
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quit == nil {
+		c.quit = &closeReq{code, text}
+		c.kickLocked()
 	}
+}
+
+// notify is the subscription's callback: live frames wait (or it was dropped).
+func (c *conn) notify() {
+	c.mu.Lock()
+	c.live = true
+	c.kickLocked()
+	c.mu.Unlock()
+}
+
+// pingDue is the heartbeat timer's callback.
+func (c *conn) pingDue() {
+	c.mu.Lock()
+	c.ping = true
+	c.kickLocked()
+	c.mu.Unlock()
+}
+
+// kickLocked starts a writer unless a goroutine owns the writes already (it
+// sees the new work before it lets go). c.mu is held.
+func (c *conn) kickLocked() {
+	if c.writing || c.closed {
+		return
+	}
+	c.writing = true
+	go c.writer()
+}
+
+// enqueue queues a task for the writer, waiting while maxTasks are queued;
+// false when the socket is closed.
+func (c *conn) enqueue(t task) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for !c.closed && len(c.tasks) >= maxTasks {
+		c.cond.Wait()
+	}
+	if c.closed {
+		return false
+	}
+	c.tasks = append(c.tasks, t)
+	c.kickLocked()
+	return true
 }
 
 func (c *conn) closeNow(code int, text string) {
@@ -69,11 +143,14 @@ func (c *conn) closeNow(code int, text string) {
 	_ = c.ws.Close()
 }
 
-func (c *conn) run(reqCtx context.Context) {
+// start opens the chat and sends what a connect sends (chat_meta, the
+// replay, its boundary) on the caller's goroutine, which owns the writes
+// until it returns. False when the socket was refused and closed.
+func (c *conn) start(reqCtx context.Context) bool {
 	// The socket outlives nothing of the request but its values: the
 	// hijacked connection is ours until the read loop ends.
-	ctx, cancel := context.WithCancel(context.WithoutCancel(reqCtx))
-	defer cancel()
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(reqCtx))
+	ctx := c.ctx
 	chats := c.h.chats
 	var sess store.Session
 	var created bool
@@ -87,41 +164,231 @@ func (c *conn) run(reqCtx context.Context) {
 		c.h.opts.Logger.Info("chat socket refused", "app_id", c.p.AppID, "chat_id", c.p.ChatID, "user_id", c.p.UserID,
 			"path_workflow", c.p.Workflow, "reason", c.refusal(ctx, err))
 		c.closeNow(websocket.ClosePolicyViolation, "chat not found")
-		return
+		return c.abort()
 	case errors.Is(err, store.ErrUnavailable):
 		c.writeDirect(chat.ErrorFrame("STORE_UNAVAILABLE", "the database is unavailable; reconnect shortly", true))
 		c.closeNow(websocket.CloseTryAgainLater, "store unavailable")
-		return
+		return c.abort()
 	case err != nil:
 		c.closeNow(websocket.CloseInternalServerErr, "internal error")
-		return
+		return c.abort()
 	}
+	// This goroutine owns the writes until the hand-over below (release):
+	// frames published meanwhile wait in the subscription.
+	//
 	// Subscribe before reading the store: live frames at or below the last
 	// replayed seq are then skipped, so nothing is missed or sent twice.
-	sub := chats.Subscribe(c.p.AppID, c.p.ChatID, c.h.opts.SendBuffer)
-	defer chats.Unsubscribe(sub)
-
+	sub := chats.SubscribeNotify(c.p.AppID, c.p.ChatID, c.h.opts.SendBuffer, c.notify)
+	c.v = view{chatID: c.p.ChatID, sub: sub}
 	if !c.writeDirect(metaFrame(sess, !created)) {
-		return
+		return c.abort()
 	}
 	last, _, err := c.replay(ctx, sess, c.p.AfterSeq, !c.p.HasAfterSeq, true)
 	if err != nil {
-		c.closeNow(websocket.CloseTryAgainLater, "replay failed")
-		return
+		if !errors.Is(err, errClosed) {
+			c.closeNow(websocket.CloseTryAgainLater, "replay failed")
+		}
+		return c.abort()
 	}
 	chats.StartIfNeeded(sess)
+	c.v.lastSent, c.connectLast = last, last
+	c.pingT = time.AfterFunc(c.h.opts.PingInterval, c.pingDue)
+	c.release()
+	return true
+}
 
-	go c.writeLoop(ctx, view{chatID: c.p.ChatID, sub: sub, lastSent: last})
+// abort ends a socket that never started: false, for start to return.
+func (c *conn) abort() bool {
+	c.finish()
+	c.cancel()
+	return false
+}
+
+// serve runs the socket's read loop until it ends, then closes the socket
+// and waits for the last writer.
+func (c *conn) serve(reqCtx context.Context) {
+	defer c.cancel()
 	defer c.expireAt(reqCtx)()
-	c.readLoop(ctx)
+	c.readLoop(c.ctx)
 	c.shutdown(websocket.CloseNormalClosure, "")
-	<-c.done
+	c.mu.Lock()
+	for !c.closed {
+		c.cond.Wait()
+	}
+	c.mu.Unlock()
+}
+
+// release lets go of the writes: the goroutine owning them calls it when it
+// has nothing left to do, or starts over if work came in meanwhile.
+func (c *conn) release() {
+	c.mu.Lock()
+	c.writing = false
+	if c.quit != nil || c.live || c.ping || len(c.tasks) > 0 {
+		c.kickLocked()
+	}
+	c.mu.Unlock()
+}
+
+// writer owns the writes until nothing is queued: a close, a dropped
+// subscription, the queued tasks in order, the chat's live frames (skipping
+// what replay already sent) and heartbeats.
+func (c *conn) writer() {
+	var batch []chat.Frame
+	for {
+		c.mu.Lock()
+		quit, tasks, live, ping := c.quit, c.tasks, c.live, c.ping
+		if quit == nil && !live && !ping && len(tasks) == 0 {
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.tasks, c.live, c.ping = nil, false, false
+		if len(tasks) > 0 {
+			c.cond.Broadcast()
+		}
+		c.mu.Unlock()
+
+		if quit != nil {
+			c.closeNow(quit.code, quit.text)
+			c.finish()
+			return
+		}
+		if !c.run(tasks, live, ping, &batch) {
+			c.finish()
+			return
+		}
+	}
+}
+
+// run does one turn of the writer's work; false when the socket is done.
+func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
+	select {
+	case <-c.v.sub.Dropped:
+		c.closeNow(websocket.CloseTryAgainLater, "too slow: resume from your last seq")
+		return false
+	default:
+	}
+	for i, t := range tasks {
+		var ok bool
+		switch {
+		case t.resume != nil:
+			ok = c.resume(*t.resume)
+		case t.sw != nil:
+			c.h.chats.Unsubscribe(c.v.sub)
+			c.v = view{chatID: t.sw.chatID, general: t.sw.general, sub: t.sw.sub, lastSent: t.sw.lastSeq}
+			c.resumed = true
+			ok = c.writeDirect(t.sw.frame)
+		default:
+			ok = c.writeDirect(t.frame)
+		}
+		if !ok {
+			c.dropSwitches(tasks[i+1:])
+			return false
+		}
+	}
+	if live || len(tasks) > 0 {
+		// A switch may have brought a subscription with frames waiting.
+		if !c.writeLive(batch) {
+			return false
+		}
+	}
+	if ping {
+		_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
+		if c.ws.WriteMessage(websocket.TextMessage, pingFrame) != nil {
+			return false
+		}
+		if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)) != nil {
+			return false
+		}
+		c.pingT.Reset(c.h.opts.PingInterval)
+	}
+	return true
+}
+
+var pingFrame = []byte(`{"type":"ping"}`)
+
+// writeLive sends the subscription's waiting frames.
+func (c *conn) writeLive(batch *[]chat.Frame) bool {
+	*batch = c.v.sub.Take(*batch)
+	for _, f := range *batch {
+		if f.Seq > 0 && f.Seq <= c.v.lastSent {
+			continue
+		}
+		seq := f.Seq
+		if c.v.general && f.Seq > 0 { // stored frames only: streamed chunks carry no seq
+			f = askFrame(f, c.v.chatID)
+		}
+		if !c.writeDirect(f) {
+			return false
+		}
+		c.v.lastSent = max(c.v.lastSent, seq)
+	}
+	clear(*batch) // the frames' bytes are not held while idle
+	return true
+}
+
+// resume answers client.resume. ChatUI sends client.resume with its stored
+// position as soon as the socket opens (ChatUI/src/adapters/api.js
+// socket.onopen -> sendResume), after the connect replay has already sent the
+// transcript and its boundary. Answering that first resume by replaying again
+// would show the transcript twice and a second "Session replay complete"
+// bubble (ChatUI/src/pages/ChatPage.js case 'resume_boundary'). So the first
+// resume that asks for nothing past what the connect replay covered only
+// sends what this socket has not sent yet, and no boundary when that is
+// nothing. Later resumes replay exactly what they ask for.
+func (c *conn) resume(rq resumeReq) bool {
+	if rq.chatID != c.v.chatID {
+		return true // asked for the chat this socket showed before a switch
+	}
+	after, boundary := rq.after, true
+	if !c.resumed && after <= c.connectLast {
+		after, boundary = max(after, c.v.lastSent), false
+	}
+	c.resumed = true
+	sess, err := c.h.chats.Get(c.ctx, c.p.AppID, c.v.chatID, chat.SameUser(c.p.UserID))
+	if err != nil {
+		return c.writeDirect(chat.ErrorFrame("STORE_UNAVAILABLE", "could not read the chat to resume; retry", true))
+	}
+	last, _, err := c.replay(c.ctx, sess, after, false, boundary)
+	if err != nil {
+		return false
+	}
+	c.v.lastSent = max(c.v.lastSent, last)
+	return true
+}
+
+// finish closes the socket for good: the writer (or the setup) calls it
+// when it stops owning the writes because the socket is done.
+func (c *conn) finish() {
+	_ = c.ws.Close()
+	if c.v.sub != nil {
+		c.h.chats.Unsubscribe(c.v.sub)
+	}
+	c.mu.Lock()
+	c.closed, c.writing = true, false
+	tasks := c.tasks
+	c.tasks = nil
+	if c.pingT != nil {
+		c.pingT.Stop()
+	}
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	c.dropSwitches(tasks)
+}
+
+// dropSwitches unsubscribes the subscriptions of switches never carried out.
+func (c *conn) dropSwitches(tasks []task) {
+	for _, t := range tasks {
+		if t.sw != nil {
+			c.h.chats.Unsubscribe(t.sw.sub)
+		}
+	}
 }
 
 // replay sends stored frames after afterSeq (only the transcript on a first
 // connect, plus what the chat is waiting for), then chat.resume_boundary
-// unless boundary is false and nothing was replayed. It runs before the
-// writer starts or inside it, so writes never interleave.
+// unless boundary is false and nothing was replayed. Only the goroutine
+// owning the writes calls it.
 func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, textsOnly, boundary bool) (int64, int, error) {
 	pending := ""
 	if textsOnly {
@@ -162,101 +429,8 @@ type view struct {
 	lastSent int64 // highest stored seq this socket has sent of this chat
 }
 
-// writeLoop owns the socket's writes: live frames (skipping what replay
-// already sent), direct replies, resume requests, chat switches, heartbeats
-// and closes.
-func (c *conn) writeLoop(ctx context.Context, v view) {
-	defer close(c.done)
-	defer c.ws.Close()
-	defer func() { c.h.chats.Unsubscribe(v.sub) }()
-	ping := time.NewTicker(c.h.opts.PingInterval)
-	defer ping.Stop()
-	pingFrame := []byte(`{"type":"ping"}`)
-	// ChatUI sends client.resume with its stored position as soon as the
-	// socket opens (ChatUI/src/adapters/api.js socket.onopen -> sendResume),
-	// after the connect replay has already sent the transcript and its
-	// boundary. Answering that first resume by replaying again would show the
-	// transcript twice and a second "Session replay complete" bubble
-	// (ChatUI/src/pages/ChatPage.js case 'resume_boundary'). So the first
-	// resume that asks for nothing past what the connect replay covered only
-	// sends what this socket has not sent yet, and no boundary when that is
-	// nothing. Later resumes replay exactly what they ask for.
-	connectLast, resumed := v.lastSent, false
-	var batch []chat.Frame
-	for {
-		select {
-		case <-v.sub.Ready:
-			batch = v.sub.Take(batch)
-			for _, f := range batch {
-				if f.Seq > 0 && f.Seq <= v.lastSent {
-					continue
-				}
-				seq := f.Seq
-				if v.general && f.Seq > 0 { // stored frames only: streamed chunks carry no seq
-					f = askFrame(f, v.chatID)
-				}
-				if !c.writeDirect(f) {
-					return
-				}
-				v.lastSent = max(v.lastSent, seq)
-			}
-		case f := <-c.out:
-			if !c.writeDirect(f) {
-				return
-			}
-		case rq := <-c.resume:
-			if rq.chatID != v.chatID {
-				continue // asked for the chat this socket showed before a switch
-			}
-			after, boundary := rq.after, true
-			if !resumed && after <= connectLast {
-				after, boundary = max(after, v.lastSent), false
-			}
-			resumed = true
-			sess, err := c.h.chats.Get(ctx, c.p.AppID, v.chatID, chat.SameUser(c.p.UserID))
-			if err != nil {
-				c.writeDirect(chat.ErrorFrame("STORE_UNAVAILABLE", "could not read the chat to resume; retry", true))
-				continue
-			}
-			last, _, err := c.replay(ctx, sess, after, false, boundary)
-			if err != nil {
-				return
-			}
-			v.lastSent = max(v.lastSent, last)
-		case sw := <-c.switchc:
-			c.h.chats.Unsubscribe(v.sub)
-			v = view{chatID: sw.chatID, general: sw.general, sub: sw.sub, lastSent: sw.lastSeq}
-			resumed = true
-			if !c.writeDirect(sw.frame) {
-				return
-			}
-		case <-ping.C:
-			_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
-			if c.ws.WriteMessage(websocket.TextMessage, pingFrame) != nil {
-				return
-			}
-			if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)) != nil {
-				return
-			}
-		case <-v.sub.Dropped:
-			c.closeNow(websocket.CloseTryAgainLater, "too slow: resume from your last seq")
-			return
-		case q := <-c.quit:
-			c.closeNow(q.code, q.text)
-			return
-		}
-	}
-}
-
 // send queues a direct frame for the writer; false when the socket is gone.
-func (c *conn) send(f chat.Frame) bool {
-	select {
-	case c.out <- f:
-		return true
-	case <-c.done:
-		return false
-	}
-}
+func (c *conn) send(f chat.Frame) bool { return c.enqueue(task{frame: f}) }
 
 // inbound is every field any client frame may carry.
 type inbound struct {
@@ -392,10 +566,7 @@ func (c *conn) handle(ctx context.Context, msg []byte) {
 			}
 			after = n
 		}
-		select {
-		case c.resume <- resumeReq{chatID: target, after: after}:
-		case <-c.done:
-		}
+		c.enqueue(task{resume: &resumeReq{chatID: target, after: after}})
 	case "chat.cancel":
 		c.h.chats.Cancel(c.p.AppID, target)
 	}

@@ -54,14 +54,20 @@ func FuzzInboundFrame(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		// One frame queues at most one reply (c.out holds 16) or one resume
-		// request (c.resume holds 4), so nothing blocks without a writer.
+		// One frame queues at most one task (a reply, a resume or a switch),
+		// under maxTasks, so nothing blocks; a new conn owns its writes until
+		// start, so no writer runs and the tasks stay queued.
 		c := newConn(h, nil, p)
 		c.handle(context.Background(), msg)
-		close(c.done)
 		var replies []chat.Frame
-		for len(c.out) > 0 {
-			replies = append(replies, <-c.out)
+		for _, tk := range c.tasks {
+			switch {
+			case tk.sw != nil:
+				chats.Unsubscribe(tk.sw.sub)
+				replies = append(replies, tk.sw.frame)
+			case tk.resume == nil:
+				replies = append(replies, tk.frame)
+			}
 		}
 		for _, fr := range replies {
 			var v struct {

@@ -84,20 +84,18 @@ func (c *conn) switchWorkflow(ctx context.Context, chatID string) {
 // moveTo subscribes to chatID and hands the subscription to the writer,
 // which sends frame and then the chat's live events.
 func (c *conn) moveTo(ctx context.Context, chatID string, general bool, frame chat.Frame) bool {
-	sub := c.h.chats.Subscribe(c.p.AppID, chatID, c.h.opts.SendBuffer)
+	sub := c.h.chats.SubscribeNotify(c.p.AppID, chatID, c.h.opts.SendBuffer, c.notify)
 	sess, err := c.h.chats.Get(ctx, c.p.AppID, chatID, chat.SameUser(c.p.UserID))
 	if err != nil {
 		c.h.chats.Unsubscribe(sub)
 		c.reply(storeErrorFrame(err))
 		return false
 	}
-	select {
-	case c.switchc <- switchReq{chatID: chatID, general: general, sub: sub, lastSeq: sess.LastSeq, frame: frame}:
-		return true
-	case <-c.done:
+	if !c.enqueue(task{sw: &switchReq{chatID: chatID, general: general, sub: sub, lastSeq: sess.LastSeq, frame: frame}}) {
 		c.h.chats.Unsubscribe(sub)
 		return false
 	}
+	return true
 }
 
 // GeneralLabel is how a general chat is listed: ChatUI shows it in its Ask

@@ -172,19 +172,38 @@ func (h *Handler) ServeChat(w http.ResponseWriter, r *http.Request, p Params) {
 	if !ok {
 		return // answered 429
 	}
-	defer release()
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
+		release()
 		return // the upgrader has answered
 	}
 	ws.SetReadLimit(h.opts.ReadLimit)
 	c := newConn(h, ws, p)
 	if !h.track(c) {
 		c.closeNow(websocket.CloseGoingAway, "server shutting down")
+		release()
 		return
 	}
-	defer h.untrack(c)
-	c.run(r.Context())
+	if !c.start(r.Context()) {
+		h.untrack(c)
+		release()
+		return
+	}
+	// The socket goes on in a goroutine of its own and this handler returns:
+	// net/http then lets go of the connection's 4 KiB read and write buffers
+	// and of this goroutine's stack, which the request's handling grew.
+	ctx := r.Context()
+	go func() {
+		defer release()
+		defer h.untrack(c)
+		defer func() {
+			if p := recover(); p != nil {
+				h.opts.Logger.Error("chat socket panic", "chat_id", c.p.ChatID, "panic", p)
+				c.shutdown(websocket.CloseInternalServerErr, "internal error")
+			}
+		}()
+		c.serve(ctx)
+	}()
 }
 
 var errClosed = errors.New("socket closed")
