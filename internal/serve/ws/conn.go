@@ -31,13 +31,13 @@ type conn struct {
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
-	cond    sync.Cond  // on mu: the task queue shrank, or the socket closed
-	tasks   []task     // direct frames, resumes and switches, in the order queued
-	quit    *closeReq  // close with this code at the writer's next turn
-	live    bool       // the subscription has frames (or was dropped)
-	ping    bool       // a heartbeat is due
-	writing bool       // a goroutine owns the writes
-	closed  bool       // the socket is closed; no writer will run again
+	cond    sync.Cond // on mu: the task queue shrank, or the socket closed
+	tasks   []task    // direct frames, resumes and switches, in the order queued
+	quit    *closeReq // close with this code at the writer's next turn
+	live    bool      // the subscription has frames (or was dropped)
+	ping    bool      // a heartbeat is due
+	writing bool      // a goroutine owns the writes
+	closed  bool      // the socket is closed; no writer will run again
 	pingT   *time.Timer
 
 	// Writer state, touched only by the goroutine owning the writes.
