@@ -223,28 +223,53 @@ func fresh(chats []*wsChat) error {
 }
 
 // readUntil reads frames up to the first containing marker; onPrint, when
-// set, is called at every chat.print frame. It returns the number of
-// chat.print frames.
+// set, is called at every chat.print frame. It returns the number of tokens
+// the chat.print frames carried: the words of their content (the fake model
+// sends one word per chunk; a socket that lags gets several chunks merged in
+// one frame, see ws/coalesce.go). printFrames counts the frames.
 func readUntil(c *websocket.Conn, marker string, onPrint func()) (int, error) {
-	prints := 0
+	tokens := 0
 	c.SetReadDeadline(time.Now().Add(60 * time.Second))
 	for {
 		_, msg, err := c.ReadMessage()
 		if err != nil {
-			return prints, err
+			return tokens, err
 		}
 		if bytes.Contains(msg, []byte(`"chat.print"`)) {
-			prints++
+			tokens += printWords(msg)
+			printFrames.Add(1)
 			if onPrint != nil {
 				onPrint()
 			}
 		} else if bytes.Contains(msg, []byte(`"type":"error"`)) {
-			return prints, fmt.Errorf("error frame: %s", msg)
+			return tokens, fmt.Errorf("error frame: %s", msg)
 		}
 		if bytes.Contains(msg, []byte(marker)) {
-			return prints, nil
+			return tokens, nil
 		}
 	}
+}
+
+// printFrames counts the chat.print frames readUntil has read.
+var printFrames atomic.Int64
+
+// printWords counts the words of a chat.print frame's top-level content
+// (at least 1: an empty or unreadable content counts as one token).
+func printWords(msg []byte) int {
+	const key = `"content":"`
+	i := bytes.Index(msg, []byte(key))
+	if i < 0 {
+		return 1
+	}
+	rest := msg[i+len(key):]
+	end := 0
+	for end < len(rest) && rest[end] != '"' {
+		if rest[end] == '\\' {
+			end++
+		}
+		end++
+	}
+	return max(1, len(bytes.Fields(rest[:min(end, len(rest))])))
 }
 
 // turn submits one message; ttft is the time to the first chat.print frame.
@@ -421,6 +446,7 @@ func BenchmarkThroughput(b *testing.B) {
 			}
 			var dTok, mTok int
 			var dTime, mTime time.Duration
+			var frames int64
 			for b.Loop() {
 				_, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil || got != n*tokens {
@@ -432,16 +458,19 @@ func BenchmarkThroughput(b *testing.B) {
 					b.Fatal(err)
 				}
 				b.StartTimer()
+				f0 := printFrames.Load()
 				_, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
 				if err != nil || got != n*tokens {
 					b.Fatalf("mozaiks: %d tokens, %v", got, err)
 				}
-				mTok, mTime = mTok+got, mTime+el
+				mTok, mTime, frames = mTok+got, mTime+el, frames+printFrames.Load()-f0
 			}
 			d, m := float64(dTok)/dTime.Seconds(), float64(mTok)/mTime.Seconds()
 			b.ReportMetric(d, "direct-tok/s")
 			b.ReportMetric(m, "mozaiks-tok/s")
 			b.ReportMetric(m/d, "ratio")
+			// Below 1 when lagging sockets got chunks merged (ws/coalesce.go).
+			b.ReportMetric(float64(frames)/float64(mTok), "mozaiks-frames/tok")
 			for _, c := range chats {
 				c.c.Close()
 			}

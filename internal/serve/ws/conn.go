@@ -307,9 +307,10 @@ func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
 
 var pingFrame = []byte(`{"type":"ping"}`)
 
-// writeLive sends the subscription's waiting frames.
+// writeLive sends the subscription's waiting frames, streamed chunks of one
+// message merged when several wait (coalesce.go).
 func (c *conn) writeLive(batch *[]chat.Frame) bool {
-	*batch = c.v.sub.Take(*batch)
+	*batch = coalesce(c.v.sub.Take(*batch))
 	for _, f := range *batch {
 		if f.Seq > 0 && f.Seq <= c.v.lastSent {
 			continue
