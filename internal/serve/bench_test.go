@@ -191,6 +191,7 @@ type wsChat struct {
 	base  string
 	c     *websocket.Conn
 	turns int
+	tail  time.Duration // last turn: from its last chat.print to its input request
 }
 
 func (w *wsChat) dial() error {
@@ -280,11 +281,16 @@ func (w *wsChat) turn() (ttft time.Duration, tokens int, err error) {
 	if err := w.c.WriteMessage(websocket.TextMessage, []byte(`{"type":"user.input.submit","text":"tell me something"}`)); err != nil {
 		return 0, 0, err
 	}
+	var last time.Time
 	tokens, err = readUntil(w.c, `"chat.input_request"`, func() {
+		last = time.Now()
 		if ttft == 0 {
-			ttft = time.Since(start)
+			ttft = last.Sub(start)
 		}
 	})
+	if !last.IsZero() {
+		w.tail = time.Since(last)
+	}
 	return ttft, tokens, err
 }
 
@@ -447,23 +453,28 @@ func BenchmarkThroughput(b *testing.B) {
 			var dTok, mTok int
 			var dTime, mTime time.Duration
 			var frames int64
+			var dFirst, mFirst, mTail []time.Duration
 			for b.Loop() {
-				_, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+				first, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil || got != n*tokens {
 					b.Fatalf("direct: %d tokens, %v", got, err)
 				}
-				dTok, dTime = dTok+got, dTime+el
+				dTok, dTime, dFirst = dTok+got, dTime+el, append(dFirst, first...)
 				b.StopTimer()
 				if err := fresh(chats); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
 				f0 := printFrames.Load()
-				_, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+				first, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
 				if err != nil || got != n*tokens {
 					b.Fatalf("mozaiks: %d tokens, %v", got, err)
 				}
 				mTok, mTime, frames = mTok+got, mTime+el, frames+printFrames.Load()-f0
+				mFirst = append(mFirst, first...)
+				for _, c := range chats {
+					mTail = append(mTail, c.tail)
+				}
 			}
 			d, m := float64(dTok)/dTime.Seconds(), float64(mTok)/mTime.Seconds()
 			b.ReportMetric(d, "direct-tok/s")
@@ -471,6 +482,12 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(m/d, "ratio")
 			// Below 1 when lagging sockets got chunks merged (ws/coalesce.go).
 			b.ReportMetric(float64(frames)/float64(mTok), "mozaiks-frames/tok")
+			// A round lasts as long as its slowest turn: the time to the first
+			// token is part of it (BenchmarkTTFT measures it alone).
+			b.ReportMetric(pct(dFirst, .99), "direct-ttft-p99-ms")
+			b.ReportMetric(pct(mFirst, .99), "mozaiks-ttft-p99-ms")
+			// and so is the end of a turn: the last chunk to the input request.
+			b.ReportMetric(pct(mTail, .99), "mozaiks-tail-p99-ms")
 			for _, c := range chats {
 				c.c.Close()
 			}
