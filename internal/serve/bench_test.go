@@ -454,22 +454,25 @@ func BenchmarkThroughput(b *testing.B) {
 			var dTime, mTime time.Duration
 			var frames int64
 			var dFirst, mFirst, mTail []time.Duration
+			var dCPU, mCPU time.Duration
 			for b.Loop() {
+				c0 := cpuNow()
 				first, got, el, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil || got != n*tokens {
 					b.Fatalf("direct: %d tokens, %v", got, err)
 				}
-				dTok, dTime, dFirst = dTok+got, dTime+el, append(dFirst, first...)
+				dTok, dTime, dFirst, dCPU = dTok+got, dTime+el, append(dFirst, first...), dCPU+cpuNow()-c0
 				b.StopTimer()
 				if err := fresh(chats); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				f0 := printFrames.Load()
+				f0, c0 := printFrames.Load(), cpuNow()
 				first, got, el, err = round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
 				if err != nil || got != n*tokens {
 					b.Fatalf("mozaiks: %d tokens, %v", got, err)
 				}
+				mCPU += cpuNow() - c0
 				mTok, mTime, frames = mTok+got, mTime+el, frames+printFrames.Load()-f0
 				mFirst = append(mFirst, first...)
 				for _, c := range chats {
@@ -488,6 +491,13 @@ func BenchmarkThroughput(b *testing.B) {
 			b.ReportMetric(pct(mFirst, .99), "mozaiks-ttft-p99-ms")
 			// and so is the end of a turn: the last chunk to the input request.
 			b.ReportMetric(pct(mTail, .99), "mozaiks-tail-p99-ms")
+			// CPU time of this process (model, clients and, on the mozaiks
+			// rounds, the runtime) per token: less noisy than rates on a
+			// shared machine. The difference is what the runtime adds.
+			dc, mc := float64(dCPU.Microseconds())/float64(dTok), float64(mCPU.Microseconds())/float64(mTok)
+			b.ReportMetric(dc, "direct-cpu-us/tok")
+			b.ReportMetric(mc, "mozaiks-cpu-us/tok")
+			b.ReportMetric(mc-dc, "added-cpu-us/tok")
 			for _, c := range chats {
 				c.c.Close()
 			}
@@ -596,6 +606,15 @@ func holdIdle(b *testing.B, n int, start func(*testing.B) string, mode, path str
 	writeHeapProfile(b, path)
 	f := float64(n)
 	return idleCost{heap: (h1 - h0) / f, rss: (r1 - r0) / f, goroutines: (g1 - g0) / f, stack: (s1 - s0) / f}
+}
+
+// cpuNow is the CPU time (user and system) this process has used.
+func cpuNow() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // stackNow is the memory held by goroutine stacks.
