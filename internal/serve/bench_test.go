@@ -425,7 +425,9 @@ func BenchmarkTTFT(b *testing.B) {
 // tokens per second received by 200 mozaiks WebSocket clients vs 200 SSE
 // clients of the model, rounds interleaved. "unpaced" has no model delay, so
 // the machine is the limit; "paced" sends 100 tokens/s per stream (10 ms
-// apart), a fast real model, and asks whether mozaiks keeps up.
+// apart), a fast real model, and asks whether mozaiks keeps up. Tokens are
+// the words inside the chat.print frames (readUntil): a socket that lags gets
+// several chunks merged in one frame.
 func BenchmarkThroughput(b *testing.B) {
 	const n, tokens = 200, 200
 	for _, tc := range []struct {
