@@ -250,6 +250,7 @@ func (c *conn) writer() {
 
 		if quit != nil {
 			c.closeNow(quit.code, quit.text)
+			c.dropSwitches(tasks)
 			c.finish()
 			return
 		}
@@ -265,6 +266,7 @@ func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
 	select {
 	case <-c.v.sub.Dropped:
 		c.closeNow(websocket.CloseTryAgainLater, "too slow: resume from your last seq")
+		c.dropSwitches(tasks)
 		return false
 	default:
 	}
