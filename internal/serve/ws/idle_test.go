@@ -107,6 +107,7 @@ func goroutines() string {
 // queued to it starts a writer, arrives in order, and the writer goes away
 // again.
 func TestIdleSocketsHaveNoWriter(t *testing.T) {
+	// Not parallel: it counts the process's goroutines.
 	const n = 200
 	h, base := socketServer(t, Options{})
 	before := runtime.NumGoroutine()
