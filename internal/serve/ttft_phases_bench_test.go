@@ -1,0 +1,72 @@
+//go:build !windows
+
+package serve_test
+
+import (
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/serve/ws"
+)
+
+// BenchmarkTTFTPhases splits BenchmarkTTFT's 100-chat round in two: when each
+// model request reaches the model (after the message went through the
+// socket, the chat and the engine), and when each first chunk reaches its
+// client (the model waits 20 ms before its first byte). Times are from the
+// start of the round, in which all 100 clients send at once.
+//
+//	go test -run '^$' -bench TTFTPhases -benchtime 20x ./internal/serve/
+func BenchmarkTTFTPhases(b *testing.B) {
+	n := 100
+	var mu sync.Mutex
+	var arrivals []time.Time
+	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
+	srv := llmtest.New(b, llmtest.WithRecordLimit(1), llmtest.WithResponder(func(llmtest.Request) llmtest.Reply {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		mu.Unlock()
+		return rep
+	}))
+	base, _ := countedServer(b, srv.URL(), ws.Options{})
+	chats := make([]*wsChat, n)
+	for i := range chats {
+		chats[i] = &wsChat{base: base}
+	}
+	if err := fresh(chats); err != nil {
+		b.Fatal(err)
+	}
+	var arr, first []float64
+	for b.Loop() {
+		b.StopTimer()
+		if err := fresh(chats); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		mu.Lock()
+		arrivals = arrivals[:0]
+		mu.Unlock()
+		start := time.Now()
+		m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+		if err != nil {
+			b.Fatal(err)
+		}
+		mu.Lock()
+		for _, a := range arrivals {
+			arr = append(arr, float64(a.Sub(start))/1e6)
+		}
+		mu.Unlock()
+		for _, d := range m {
+			first = append(first, float64(d)/1e6)
+		}
+	}
+	slices.Sort(arr)
+	slices.Sort(first)
+	q := func(s []float64, p float64) float64 { return s[int(p*float64(len(s)-1))] }
+	b.ReportMetric(q(arr, .5), "at-model-p50-ms")
+	b.ReportMetric(q(arr, .99), "at-model-p99-ms")
+	b.ReportMetric(q(first, .5), "first-chunk-p50-ms")
+	b.ReportMetric(q(first, .99), "first-chunk-p99-ms")
+}
