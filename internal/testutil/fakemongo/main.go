@@ -14,10 +14,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/mozaiks/mozaiks/internal/testutil/ferret"
 )
 
 func main() {
@@ -40,17 +41,17 @@ func serve(ctx context.Context) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: env("FAKEMONGO_LISTEN", "0.0.0.0:27017")},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + "/",
-		Logger:    slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})),
-	})
+	// ferret.ServeLogger puts the front before FerretDB that makes its
+	// single-document updates atomic, as on MongoDB.
+	listen := env("FAKEMONGO_LISTEN", "0.0.0.0:27017")
+	_, stop, err := ferret.ServeLogger(ctx, listen, dir, slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	if err != nil {
-		return fmt.Errorf("start ferretdb: %w", err)
+		return err
 	}
-	fmt.Println("fakemongo: waiting for connections on", env("FAKEMONGO_LISTEN", "0.0.0.0:27017"))
-	return f.Run(ctx)
+	fmt.Println("fakemongo: waiting for connections on", listen)
+	<-ctx.Done()
+	stop()
+	return nil
 }
 
 func ping(ctx context.Context, uri string) error {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -50,23 +51,25 @@ func ServeLogger(ctx context.Context, listenAddr, dataDir string, logger *slog.L
 		}
 		sqliteURL = "file:" + filepath.ToSlash(abs) + "/"
 	}
-	// ferretdb.New leaks its SQLite backend when its own listen fails (and
-	// FerretDB's -race build panics over the leak in a finalizer), so find
-	// out first whether the address can be listened on.
-	probe, err := net.Listen("tcp", listenAddr)
+	// Clients reach FerretDB through the front, which makes its updates
+	// atomic (see front). Listening first also tells whether listenAddr
+	// is free before ferretdb.New, which leaks its SQLite backend when its
+	// own listen fails (and FerretDB's -race build panics over the leak in
+	// a finalizer).
+	ln, err := net.Listen("tcp", listenAddr)
 	if err != nil {
 		return "", nil, fmt.Errorf("start ferretdb: %w", err)
 	}
-	_ = probe.Close()
 	newMu.Lock()
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: listenAddr},
+		Listener:  ferretdb.ListenerConfig{TCP: "127.0.0.1:0"},
 		Logger:    logger,
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
 	})
 	newMu.Unlock()
 	if err != nil {
+		_ = ln.Close()
 		return "", nil, fmt.Errorf("start ferretdb on %s: %w", listenAddr, err)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
@@ -75,14 +78,33 @@ func ServeLogger(ctx context.Context, listenAddr, dataDir string, logger *slog.L
 		defer close(done)
 		_ = f.Run(runCtx) // always nil
 	}()
+	backend, err := url.Parse(f.MongoDBURI()) // waits for FerretDB to listen
+	if err != nil {
+		cancel()
+		<-done
+		_ = ln.Close()
+		return "", nil, fmt.Errorf("start ferretdb: %w", err)
+	}
+	fr := newFront(ln, backend.Host)
+	stopped := make(chan struct{})
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
+			fr.close()
 			cancel()
 			<-done
+			close(stopped)
 		})
+		<-stopped
 	}
-	return f.MongoDBURI(), stop, nil
+	go func() {
+		select {
+		case <-runCtx.Done():
+			stop()
+		case <-stopped:
+		}
+	}()
+	return "mongodb://" + ln.Addr().String() + "/", stop, nil
 }
 
 // errorLogger keeps FerretDB's chatter out of our logs: it logs every
