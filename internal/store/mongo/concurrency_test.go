@@ -13,8 +13,10 @@ import (
 	"github.com/mozaiks/mozaiks/internal/testutil/ferret"
 )
 
-// FerretDB v1 writes whole documents back, so without the store's per-chat
-// serialisation these lose updates (they did: every round failed).
+// FerretDB v1 writes whole documents back, so on it alone these lose
+// updates (they did: every round failed). The store relies on MongoDB's
+// atomic single-document updates, which the test server's front provides
+// (internal/testutil/ferret), across processes as well.
 
 func TestLeaseOneWinnerUnderRace(t *testing.T) {
 	t.Parallel()

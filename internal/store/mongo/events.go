@@ -81,7 +81,6 @@ func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool,
 	var d struct {
 		LastSeq int64 `bson:"last_sequence"`
 	}
-	defer s.chats.lock(chatID)()
 	err := s.sessions.FindOneAndUpdate(ctx,
 		bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
 		bson.D{

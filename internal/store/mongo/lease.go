@@ -14,7 +14,6 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 	if err := s.ensureIndexed(ctx); err != nil {
 		return false, err
 	}
-	unlock := s.chats.lock(chatID)
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	res, err := s.sessions.UpdateOne(ctx,
 		bson.D{
@@ -26,7 +25,6 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 			}},
 		},
 		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseOwn, Value: owner}, {Key: fLeaseTill, Value: now.Add(ttl)}, {Key: fUpdated, Value: now}}}})
-	unlock()
 	if err != nil {
 		return false, wrap("acquire lease", err)
 	}
@@ -44,7 +42,6 @@ func (s *Store) ReleaseLease(ctx context.Context, appID, chatID, owner string) e
 	if err := s.ensureIndexed(ctx); err != nil {
 		return err
 	}
-	defer s.chats.lock(chatID)()
 	_, err := s.sessions.UpdateOne(ctx,
 		bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}, {Key: fLeaseOwn, Value: owner}},
 		bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseOwn, Value: ""}, {Key: fLeaseTill, Value: noLease}}}})

@@ -87,8 +87,6 @@ type Store struct {
 
 	indexed  atomic.Bool
 	indexing sync.Mutex
-
-	chats *chatLocks
 }
 
 var _ store.Store = (*Store)(nil)
@@ -127,7 +125,6 @@ func Open(ctx context.Context, uri string, opts Options) (*Store, error) {
 		usage:    db.Collection(UsageCollection),
 		requests: db.Collection(RequestsCollection),
 		log:      opts.Logger,
-		chats:    newChatLocks(),
 	}
 	if err := s.EnsureIndexes(ctx); err != nil {
 		if !errors.Is(err, store.ErrUnavailable) {

@@ -218,10 +218,8 @@ func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store
 	if err := s.ensureIndexed(ctx); err != nil {
 		return err
 	}
-	unlock := s.chats.lock(chatID)
 	res, err := s.sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
 		bson.D{{Key: "$set", Value: set}})
-	unlock()
 	if err != nil {
 		return wrap("update session", err)
 	}

@@ -19,7 +19,6 @@ func (s *Store) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 	if err := s.ensureIndexed(ctx); err != nil {
 		return err
 	}
-	unlock := s.chats.lock(u.ChatID)
 	res, err := s.sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: u.ChatID}, {Key: fApp, Value: u.AppID}},
 		bson.D{{Key: "$inc", Value: bson.D{
 			{Key: "usage.prompt_tokens", Value: u.PromptTokens},
@@ -27,7 +26,6 @@ func (s *Store) RecordUsage(ctx context.Context, u store.UsageRecord) error {
 			{Key: "usage.total_tokens", Value: u.TotalTokens},
 			{Key: "usage.cost_usd", Value: u.CostUSD},
 		}}})
-	unlock()
 	if err != nil {
 		return wrap("add usage to session", err)
 	}
