@@ -14,8 +14,10 @@ import (
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
-// BenchmarkFanout100Chats: two replicas on one FerretDB; 100 chats watched
-// on replica B, of which BENCH_ACTIVE (default all) run on replica A: each
+// BenchmarkFanout100Chats: two replicas on one FerretDB; 100 chats, the
+// first BENCH_WATCHED (default all) of them watched on replica B (the others
+// have sockets on A only), of which BENCH_ACTIVE (default all) run on
+// replica A: each
 // streams a chunk every BENCH_TICK ms (default 1000) and stores an event
 // every tenth tick, for BENCH_SECONDS (default 10) after a warm-up; then
 // everything idles as long. (FerretDB v1 serialises writes through SQLite
@@ -27,14 +29,18 @@ import (
 // moment the append started; per chunk, when B has it from when A made it
 // (on A that is at once). And the relay's store load: queries and inserts
 // per second while active and while idle, against the store operations of
-// the workload itself (2 per append).
+// the workload itself (2 per append); chunks written only for the chats B
+// watches, and the reads of which chats those are (peer-reads/s).
 //
 //	go test -run '^$' -bench Fanout100Chats -benchtime 1x ./internal/relay/
 func BenchmarkFanout100Chats(b *testing.B) {
-	chats, active := 100, 100
+	chats, active, watched := 100, 100, 100
 	secs, tickMS := 10, 1000
 	if v := os.Getenv("BENCH_ACTIVE"); v != "" {
 		_, _ = fmt.Sscan(v, &active)
+	}
+	if v := os.Getenv("BENCH_WATCHED"); v != "" {
+		_, _ = fmt.Sscan(v, &watched)
 	}
 	if v := os.Getenv("BENCH_SECONDS"); v != "" {
 		_, _ = fmt.Sscan(v, &secs)
@@ -62,6 +68,9 @@ func BenchmarkFanout100Chats(b *testing.B) {
 	for c := range chats {
 		id := fmt.Sprintf("chat%03d", c)
 		newChat(b, a, id)
+		if c >= watched {
+			continue
+		}
 		stop := pb.Watch("app", id, 0, func(ev store.Event) {
 			now := time.Now()
 			mu.Lock()
@@ -109,7 +118,7 @@ func BenchmarkFanout100Chats(b *testing.B) {
 						return
 					}
 					t1 := time.Now()
-					if measure {
+					if measure && c < watched {
 						mu.Lock()
 						started[key{id, ev.Seq}], local[key{id, ev.Seq}] = t0, t1
 						mu.Unlock()
@@ -171,6 +180,7 @@ func BenchmarkFanout100Chats(b *testing.B) {
 		b.ReportMetric(inserts, "chunk-inserts/s")
 		b.ReportMetric(perSec(q1.TransientFrames-q0.TransientFrames, activeFor), "chunks/s")
 		b.ReportMetric(idle, "idle-read-q/s")
+		b.ReportMetric(perSec(q1.PeerQueries-q0.PeerQueries, activeFor), "peer-reads/s")
 		b.ReportMetric(workload, "append-ops/s")
 		b.ReportMetric(float64(len(started)), "events")
 	}

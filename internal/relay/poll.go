@@ -59,6 +59,8 @@ type Stats struct {
 	Dropped          int64 // transient frames dropped (store unavailable, queue full)
 	Delivered        int64 // events and frames handed to watchers
 	Announces        int64
+	PeerQueries      int64 // reads of which chats the other replicas watch, between announces
+	Unwatched        int64 // transient frames not written: no other replica watches their chat
 	Peers            int64 // other replicas heard of in the last announce; -1 before it
 }
 
@@ -74,6 +76,9 @@ const (
 	// (clocks of two machines differ a little).
 	watchSlack = time.Second
 	peerAlive  = 10 * time.Second
+	// watchedFresh: how long a replica trusts what it last read of the
+	// chats the others watch before a frame makes it read again.
+	watchedFresh = time.Second
 )
 
 // Poller is the relay for a store without change streams: one goroutine
@@ -100,13 +105,25 @@ type Poller struct {
 	queued, settled int64
 	progress        chan struct{}
 	lastOf          map[string]int64 // chat id -> queued count at its last frame
+	writing         map[string]bool  // chat id -> its frames are written, until its next Flush
 	out             []store.Transient
 	outWake         chan struct{}
 
 	seen map[string]originSeen // reader goroutine only
 
-	polls, eventQ, transQ, inserts, frames, purges, dropped, delivered, announces atomic.Int64
-	peers                                                                         atomic.Int64 // -1: not known yet
+	// elsewhere is what the last announce or peer read found: the chats
+	// some other replica has sockets on. Nil before the first.
+	elsewhere   atomic.Pointer[watchedElsewhere]
+	announceNow chan struct{} // a chat got its first local watch
+	refreshNow  chan struct{} // elsewhere is stale and a frame wants it
+
+	polls, eventQ, transQ, inserts, frames, purges, dropped, delivered, announces, peerQ, unwatched atomic.Int64
+	peers                                                                                           atomic.Int64 // -1: not known yet
+}
+
+type watchedElsewhere struct {
+	chats map[string]bool
+	at    time.Time
 }
 
 type originSeen struct {
@@ -145,7 +162,7 @@ func NewPoller(feed store.Feed, o Options) *Poller {
 	}
 	p := &Poller{feed: feed, o: o, log: o.Logger, watches: map[string][]*watch{}, wake: make(chan struct{}, 1),
 		outWake: make(chan struct{}, 1), seen: map[string]originSeen{}, progress: make(chan struct{}),
-		lastOf: map[string]int64{}}
+		lastOf: map[string]int64{}, writing: map[string]bool{}, announceNow: make(chan struct{}, 1), refreshNow: make(chan struct{}, 1)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -175,7 +192,8 @@ func (p *Poller) Origin() string { return p.o.Origin }
 func (p *Poller) Stats() Stats {
 	return Stats{Polls: p.polls.Load(), EventQueries: p.eventQ.Load(), TransientQueries: p.transQ.Load(),
 		TransientInserts: p.inserts.Load(), TransientFrames: p.frames.Load(), Purges: p.purges.Load(),
-		Dropped: p.dropped.Load(), Delivered: p.delivered.Load(), Announces: p.announces.Load(), Peers: p.peers.Load()}
+		Dropped: p.dropped.Load(), Delivered: p.delivered.Load(), Announces: p.announces.Load(), PeerQueries: p.peerQ.Load(),
+		Unwatched: p.unwatched.Load(), Peers: p.peers.Load()}
 }
 
 // ErrClosed: the relay was closed.
@@ -184,12 +202,39 @@ var ErrClosed = errors.New("relay closed")
 // Transient implements Relay: the frame is queued and written with others
 // by the writer goroutine, so the caller (a streaming run) never waits for
 // the store.
+//
+// Frames are written only for chats some other replica has a socket on, as
+// last read: at announces, and again when a frame comes and the read is
+// older than watchedFresh (in the background; meanwhile frames are written).
+// The choice holds from a chat's first frame until its next Flush (the
+// chat's next stored event, which ends the message): another replica gets
+// all of a message's chunks, or none of them and then the message.
 func (p *Poller) Transient(_ context.Context, appID, chatID string, frame []byte) error {
 	if p.peers.Load() == 0 {
 		return nil // alone: nobody to tell
 	}
-	t := store.Transient{Origin: p.o.Origin, AppID: appID, ChatID: chatID, At: time.Now(), Frame: frame}
 	p.outMu.Lock()
+	write, ok := p.writing[chatID]
+	if !ok {
+		write = true
+		if w := p.elsewhere.Load(); w != nil {
+			if time.Since(w.at) > watchedFresh {
+				select {
+				case p.refreshNow <- struct{}{}:
+				default:
+				}
+			} else {
+				write = w.chats[chatID]
+			}
+		}
+		p.writing[chatID] = write
+	}
+	if !write {
+		p.outMu.Unlock()
+		p.unwatched.Add(1)
+		return nil
+	}
+	t := store.Transient{Origin: p.o.Origin, AppID: appID, ChatID: chatID, At: time.Now(), Frame: frame}
 	if len(p.out) >= maxQueued {
 		drop := len(p.out) / 2
 		p.out = append(p.out[:0], p.out[drop:]...)
@@ -213,6 +258,7 @@ func (p *Poller) Transient(_ context.Context, appID, chatID string, frame []byte
 // finds the message then finds its chunks too, and delivers them first.
 func (p *Poller) Flush(ctx context.Context, chatID string) error {
 	p.outMu.Lock()
+	delete(p.writing, chatID) // the next message decides afresh
 	target, ok := p.lastOf[chatID]
 	if ok && p.settled >= target {
 		delete(p.lastOf, chatID)
@@ -241,9 +287,17 @@ func (p *Poller) settleLocked(n int64) {
 func (p *Poller) Watch(appID, chatID string, afterSeq int64, onEvent func(store.Event), onTransient func([]byte)) func() {
 	w := &watch{appID: appID, chatID: chatID, after: afterSeq, since: time.Now(), onEvent: onEvent, onTransient: onTransient}
 	p.mu.Lock()
+	first := len(p.watches[chatID]) == 0
 	p.watches[chatID] = append(p.watches[chatID], w)
 	p.mu.Unlock()
 	p.poke()
+	if first && onTransient != nil {
+		// Tell the other replicas now, so they start writing its chunks.
+		select {
+		case p.announceNow <- struct{}{}:
+		default:
+		}
+	}
 	var once sync.Once
 	return func() {
 		once.Do(func() {
@@ -274,8 +328,9 @@ func (p *Poller) poke() {
 }
 
 // readLoop polls while anything is watched: at MinInterval after a round
-// that found something, doubling up to MaxInterval while nothing moves. A
-// new watch polls at once.
+// that found something, doubling up to MaxInterval while nothing moves, and
+// never sooner after a round than the round took. A new watch polls at
+// once.
 func (p *Poller) readLoop(ctx context.Context) {
 	defer p.wg.Done()
 	interval := p.o.MinInterval
@@ -290,7 +345,9 @@ func (p *Poller) readLoop(ctx context.Context) {
 			interval = p.o.MinInterval
 		case <-timer.C:
 		}
+		began := time.Now()
 		found, err := p.pollOnce(ctx)
+		took := time.Since(began)
 		switch {
 		case ctx.Err() != nil:
 			return
@@ -304,6 +361,9 @@ func (p *Poller) readLoop(ctx context.Context) {
 		default:
 			interval = min(interval*2, p.o.MaxInterval)
 		}
+		// A slow store (FerretDB scans whole collections) gets as long to
+		// breathe as the round took: the reader uses at most half of it.
+		interval = max(interval, took)
 		if failing && err == nil {
 			p.log.Info("relay: reading new frames again")
 			failing = false
@@ -325,6 +385,13 @@ func (p *Poller) watching() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.watches) > 0
+}
+
+// WatchedElsewhere says whether, as last read, another replica has a socket
+// on the chat (and so gets its transient frames).
+func (p *Poller) WatchedElsewhere(chatID string) bool {
+	w := p.elsewhere.Load()
+	return w != nil && w.chats[chatID]
 }
 
 // Alone says the last announce found no other replica: the Poller then
@@ -458,6 +525,12 @@ func (p *Poller) writeLoop(ctx context.Context) {
 		case <-announce.C:
 			p.announce(ctx)
 			announce.Reset(p.o.PeerEvery)
+		case <-p.announceNow:
+			p.announce(ctx)
+		case <-p.refreshNow:
+			if w := p.elsewhere.Load(); w == nil || time.Since(w.at) > watchedFresh {
+				p.refreshPeers(ctx)
+			}
 		case <-purge.C:
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			if _, err := p.feed.PurgeTransients(pctx, time.Now().Add(-p.o.Retention)); err != nil && ctx.Err() == nil {
@@ -472,15 +545,28 @@ func (p *Poller) writeLoop(ctx context.Context) {
 	}
 }
 
-// announce says this replica is alive and learns how many others are.
-// Another replica counts as alive while it announced within three periods,
-// and at least peerAlive: a replica slowed down by its database is not
-// taken for gone.
+// announce says this replica is alive, and which chats it has sockets on,
+// and learns how many others are and which chats they watch. Another
+// replica counts as alive while it announced within three periods, and at
+// least peerAlive: a replica slowed down by its database is not taken for
+// gone.
 func (p *Poller) announce(ctx context.Context) {
 	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
+	p.mu.Lock()
+	watching := make([]string, 0, len(p.watches))
+	for id, ws := range p.watches {
+		for _, w := range ws {
+			if w.onTransient != nil {
+				watching = append(watching, id)
+				break
+			}
+		}
+	}
+	p.mu.Unlock()
+	slices.Sort(watching)
 	now := time.Now()
-	n, err := p.feed.Announce(actx, p.o.Origin, now, now.Add(-max(3*p.o.PeerEvery, peerAlive)))
+	peers, err := p.feed.Announce(actx, p.o.Origin, watching, now, p.aliveSince(now))
 	p.announces.Add(1)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -488,7 +574,39 @@ func (p *Poller) announce(ctx context.Context) {
 		}
 		return // keep the last count
 	}
-	if old := p.peers.Swap(int64(n)); old != int64(n) {
+	p.learn(now, peers)
+}
+
+// refreshPeers reads again which chats the other replicas watch.
+func (p *Poller) refreshPeers(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	now := time.Now()
+	peers, err := p.feed.Peers(rctx, p.o.Origin, p.aliveSince(now))
+	p.peerQ.Add(1)
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("relay: read which chats other replicas watch", "err", err)
+		}
+		return
+	}
+	p.learn(now, peers)
+}
+
+func (p *Poller) aliveSince(now time.Time) time.Time {
+	return now.Add(-max(3*p.o.PeerEvery, peerAlive))
+}
+
+func (p *Poller) learn(at time.Time, peers []store.Peer) {
+	w := &watchedElsewhere{chats: map[string]bool{}, at: at}
+	for _, pr := range peers {
+		for _, id := range pr.Watching {
+			w.chats[id] = true
+		}
+	}
+	p.elsewhere.Store(w)
+	n := int64(len(peers))
+	if old := p.peers.Swap(n); old != n {
 		p.log.Info("relay: replicas sharing live frames", "others", n)
 		if old == 0 {
 			p.poke()

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/mozaiks/mozaiks/internal/relay"
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/mongo"
@@ -219,6 +221,8 @@ func TestPollerTransientFrames(t *testing.T) {
 	}
 	other := newRecorder()
 	defer pollers[1].Watch("app", "c2", 0, other.event, other.transient)()
+	waitWatchedElsewhere(t, pollers[0], "c1")
+	waitWatchedElsewhere(t, pollers[2], "c1")
 
 	var want []string
 	for k := range 50 {
@@ -264,6 +268,101 @@ func TestPollerTransientFrames(t *testing.T) {
 	if st := pollers[0].Stats(); st.TransientFrames != int64(len(want)) || st.TransientInserts > st.TransientFrames || st.Dropped > 0 {
 		t.Errorf("writer stats %+v", st)
 	}
+}
+
+// waitWatchedElsewhere waits until p has heard that another replica watches
+// chatID (announces come every 50 ms in these tests).
+func waitWatchedElsewhere(t *testing.T, p *relay.Poller, chatID string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !p.WatchedElsewhere(chatID) {
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s does not hear that another replica watches %s", p.Origin(), chatID)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Chunks are written only for chats another replica has a socket on: with
+// a watch on replica A alone, a streamed reply on A writes no frame to the
+// store; once replica B watches the chat, B gets A's next message's chunks
+// live, in order, and a chat B does not watch still costs nothing. A
+// message's chunks are all written or none: B starting to watch in the
+// middle of one does not get its tail.
+func TestPollerChunksOnlyWhenWatchedElsewhere(t *testing.T) {
+	t.Parallel()
+	stores, pollers := replicas(t, 2)
+	a, pa, pb := stores[0], pollers[0], pollers[1]
+	ctx := context.Background()
+	for _, id := range []string{"c1", "c2"} {
+		newChat(t, a, id)
+		onA := newRecorder()
+		defer pa.Watch("app", id, 0, onA.event, onA.transient)()
+	}
+	// Announces go round every 50 ms: let a few pass.
+	for n := pa.Stats().Announces + 3; pa.Stats().Announces < n || pb.Stats().Announces < n; {
+		time.Sleep(5 * time.Millisecond)
+	}
+	stream := func(id, msg string, n int) []string {
+		var sent []string
+		for k := range n {
+			f := fmt.Sprintf(`{"type":"chat.print","content":"%s-%d"}`, msg, k)
+			sent = append(sent, f)
+			if err := pa.Transient(ctx, "app", id, []byte(f)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return sent
+	}
+	stream("c1", "m1", 20)
+	if err := pa.Flush(ctx, "c1"); err != nil { // the message is stored next
+		t.Fatal(err)
+	}
+	if st := pa.Stats(); st.TransientFrames != 0 || st.TransientInserts != 0 || st.Unwatched != 20 {
+		t.Fatalf("sockets on A only: %d frames in %d inserts written, %d skipped (want 0, 0, 20)", st.TransientFrames, st.TransientInserts, st.Unwatched)
+	}
+	if n := relayDocs(t, a, "c1"); n != 0 {
+		t.Fatalf("sockets on A only: %d chunk documents of c1 in %s", n, mongo.RelayCollection)
+	}
+
+	// B watches c1 from the middle of message m2: m2's tail is not
+	// written, m3 is, whole.
+	stream("c1", "m2", 5)
+	onB := newRecorder()
+	defer pb.Watch("app", "c1", 0, onB.event, onB.transient)()
+	waitWatchedElsewhere(t, pa, "c1")
+	stream("c1", "m2", 5)
+	if err := pa.Flush(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	want := stream("c1", "m3", 10)
+	stream("c2", "m1", 10) // nobody elsewhere watches c2
+	if err := pa.Flush(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	onB.waitFor(t, "m3's chunks on B", func(_ []int64, frames []string) bool { return len(frames) >= len(want) })
+	onB.mu.Lock()
+	if !slices.Equal(onB.frames, want) {
+		t.Errorf("B got %v, want m3's chunks %v", onB.frames, want)
+	}
+	onB.mu.Unlock()
+	if st := pa.Stats(); st.TransientFrames != int64(len(want)) {
+		t.Errorf("%d frames written, want m3's %d", st.TransientFrames, len(want))
+	}
+	if n := relayDocs(t, a, "c2"); n != 0 {
+		t.Errorf("%d chunk documents of c2, which only A watches", n)
+	}
+}
+
+// relayDocs counts the chunk documents of a chat in the relay collection.
+func relayDocs(t *testing.T, s *mongo.Store, chatID string) int64 {
+	t.Helper()
+	n, err := s.Client().Database(s.Database()).Collection(mongo.RelayCollection).CountDocuments(context.Background(),
+		bson.D{{Key: "chat_id", Value: chatID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // The embedded store's relay carries nothing and says so.

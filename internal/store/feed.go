@@ -52,7 +52,17 @@ type Feed interface {
 	// PurgeTransients deletes frames (and announcements) made before
 	// cutoff; it returns how many.
 	PurgeTransients(ctx context.Context, cutoff time.Time) (int64, error)
-	// Announce records that origin is alive at now, and returns how many
-	// other origins announced themselves after since.
-	Announce(ctx context.Context, origin string, now, since time.Time) (int, error)
+	// Announce records that origin is alive at now and has sockets on the
+	// chats watching (chat ids), and returns the other origins that
+	// announced themselves after since (Peers).
+	Announce(ctx context.Context, origin string, watching []string, now, since time.Time) ([]Peer, error)
+	// Peers returns the origins other than origin that announced
+	// themselves after since, with the chats each said it watches.
+	Peers(ctx context.Context, origin string, since time.Time) ([]Peer, error)
+}
+
+// Peer is another process's last announcement.
+type Peer struct {
+	Origin   string
+	Watching []string // chat ids it has sockets on
 }

@@ -40,13 +40,15 @@ type transientDoc struct {
 	Frames []string  `bson:"frames"`
 }
 
-// peerDoc is a ChatRelay document saying a replica is alive; it has no
+// peerDoc is a ChatRelay document saying a replica is alive, and which
+// chats it has sockets on (others write it chunks of those only); it has no
 // chat_id, so no frame query finds it.
 type peerDoc struct {
-	ID     string    `bson:"_id"`
-	Kind   string    `bson:"kind"`
-	Origin string    `bson:"origin"`
-	At     time.Time `bson:"at"`
+	ID       string    `bson:"_id"`
+	Kind     string    `bson:"kind"`
+	Origin   string    `bson:"origin"`
+	At       time.Time `bson:"at"`
+	Watching []string  `bson:"watching"`
 }
 
 func (s *Store) relay() *mongo.Collection { return s.db.Collection(RelayCollection) }
@@ -196,19 +198,33 @@ func (s *Store) PurgeTransients(ctx context.Context, cutoff time.Time) (int64, e
 }
 
 // Announce implements store.Feed.
-func (s *Store) Announce(ctx context.Context, origin string, now, since time.Time) (int, error) {
+func (s *Store) Announce(ctx context.Context, origin string, watching []string, now, since time.Time) ([]store.Peer, error) {
 	_, err := s.relay().ReplaceOne(ctx, bson.D{{Key: "_id", Value: "peer/" + origin}},
-		peerDoc{ID: "peer/" + origin, Kind: "peer", Origin: origin, At: now.UTC().Truncate(time.Millisecond)},
+		peerDoc{ID: "peer/" + origin, Kind: "peer", Origin: origin, At: now.UTC().Truncate(time.Millisecond), Watching: watching},
 		options.Replace().SetUpsert(true))
 	if err != nil {
-		return 0, wrap("announce replica", err)
+		return nil, wrap("announce replica", err)
 	}
-	n, err := s.relay().CountDocuments(ctx, bson.D{{Key: "kind", Value: "peer"}, {Key: "origin", Value: bson.D{{Key: "$ne", Value: origin}}},
-		{Key: "at", Value: bson.D{{Key: "$gt", Value: since.UTC()}}}})
+	return s.Peers(ctx, origin, since)
+}
+
+// Peers implements store.Feed.
+func (s *Store) Peers(ctx context.Context, origin string, since time.Time) ([]store.Peer, error) {
+	cur, err := s.relay().Find(ctx, bson.D{{Key: "kind", Value: "peer"}, {Key: "origin", Value: bson.D{{Key: "$ne", Value: origin}}},
+		{Key: "at", Value: bson.D{{Key: "$gt", Value: since.UTC()}}}},
+		options.Find().SetProjection(bson.D{{Key: "origin", Value: 1}, {Key: "watching", Value: 1}}))
 	if err != nil {
-		return 0, wrap("count replicas", err)
+		return nil, wrap("read replicas", err)
 	}
-	return int(n), nil
+	var docs []peerDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, wrap("read replicas", err)
+	}
+	out := make([]store.Peer, len(docs))
+	for i, d := range docs {
+		out[i] = store.Peer{Origin: d.Origin, Watching: d.Watching}
+	}
+	return out, nil
 }
 
 func toA(ss []string) bson.A {
