@@ -1,12 +1,19 @@
-//go:build realmongo
+//go:build rolling
 
-// This test needs a MongoDB whose single-document updates are atomic (any
-// real MongoDB): go test -tags realmongo -run TestRollingRestartUnderLoad
-// ./cmd/mozaiks with MOZAIKS_TEST_MONGO_URI set. On FerretDB v1, the test
-// server the other tests use, concurrent updates of one document from two
-// processes lose each other's fields (a lease taken by one replica writes
-// back the chat's status as it read it), so the replicas' bookkeeping
-// cannot hold there; that is FerretDB, not the runtime.
+// Not in the default suite: it does not pass yet (issue #17). Run it with
+//
+//	go test -race -tags rolling -run TestRollingRestartUnderLoad ./cmd/mozaiks/
+//
+// on FerretDB (its own process, through the front that makes its updates
+// atomic), or with MOZAIKS_TEST_MONGO_URI against a real MongoDB. FerretDB's
+// lost updates no longer break it. What does, with 50 clients on this
+// FerretDB (CPU-bound: lease renewals take 0.25 s p50, 2-3 s p90, up to
+// 13 s), is the run path under a slow store:
+//   - a run whose lease renewal finds another owner goes on (no fencing):
+//     the message is answered twice;
+//   - a draining replica closes the store with a run's answer still queued
+//     (MOZAIKS_SHUTDOWN_TIMEOUT): the acknowledged message is never
+//     answered, and the next message's run does not answer it either.
 
 package main_test
 
@@ -14,6 +21,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,24 +33,31 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/testutil/ferret"
 )
 
 // A rolling restart of both replicas (SIGTERM, then a new process) while 50
 // clients chat: a client whose replica goes away reconnects to the other
-// one. Afterwards no chat is stuck in progress, and every message the server
-// acknowledged has exactly one answer.
+// one. Afterwards no chat is stuck in progress, every message the server
+// acknowledged is stored once and answered once (or closed by
+// RUN_INTERRUPTED), and each chat replays in strictly increasing seq order.
+//
+// It runs on FerretDB (whose updates the test front makes atomic, see
+// internal/testutil/ferret) in a process of its own (fakeMongo);
+// MOZAIKS_TEST_MONGO_URI runs it against a real MongoDB instead (a database
+// name is appended).
 func TestRollingRestartUnderLoad(t *testing.T) {
 	t.Parallel()
 	uri := os.Getenv("MOZAIKS_TEST_MONGO_URI")
 	if uri == "" {
-		t.Fatal("set MOZAIKS_TEST_MONGO_URI to a MongoDB (a database name is appended)")
+		uri = fakeMongo(t)
 	}
 	fake := llmtest.New(t, llmtest.WithResponder(func(req llmtest.Request) llmtest.Reply {
 		last := req.Messages[len(req.Messages)-1]
 		return llmtest.Reply{Text: "answer to " + last.Content, Chunks: 4, TokenDelay: 25 * time.Millisecond}
 	}))
 	env := []string{"MONGO_URI=" + strings.TrimSuffix(uri, "/") + "/rolling" + strconv.FormatInt(time.Now().UnixNano(), 36), "OPENAI_BASE_URL=" + fake.URL(), "OPENAI_API_KEY=sk-test",
-		"MOZAIKS_RUN_LEASE=2s", "MOZAIKS_SHUTDOWN_TIMEOUT=5s"}
+		"MOZAIKS_RUN_LEASE=6s", "MOZAIKS_SHUTDOWN_TIMEOUT=5s"}
 	var mu sync.Mutex
 	replicas := []*proc{serve(t, t.TempDir(), env...), serve(t, t.TempDir(), env...)}
 	live := func(i int) *proc {
@@ -76,7 +92,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 
-	total := 0
+	total, interrupted, dumped := 0, 0, 0
 	for i := range clients {
 		chatID := fmt.Sprintf("roll-%d", i)
 		url := live(0).url
@@ -93,32 +109,49 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 			time.Sleep(200 * time.Millisecond)
 		}
 		evs := replayChat(t, live(0), chatID, i)
-		answers := map[string]int{}
-		stored := map[string]int{}
-		for _, f := range evs {
-			if f.Type != "chat.text" {
-				continue
+		for k := 1; k < len(evs); k++ {
+			if evs[k].Seq <= evs[k-1].Seq {
+				t.Errorf("%s: replay not strictly increasing: seq %d after %d", chatID, evs[k].Seq, evs[k-1].Seq)
 			}
+		}
+		// Each stored question is closed once: by its answer, or by a
+		// RUN_INTERRUPTED error after it.
+		stored, closed := map[string]int{}, map[string]int{}
+		last := ""
+		for _, f := range evs {
 			c, _ := f.Data["content"].(string)
-			if f.Data["agent"] == "user" {
+			switch {
+			case f.Type == "chat.text" && f.Data["agent"] == "user":
 				stored[c]++
-			} else if q, ok := strings.CutPrefix(c, "answer to "); ok {
-				answers[q]++
+				last = c
+			case f.Type == "chat.text":
+				if q, ok := strings.CutPrefix(c, "answer to "); ok {
+					closed[q]++
+				}
+			case f.Type == "chat.error" && f.Data["error_code"] == "RUN_INTERRUPTED" && last != "":
+				closed[last]++
+				interrupted++
 			}
 		}
 		for _, q := range acked[i] {
-			if stored[q] != 1 || answers[q] != 1 {
-				t.Errorf("%s: acknowledged %q stored %d times, answered %d times", chatID, q, stored[q], answers[q])
+			if stored[q] != 1 || closed[q] != 1 {
+				t.Errorf("%s: acknowledged %q stored %d times, answered or interrupted %d times", chatID, q, stored[q], closed[q])
 			}
 		}
 		for q, n := range stored {
-			if n != 1 || answers[q] != 1 {
-				t.Errorf("%s: stored %q %d times, answered %d times", chatID, q, n, answers[q])
+			if n != 1 || closed[q] != 1 {
+				t.Errorf("%s: stored %q %d times, answered or interrupted %d times", chatID, q, n, closed[q])
+			}
+		}
+		if t.Failed() && dumped < 3 {
+			dumped++
+			for _, f := range evs {
+				t.Logf("%s seq %d %s %v", chatID, f.Seq, f.Type, f.Data)
 			}
 		}
 		total += len(acked[i])
 	}
-	t.Logf("%d clients, %d acknowledged messages, all answered once", clients, total)
+	t.Logf("%d clients, %d acknowledged messages, each closed once (%d by RUN_INTERRUPTED)", clients, total, interrupted)
 	if t.Failed() {
 		for i := range replicas {
 			t.Logf("replica %d log:\n%s", i, live(i).stderr)
@@ -222,4 +255,63 @@ func replayChat(t *testing.T, p *proc, chatID string, i int) []storedFrame {
 			out = append(out, f)
 		}
 	}
+}
+
+var (
+	fakeMongoBin  string
+	fakeMongoErr  error
+	fakeMongoOnce sync.Once
+)
+
+// fakeMongo runs FerretDB (internal/testutil/fakemongo: ferret.Serve) in a
+// process of its own, built without -race, and returns its URI. In this
+// test process, under -race, FerretDB is several times slower: 50 clients
+// on two replicas then wait on the store past its timeouts.
+func fakeMongo(t *testing.T) string {
+	t.Helper()
+	fakeMongoOnce.Do(func() {
+		fakeMongoBin = filepath.Join(filepath.Dir(bin), "fakemongo")
+		out, err := exec.Command("go", "build", "-o", fakeMongoBin, "github.com/mozaiks/mozaiks/internal/testutil/fakemongo").CombinedOutput()
+		if err != nil {
+			fakeMongoErr = fmt.Errorf("build fakemongo: %v\n%s", err, out)
+		}
+	})
+	if fakeMongoErr != nil {
+		t.Fatal(fakeMongoErr)
+	}
+	addr, err := ferret.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(fakeMongoBin)
+	cmd.Env = []string{"FAKEMONGO_LISTEN=" + addr, "FAKEMONGO_DATA=" + t.TempDir()}
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "waiting for connections") {
+		select {
+		case <-exited:
+			t.Fatalf("fakemongo exited:\n%s", logs.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fakemongo not listening within 30 s:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "mongodb://" + addr + "/"
 }

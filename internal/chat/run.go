@@ -311,8 +311,12 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if _, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL); err != nil && ctx.Err() == nil {
+				ok, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
+				if err != nil && ctx.Err() == nil {
 					m.log.Warn("renew run lease", "chat_id", r.chatID, "err", err)
+				} else if !ok && err == nil {
+					// Nothing stops the run yet (no fencing): say so.
+					m.log.Warn("run lease taken by another replica while the run goes on", "chat_id", r.chatID)
 				}
 			}
 		}
