@@ -6,14 +6,18 @@
 //
 // on FerretDB (its own process, through the front that makes its updates
 // atomic), or with MOZAIKS_TEST_MONGO_URI against a real MongoDB. FerretDB's
-// lost updates no longer break it. What does, with 50 clients on this
-// FerretDB (CPU-bound: lease renewals take 0.25 s p50, 2-3 s p90, up to
-// 13 s), is the run path under a slow store:
-//   - a run whose lease renewal finds another owner goes on (no fencing):
-//     the message is answered twice;
-//   - a draining replica closes the store with a run's answer still queued
-//     (MOZAIKS_SHUTDOWN_TIMEOUT): the acknowledged message is never
-//     answered, and the next message's run does not answer it either.
+// lost updates no longer break it; the last runs leave 3-5 of the 50 chats
+// wrong, all around a replica that stops while the store is slow (this
+// FerretDB is CPU-bound here: lease renewals take 0.25 s p50, 2-3 s p90, up
+// to 13 s, hence the 10 s lease and 20 s drain):
+//   - a message stored by the stopping replica whose job it drops while
+//     the chat's status write of the run before lands after it: the chat
+//     reads awaiting_input and nobody answers the message;
+//   - a run whose final state was lost resumed by a recovery that does not
+//     see its answer yet: the message is answered twice;
+//   - a run whose lease renewal finds another owner goes on (no fencing;
+//     logged as "run lease taken by another replica while the run goes
+//     on").
 
 package main_test
 
@@ -57,7 +61,7 @@ func TestRollingRestartUnderLoad(t *testing.T) {
 		return llmtest.Reply{Text: "answer to " + last.Content, Chunks: 4, TokenDelay: 25 * time.Millisecond}
 	}))
 	env := []string{"MONGO_URI=" + strings.TrimSuffix(uri, "/") + "/rolling" + strconv.FormatInt(time.Now().UnixNano(), 36), "OPENAI_BASE_URL=" + fake.URL(), "OPENAI_API_KEY=sk-test",
-		"MOZAIKS_RUN_LEASE=6s", "MOZAIKS_SHUTDOWN_TIMEOUT=5s"}
+		"MOZAIKS_RUN_LEASE=10s", "MOZAIKS_SHUTDOWN_TIMEOUT=20s"}
 	var mu sync.Mutex
 	replicas := []*proc{serve(t, t.TempDir(), env...), serve(t, t.TempDir(), env...)}
 	live := func(i int) *proc {

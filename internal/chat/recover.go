@@ -102,6 +102,7 @@ func (m *Manager) sweepEvery(interval time.Duration) {
 // recoverChat runs under the chat's lease: it resumes the chat's last run if
 // it did not end, then answers the messages no run has read.
 func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
+	ctx = inRecovery(ctx)
 	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
 	if err != nil {
 		log.Error("load session for recovery", "err", err)
@@ -207,7 +208,7 @@ func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]boo
 			lastRun = ""
 		}
 	}
-	open := lastRun != "" && lastRun != st.Run
+	open := lastRun != "" && lastRun != st.Run && !askedAfterLastRun(evs)
 	var unanswered []engine.StoredEvent
 	for _, ev := range evs {
 		if ev.Kind == engine.KindText && ev.Agent == "user" && !consumed[ev.Seq] && !later[str(ev.Data["message_id"])] {

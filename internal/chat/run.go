@@ -151,6 +151,11 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		m.settle(ctx, r, st)
 		return
 	}
+	if m.leftoverWork(ctx, r, j, sess, st) {
+		log.Info("answering first the messages a stopped replica left unanswered", "message_id", j.msgID)
+		m.recoverChat(ctx, r, log)
+		return
+	}
 	m.active.Add(1)
 	m.observer().RunStarted()
 	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg}

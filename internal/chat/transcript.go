@@ -59,6 +59,9 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 		}
 	}
 	r.mu.Unlock()
+	if j.resume {
+		unconsumedLater(evs, later)
+	}
 	var cur *engine.StoredEvent
 	if j.msg != nil {
 		cur = &engine.StoredEvent{Kind: engine.KindText, Agent: "user", Data: j.msg.data}
