@@ -16,5 +16,8 @@ func TestMain(m *testing.M) {
 		// (internal/testutil/ferret.Start) lives until the process exits, by design.
 		goleak.IgnoreAnyFunction("github.com/FerretDB/FerretDB/internal/clientconn.acceptLoop"),
 		goleak.IgnoreAnyFunction("github.com/FerretDB/FerretDB/internal/clientconn.(*Listener).Run"),
+		// ... and the front before it that makes its updates atomic.
+		goleak.IgnoreAnyFunction("github.com/mozaiks/mozaiks/internal/testutil/ferret.(*front).accept"),
+		goleak.IgnoreAnyFunction("github.com/mozaiks/mozaiks/internal/testutil/ferret.stopWhenDone"),
 	)
 }

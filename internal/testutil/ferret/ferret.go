@@ -97,14 +97,17 @@ func ServeLogger(ctx context.Context, listenAddr, dataDir string, logger *slog.L
 		})
 		<-stopped
 	}
-	go func() {
-		select {
-		case <-runCtx.Done():
-			stop()
-		case <-stopped:
-		}
-	}()
+	go stopWhenDone(runCtx, stopped, stop)
 	return "mongodb://" + ln.Addr().String() + "/", stop, nil
+}
+
+// stopWhenDone stops the server when ctx ends, unless it stopped already.
+func stopWhenDone(ctx context.Context, stopped <-chan struct{}, stop func()) {
+	select {
+	case <-ctx.Done():
+		stop()
+	case <-stopped:
+	}
 }
 
 // errorLogger keeps FerretDB's chatter out of our logs: it logs every
