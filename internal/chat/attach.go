@@ -67,5 +67,7 @@ func (m *Manager) Attach(ctx context.Context, appID, chatID string, a Attachment
 	}
 	// Stored in order with the chat's other events (and added to the cached
 	// transcript the next run reads); the caller's answer waits for the store.
-	return m.postEvent(m.room(appID, chatID), "chat."+KindAttachment, "user", data, false, nil).wait(ctx)
+	o := newOp()
+	o.typ, o.agent, o.data, o.unfenced = "chat."+KindAttachment, "user", data, true
+	return m.post(m.room(appID, chatID), o).wait(ctx)
 }

@@ -114,6 +114,11 @@ type room struct {
 	// chunk, so it is not stored while the model is being asked (publish.go).
 	held      bool
 	heldTimer *time.Timer
+	// fence: the owner of the run lease this process holds on the chat
+	// ("" while it holds none, and always on the embedded store). The writes
+	// of a run carry it (store.SessionUpdate.Fence): once another replica has
+	// taken the lease, they fail and the run stops.
+	fence string
 
 	tr   transcript
 	last *lastRun   // how the last run here ended (run.go)
@@ -247,7 +252,9 @@ func (m *Manager) StartIfNeeded(sess store.Session) {
 	r.mu.Unlock()
 	if !busy {
 		busy := store.StatusInProgress
-		m.postUpdate(r, store.SessionUpdate{Status: &busy}, nil)
+		o := newOp()
+		o.update, o.unfenced = &store.SessionUpdate{Status: &busy}, true
+		m.post(r, o)
 		m.enqueue(r, job{})
 	}
 }
@@ -289,6 +296,7 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	o := newOp()
 	o.typ, o.agent, o.data, o.message = "chat.text", "user", data, true
 	o.update = &store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none}
+	o.unfenced = true // any replica stores a message, whoever runs the chat
 	r.mu.Lock()
 	if m.opts.MaxQueued > 0 && len(r.queue) >= m.opts.MaxQueued {
 		r.mu.Unlock()

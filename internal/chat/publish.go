@@ -32,6 +32,10 @@ type op struct {
 	update  *store.SessionUpdate // applied with the event, or alone when typ == ""
 	noop    bool                 // a marker: everything before it is done
 	lazy    bool                 // may wait while the room is held (a run's opening bookkeeping)
+	// unfenced: the user's own input, stored by whichever replica has it.
+	// Any other op carries the room's lease fence as it was when posted.
+	unfenced bool
+	fence    string
 	usage   *store.UsageRecord   // a model call's usage, recorded in order with the events
 	// inputOf names the user message a run_start answers: its seq is known
 	// only once that message is stored, which happens before this op runs.
@@ -65,6 +69,9 @@ func (m *Manager) post(r *room, o *op) *op {
 }
 
 func (m *Manager) postLocked(r *room, o *op) *op {
+	if !o.unfenced {
+		o.fence = r.fence
+	}
 	r.out = append(r.out, o)
 	if !o.lazy {
 		// What comes next is stored in order, after the held ops.
@@ -168,6 +175,9 @@ func (m *Manager) batchLen(out []*op) int {
 		if in := out[n].inputOf; in != nil && slices.Contains(out[:n], in) {
 			break
 		}
+		if out[n].fence != out[0].fence {
+			break // a batch is fenced as a whole: the user's input is not
+		}
 		n++
 	}
 	return n
@@ -188,6 +198,7 @@ func (m *Manager) apply(r *room, o *op) {
 		}
 	case o.typ == "":
 		u := *o.update
+		u.Fence = o.fence
 		if o.status != nil {
 			s := o.status()
 			u.Status = &s
@@ -233,6 +244,7 @@ func (o *op) write() (store.Write, bool) {
 	if o.update != nil {
 		w.Update = *o.update
 	}
+	w.Update.Fence = o.fence
 	if o.status != nil {
 		s := o.status()
 		w.Update.Status = &s
@@ -261,6 +273,7 @@ func (m *Manager) applyBatch(r *room, ops []*op) {
 			ws = append(ws, store.Write{Usage: o.usage})
 		case o.typ == "":
 			u := *o.update
+			u.Fence = o.fence
 			if o.status != nil {
 				s := o.status()
 				u.Status = &s

@@ -67,7 +67,7 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 				return // a live replica runs it
 			}
 			r.mu.Lock()
-			r.stopRenew = m.renewLease(ctx, r)
+			r.stopRenew, r.fence = m.renewLease(ctx, r), m.opts.Owner
 			r.mu.Unlock()
 		} else if !m.lease(ctx, r, log) {
 			return
@@ -104,7 +104,7 @@ func (m *Manager) lease(ctx context.Context, r *room, log *slog.Logger) bool {
 		return false
 	}
 	r.mu.Lock()
-	r.stopRenew = m.renewLease(ctx, r)
+	r.stopRenew, r.fence = m.renewLease(ctx, r), m.opts.Owner
 	r.mu.Unlock()
 	return true
 }
@@ -112,7 +112,7 @@ func (m *Manager) lease(ctx context.Context, r *room, log *slog.Logger) bool {
 func (m *Manager) unlease(r *room, log *slog.Logger) {
 	r.mu.Lock()
 	stop := r.stopRenew
-	r.stopRenew = nil
+	r.stopRenew, r.fence = nil, ""
 	r.mu.Unlock()
 	if stop != nil {
 		stop()
@@ -170,6 +170,14 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 	// Record how the run ended even if it was cancelled.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*storeTimeout)
 	defer cancel()
+	if errors.Is(err, store.ErrFenced) {
+		// Another replica took the chat over: this run writes nothing more.
+		log.Warn("run stopped: another replica holds the chat's lease now")
+		m.observer().RunFinished(store.StatusFailed)
+		sink.reset()
+		r.setLast(nil)
+		return
+	}
 	if err != nil {
 		log.Error("run failed", "err", err)
 		m.observer().RunFinished(store.StatusFailed)
@@ -320,8 +328,16 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 				if err != nil && ctx.Err() == nil {
 					m.log.Warn("renew run lease", "chat_id", r.chatID, "err", err)
 				} else if !ok && err == nil {
-					// Nothing stops the run yet (no fencing): say so.
-					m.log.Warn("run lease taken by another replica while the run goes on", "chat_id", r.chatID)
+					// Another replica took the chat over (this run stalled
+					// past its lease): the run's writes are fenced off from
+					// now on (store.ErrFenced); stop it too.
+					m.log.Warn("run lease taken by another replica; stopping the run", "chat_id", r.chatID)
+					r.mu.Lock()
+					if r.cancel != nil {
+						r.cancel()
+					}
+					r.mu.Unlock()
+					return
 				}
 			}
 		}

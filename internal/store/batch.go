@@ -41,4 +41,7 @@ func (acc *SessionUpdate) Fold(u SessionUpdate) {
 	if u.LastArtifact != nil {
 		acc.LastArtifact = u.LastArtifact
 	}
+	if u.Fence != "" {
+		acc.Fence = u.Fence
+	}
 }

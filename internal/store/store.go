@@ -24,6 +24,9 @@ var (
 	ErrLocked = errors.New("data directory in use")
 	// ErrConflict: the chat id is taken by a session of another app.
 	ErrConflict = errors.New("chat id taken")
+	// ErrFenced: a write fenced by a run lease (SessionUpdate.Fence) found
+	// the lease held by another owner; nothing was written.
+	ErrFenced = errors.New("the chat's run lease is held by another owner")
 )
 
 // Session statuses.
@@ -108,6 +111,12 @@ type SessionUpdate struct {
 	PendingKind  *string
 	PendingID    *string
 	LastArtifact json.RawMessage // nil: unchanged
+	// Fence, when set, makes the write (an event appended with the update,
+	// or the update alone) happen only while this owner holds the chat's
+	// run lease; else it fails with ErrFenced and writes nothing. A run that
+	// lost its lease to another replica (it stalled past the lease) cannot
+	// write into the chat the new owner runs.
+	Fence string
 }
 
 // Store is the persistence contract.

@@ -82,7 +82,7 @@ func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool,
 		LastSeq int64 `bson:"last_sequence"`
 	}
 	err := s.sessions.FindOneAndUpdate(ctx,
-		bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
+		fenced(bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}, u),
 		bson.D{
 			{Key: "$inc", Value: bson.D{{Key: fLastSeq, Value: int64(1)}, {Key: fMessages, Value: inc}}},
 			{Key: "$set", Value: updateSet(bson.D{{Key: fUpdated, Value: at}}, u)},
@@ -91,7 +91,7 @@ func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool,
 		options.FindOneAndUpdate().SetReturnDocument(options.After),
 	).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return 0, store.ErrNotFound
+		return 0, s.missed(ctx, appID, chatID, u)
 	}
 	if err != nil {
 		return 0, wrap("take event seq", err)

@@ -218,15 +218,35 @@ func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store
 	if err := s.ensureIndexed(ctx); err != nil {
 		return err
 	}
-	res, err := s.sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}},
+	res, err := s.sessions.UpdateOne(ctx, fenced(bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}, u),
 		bson.D{{Key: "$set", Value: set}})
 	if err != nil {
 		return wrap("update session", err)
 	}
 	if res.MatchedCount == 0 {
-		return store.ErrNotFound
+		return s.missed(ctx, appID, chatID, u)
 	}
 	return nil
+}
+
+// fenced adds u's lease fence to a session filter.
+func fenced(filter bson.D, u store.SessionUpdate) bson.D {
+	if u.Fence != "" {
+		filter = append(filter, bson.E{Key: fLeaseOwn, Value: u.Fence})
+	}
+	return filter
+}
+
+// missed says why a session filter matched nothing: ErrFenced when the
+// session exists and u was fenced, else ErrNotFound.
+func (s *Store) missed(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
+	if u.Fence == "" {
+		return store.ErrNotFound
+	}
+	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
+		return err
+	}
+	return store.ErrFenced
 }
 
 // updateSet adds u's fields to a $set document.

@@ -44,16 +44,18 @@ func (s *Store) WriteBatch(ctx context.Context, appID, chatID string, ws []store
 		var last int64
 		if events > 0 {
 			err := tx.QueryRowContext(ctx, qAppendEvents,
-				append(updateArgs([]any{events, messages, now.UnixMilli()}, u), chatID, appID)...).Scan(&last)
+				whereArgs(updateArgs([]any{events, messages, now.UnixMilli()}, u), chatID, appID, u)...).Scan(&last)
 			if errors.Is(err, sql.ErrNoRows) {
-				return store.ErrNotFound
+				return missed(ctx, tx, chatID, appID, u)
 			}
 			if err != nil {
 				return wrap(err)
 			}
 		} else {
-			res, err := tx.ExecContext(ctx, qUpdateSession, append(updateArgs([]any{now.UnixMilli()}, u), chatID, appID)...)
-			if err := affected(res, err); err != nil {
+			res, err := tx.ExecContext(ctx, qUpdateSession, whereArgs(updateArgs([]any{now.UnixMilli()}, u), chatID, appID, u)...)
+			if err := affected(res, err); errors.Is(err, store.ErrNotFound) {
+				return missed(ctx, tx, chatID, appID, u)
+			} else if err != nil {
 				return err
 			}
 		}

@@ -330,11 +330,36 @@ func (s *Store) ListSessions(ctx context.Context, q store.ListQuery) ([]store.Se
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
-	args := append(updateArgs([]any{store.Now().UnixMilli()}, u), chatID, appID)
+	args := whereArgs(updateArgs([]any{store.Now().UnixMilli()}, u), chatID, appID, u)
 	return s.write(ctx, func(tx wtx) error {
 		res, err := tx.ExecContext(ctx, qUpdateSession, args...)
-		return affected(res, err)
+		if err := affected(res, err); !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		return missed(ctx, tx, chatID, appID, u)
 	})
+}
+
+// whereArgs appends the arguments of a session update's WHERE clause: the
+// chat, the app and the fence.
+func whereArgs(args []any, chatID, appID string, u store.SessionUpdate) []any {
+	return append(args, chatID, appID, u.Fence, u.Fence)
+}
+
+// missed says why a session update matched no row: ErrFenced when the
+// session is there and the update was fenced, else ErrNotFound.
+func missed(ctx context.Context, tx wtx, chatID, appID string, u store.SessionUpdate) error {
+	if u.Fence == "" {
+		return store.ErrNotFound
+	}
+	var one int
+	switch err := tx.QueryRowContext(ctx, `SELECT 1 FROM sessions WHERE chat_id = ? AND app_id = ?`, chatID, appID).Scan(&one); {
+	case errors.Is(err, sql.ErrNoRows):
+		return store.ErrNotFound
+	case err != nil:
+		return wrap(err)
+	}
+	return store.ErrFenced
 }
 
 // updateArgs appends the arguments of setUpdate (stmts.go) for u: NULL for
@@ -379,11 +404,11 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 	if message {
 		inc = 1
 	}
-	args := append(updateArgs([]any{inc, ev.Timestamp.UnixMilli()}, u), chatID, appID)
+	args := whereArgs(updateArgs([]any{inc, ev.Timestamp.UnixMilli()}, u), chatID, appID, u)
 	err := s.write(ctx, func(tx wtx) error {
 		err := tx.QueryRowContext(ctx, qAppendEvent, args...).Scan(&ev.Seq)
 		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
+			return missed(ctx, tx, chatID, appID, u)
 		}
 		if err != nil {
 			return wrap(err)

@@ -17,10 +17,10 @@ import (
 // The statements prepared at open. Their text is the key they are found by.
 const (
 	qAppendEvent = `UPDATE sessions SET last_seq = last_seq + 1, message_count = message_count + ?, updated_at = ?,` + setUpdate +
-		` WHERE chat_id = ? AND app_id = ? RETURNING last_seq`
+		` WHERE chat_id = ? AND app_id = ?` + fence + ` RETURNING last_seq`
 	qAppendEvents = `UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, updated_at = ?,` + setUpdate +
-		` WHERE chat_id = ? AND app_id = ? RETURNING last_seq`
-	qUpdateSession = `UPDATE sessions SET updated_at = ?,` + setUpdate + ` WHERE chat_id = ? AND app_id = ?`
+		` WHERE chat_id = ? AND app_id = ?` + fence + ` RETURNING last_seq`
+	qUpdateSession = `UPDATE sessions SET updated_at = ?,` + setUpdate + ` WHERE chat_id = ? AND app_id = ?` + fence
 	qInsertEvent   = `INSERT INTO events (chat_id, seq, type, agent, data, ts) VALUES (?,?,?,?,?,?)`
 	qAddUsage      = `UPDATE sessions SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
 		total_tokens = total_tokens + ?, cost_usd = cost_usd + ? WHERE chat_id = ? AND app_id = ?`
@@ -42,6 +42,10 @@ const (
 		JOIN sessions s ON s.chat_id = e.chat_id AND s.app_id = ?
 		WHERE e.chat_id = ? AND e.seq > ? ORDER BY e.seq LIMIT ?`
 )
+
+// fence holds a write to the run lease of SessionUpdate.Fence, when one is
+// given (its two arguments: whereArgs).
+const fence = ` AND (? = '' OR lease_owner = ?)`
 
 // setUpdate sets the optional fields of a store.SessionUpdate: a NULL
 // argument (a field not given) leaves the column as it is. One statement for

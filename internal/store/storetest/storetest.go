@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"AppendEventUpdate", testAppendUpdate},
 		{"ListUnfinished", testListUnfinished},
 		{"WriteBatch", testWriteBatch},
+		{"Fence", testFence},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -583,5 +584,52 @@ func testWriteBatch(t *testing.T, s store.Store) {
 	}
 	if sess, _ := s.GetSession(ctx(t), "a1", "c1"); sess.Status != busy || sess.LastSeq != 4 {
 		t.Fatalf("another app's batch changed the chat: %+v", sess)
+	}
+}
+
+// testFence: a fenced write happens while its owner holds the chat's lease
+// (even past its expiry, when nobody took it), and fails with ErrFenced,
+// writing nothing, once another owner has taken it.
+func testFence(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "A", 50*time.Millisecond); !ok || err != nil {
+		t.Fatalf("A takes the lease: %v %v", ok, err)
+	}
+	mine := store.SessionUpdate{Fence: "A"}
+	if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.text"}, true, mine); err != nil {
+		t.Fatalf("append fenced by the holder: %v", err)
+	}
+	time.Sleep(80 * time.Millisecond) // expired, nobody took it: still A's
+	if err := s.UpdateSession(ctx(t), "a1", "c1", mine); err != nil {
+		t.Fatalf("update fenced by the holder of an expired lease: %v", err)
+	}
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "B", time.Minute); !ok || err != nil {
+		t.Fatalf("B takes the expired lease: %v %v", ok, err)
+	}
+	done := store.StatusCompleted
+	stale := store.SessionUpdate{Fence: "A", Status: &done}
+	if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.text"}, true, stale); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("append by the old owner: %v, want ErrFenced", err)
+	}
+	if err := s.UpdateSession(ctx(t), "a1", "c1", stale); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("update by the old owner: %v, want ErrFenced", err)
+	}
+	if b, ok := s.(store.Batcher); ok {
+		if _, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{{Event: &store.Event{Type: "chat.text"}, Update: stale}}); !errors.Is(err, store.ErrFenced) {
+			t.Fatalf("batch by the old owner: %v, want ErrFenced", err)
+		}
+	}
+	got, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.LastSeq != 1 || got.MessageCount != 1 || got.Status == done {
+		t.Fatalf("a fenced write changed the chat: %+v", got)
+	}
+	if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.text"}, true, store.SessionUpdate{Fence: "B"}); err != nil {
+		t.Fatalf("append by the new owner: %v", err)
+	}
+	if err := s.UpdateSession(ctx(t), "a1", "nope", store.SessionUpdate{Fence: "B"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("fenced update of a missing chat: %v, want ErrNotFound", err)
 	}
 }

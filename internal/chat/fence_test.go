@@ -1,0 +1,121 @@
+package chat
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/llm"
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// stallStore holds this replica's lease renewals while stalled, as a
+// process paused by the machine or a slow database would.
+type stallStore struct {
+	store.Store
+	mu      sync.Mutex
+	stalled chan struct{} // open while stalled
+}
+
+func (s *stallStore) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	s.mu.Lock()
+	ch := s.stalled
+	s.mu.Unlock()
+	if ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	return s.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
+}
+
+func (s *stallStore) WriteBatch(ctx context.Context, appID, chatID string, ws []store.Write) ([]store.Event, error) {
+	return s.Store.(store.Batcher).WriteBatch(ctx, appID, chatID, ws)
+}
+
+// A replica whose run stalls past its lease loses the chat to another: from
+// then on its run's writes are fenced off (nothing of the reply it was
+// streaming is stored, nor the state it ends in) and it stops, while the
+// new owner's writes and the user's messages go through.
+func TestRunThatLostItsLeaseWritesNothing(t *testing.T) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	stall := &stallStore{Store: g.st}
+	model := llm.NewOpenAI(llm.Options{APIKey: "sk-test", BaseURL: g.llm.URL(), MaxRetries: -1})
+	eng := engine.New(engine.Options{Workflows: g.set, LLM: model, DefaultModel: "m"})
+	a := NewManager(Options{Store: stall, Runner: eng, Workflows: g.set, Owner: "replica-a", LeaseTTL: 600 * time.Millisecond})
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		a.Shutdown(ctx)
+	})
+
+	g.llm.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 60), TokenDelay: 50 * time.Millisecond})
+	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); err != nil {
+		t.Fatal(err)
+	}
+	// The reply streams; then replica A stalls and its lease runs out.
+	deadline := time.Now().Add(5 * time.Second)
+	for a.ActiveRuns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stall.mu.Lock()
+	stall.stalled = make(chan struct{})
+	stall.mu.Unlock()
+	for {
+		ok, err := g.st.AcquireLease(context.Background(), "app", "c1", "replica-b", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("replica B never got the expired lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	before := g.session("c1")
+	stall.mu.Lock()
+	close(stall.stalled)
+	stall.stalled = nil
+	stall.mu.Unlock()
+
+	// A's renewal finds B's lease: A's run stops, long before its 3 s reply ends.
+	for a.ActiveRuns() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the run that lost its lease is still running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	after := g.session("c1")
+	evs := g.events("c1")
+	for _, ev := range evs {
+		if ev.Seq > before.LastSeq {
+			t.Fatalf("replica A wrote seq %d after losing the lease (last seq %d then): %s", ev.Seq, before.LastSeq, describe(evs))
+		}
+		if ev.Type == "chat.text" && ev.Agent == "Assistant" && strings.Contains(string(ev.Data), "slow") {
+			t.Fatalf("the reply of the run that lost its lease was stored: %s", describe(evs))
+		}
+	}
+	if after.LastSeq != before.LastSeq || string(after.State) != string(before.State) || after.Status != before.Status {
+		t.Fatalf("replica A changed the chat after losing the lease:\nbefore %+v\nafter  %+v", before, after)
+	}
+	// The user's messages are not fenced: B runs the chat, A still stores
+	// what its sockets send.
+	ack, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "still there?"})
+	if err != nil || ack.Seq != before.LastSeq+1 {
+		t.Fatalf("a message through replica A: %+v %v", ack, err)
+	}
+	if _, err := g.st.AppendEventUpdate(context.Background(), "app", "c1", store.Event{Type: "chat.text", Agent: "Assistant"}, true,
+		store.SessionUpdate{Fence: "replica-b"}); err != nil {
+		t.Fatalf("the new owner's write: %v", err)
+	}
+}
