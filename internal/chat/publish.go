@@ -36,7 +36,7 @@ type op struct {
 	// Any other op carries the room's lease fence as it was when posted.
 	unfenced bool
 	fence    string
-	usage   *store.UsageRecord   // a model call's usage, recorded in order with the events
+	usage    *store.UsageRecord // a model call's usage, recorded in order with the events
 	// inputOf names the user message a run_start answers: its seq is known
 	// only once that message is stored, which happens before this op runs.
 	inputOf *op
