@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -33,6 +34,9 @@ type Store struct {
 	r      *sql.DB // readers
 	unlock func()
 	ws, rs map[string]*sql.Stmt // prepared statements of the writer and the readers (stmts.go)
+
+	closeOnce sync.Once
+	closeErr  error
 
 	ops  chan writeOp // to the writer goroutine (unbuffered)
 	quit chan struct{}
@@ -162,12 +166,17 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close implements store.Store. It checkpoints the WAL so the file is whole.
+// A write racing with it fails with ErrUnavailable; a second Close is a no-op.
 func (s *Store) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
+
+func (s *Store) close() error {
 	var errs []error
 	if s.quit != nil {
 		close(s.quit)
 		<-s.done
-		s.quit = nil
 	}
 	s.closeStmts()
 	if s.r != nil {
