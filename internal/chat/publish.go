@@ -89,16 +89,19 @@ func (m *Manager) startWriterLocked(r *room) {
 	}
 }
 
-// lazyFor bounds how long a run's opening bookkeeping waits for the run's
-// first chunk before it is stored anyway.
+// lazyFor bounds how long a run's opening bookkeeping waits for the next
+// write of the run before it is stored on its own.
 const lazyFor = 250 * time.Millisecond
 
 // hold keeps the lazy ops queued next (run_start, select_speaker) from the
-// store until the run's first chunk is out, anything else is queued, or
-// lazyFor passes: at many busy chats, the writes a turn makes before its
-// first token compete with it for the CPU, and held ones are stored with
-// the next batch instead. Nothing waits on them; the frames keep their seq
-// order among stored frames (chunks carry no seq).
+// store until anything else is queued (the reply, a tool call about to run,
+// the run's end) or lazyFor passes: they are stored with the run's next
+// write instead of on their own, and not while a fast model's first chunks
+// are being sent (at 100 busy chats, storing them at the first chunk cost
+// about 10 ms of added time to first token; BENCHMARKS.md). A slower model
+// (first byte after lazyFor) finds them stored while it thinks. Nothing
+// waits on them; their frames keep their seq order among stored frames
+// (chunks carry no seq).
 func (m *Manager) hold(r *room) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/engine"
@@ -353,9 +352,8 @@ type roomSink struct {
 	m         *Manager
 	r         *room
 	sess      store.Session
-	input     *op         // the user message this run answers; its seq goes on run_start
-	completed bool        // the engine emitted run_complete
-	held      atomic.Bool // the room is held for this run's first chunk (publish.go hold)
+	input     *op  // the user message this run answers; its seq goes on run_start
+	completed bool // the engine emitted run_complete
 
 	mu      sync.Mutex
 	pending []*op
@@ -419,9 +417,6 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		// does not wait for the store. Stored frames keep their seq order.
 		s.m.fanout(s.r, f)
 		s.m.relayTransient(s.r, f) // relay:
-		if s.held.Load() && s.held.CompareAndSwap(true, false) {
-			s.m.release(s.r) // the first chunk is out: store what waited for it
-		}
 		return nil
 	}
 	o := newOp()
@@ -431,7 +426,6 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	case engine.RunStart:
 		o.inputOf = s.input
 		o.lazy = true
-		s.held.Store(true)
 		s.m.hold(s.r)
 	case engine.SelectSpeaker:
 		o.lazy = true
