@@ -88,9 +88,43 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 	}
 	if j.resume {
 		m.recoverChat(ctx, r, log)
+	} else {
+		m.runLeased(ctx, r, j, log)
+	}
+	if !m.opts.SingleProcess {
+		m.answerStrays(ctx, r, log)
+	}
+}
+
+// answerStrays answers, before the lease is let go, the messages other
+// replicas stored during the run and will not run themselves (one stopped
+// between storing a message and answering it): the run's end just marked
+// the chat as waiting for the user, so no sweep would find them.
+func (m *Manager) answerStrays(ctx context.Context, r *room, log *slog.Logger) {
+	if ctx.Err() != nil || m.closing.Load() || ctx.Value(recoveringKey{}) != nil {
 		return
 	}
-	m.runLeased(ctx, r, j, log)
+	m.flush(ctx, r)
+	if err := m.catchUp(ctx, r); err != nil {
+		return
+	}
+	r.mu.Lock()
+	evs := r.tr.evs
+	later := map[string]bool{}
+	for _, q := range r.queue {
+		if q.msgID != "" {
+			later[q.msgID] = true
+		}
+	}
+	r.mu.Unlock()
+	if _, stray := pendingWork(evs, engine.State{}, later); len(stray) == 0 {
+		return
+	}
+	log.Info("answering messages another replica stored and left")
+	busy := store.StatusInProgress
+	m.postUpdate(r, store.SessionUpdate{Status: &busy}, nil)
+	m.flush(ctx, r)
+	m.recoverChat(inRecovery(ctx), r, log)
 }
 
 // lease takes the chat's run lease (waiting for another replica's run, or a
