@@ -69,5 +69,8 @@ func (m *Manager) Attach(ctx context.Context, appID, chatID string, a Attachment
 	// transcript the next run reads); the caller's answer waits for the store.
 	o := newOp()
 	o.typ, o.agent, o.data, o.unfenced = "chat."+KindAttachment, "user", data, true
-	return m.post(m.room(appID, chatID), o).wait(ctx)
+	r := m.lockRoom(appID, chatID)
+	m.postLocked(r, o)
+	r.mu.Unlock()
+	return o.wait(ctx)
 }

@@ -119,6 +119,11 @@ type room struct {
 	// of a run carry it (store.SessionUpdate.Fence): once another replica has
 	// taken the lease, they fail and the run stops.
 	fence string
+	// dead: forgotten (no longer the chat's room in Manager.rooms). Whoever
+	// looked the room up before that takes the chat's live room instead
+	// (lockRoom), or its subscriber, message or job would go to a room no
+	// run or socket uses any more.
+	dead bool
 
 	tr   transcript
 	last *lastRun   // how the last run here ended (run.go)
@@ -189,10 +194,24 @@ func (m *Manager) forget(r *room) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	r.mu.Lock()
-	idle := len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0
-	r.mu.Unlock()
-	if idle {
-		delete(m.rooms, r.appID+"\x00"+r.chatID)
+	defer r.mu.Unlock()
+	key := r.appID + "\x00" + r.chatID
+	if len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0 && !r.held && m.rooms[key] == r {
+		delete(m.rooms, key)
+		r.dead = true
+	}
+}
+
+// lockRoom returns the chat's live room with its lock held: a room looked up
+// just before it was forgotten is looked up again.
+func (m *Manager) lockRoom(appID, chatID string) *room {
+	for {
+		r := m.room(appID, chatID)
+		r.mu.Lock()
+		if !r.dead {
+			return r
+		}
+		r.mu.Unlock()
 	}
 }
 
@@ -246,16 +265,14 @@ func (m *Manager) StartIfNeeded(sess store.Session) {
 	if engine.Started(sess.State) {
 		return
 	}
-	r := m.room(sess.AppID, sess.ChatID)
-	r.mu.Lock()
-	busy := r.running || len(r.queue) > 0
-	r.mu.Unlock()
-	if !busy {
+	r := m.lockRoom(sess.AppID, sess.ChatID)
+	defer r.mu.Unlock()
+	if !r.running && len(r.queue) == 0 {
 		busy := store.StatusInProgress
 		o := newOp()
 		o.update, o.unfenced = &store.SessionUpdate{Status: &busy}, true
-		m.post(r, o)
-		m.enqueue(r, job{})
+		m.postLocked(r, o)
+		m.enqueueLocked(r, job{})
 	}
 }
 
@@ -283,7 +300,6 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	if m.closing.Load() {
 		return Ack{}, ErrClosing
 	}
-	r := m.room(in.AppID, in.ChatID)
 	msgID := "m_" + randomID(8)
 	data := map[string]any{"kind": "text", "agent": "user", "role": "user", "content": in.Text, "message_id": msgID}
 	if in.InputRequestID != "" {
@@ -297,7 +313,7 @@ func (m *Manager) Submit(ctx context.Context, in Submission) (Ack, error) {
 	o.typ, o.agent, o.data, o.message = "chat.text", "user", data, true
 	o.update = &store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none}
 	o.unfenced = true // any replica stores a message, whoever runs the chat
-	r.mu.Lock()
+	r := m.lockRoom(in.AppID, in.ChatID)
 	if m.opts.MaxQueued > 0 && len(r.queue) >= m.opts.MaxQueued {
 		r.mu.Unlock()
 		return Ack{}, ErrBusy
@@ -332,21 +348,19 @@ func (m *Manager) RespondUITool(ctx context.Context, appID, chatID, eventID stri
 	if err != nil {
 		return err
 	}
-	r := m.room(appID, sess.ChatID)
 	// Clear the pending id first so a second answer to the same event is
 	// refused; the chat is busy until the run has used the answer.
 	empty, busy := "", store.StatusInProgress
 	if err := m.opts.Store.UpdateSession(ctx, appID, sess.ChatID, store.SessionUpdate{Status: &busy, PendingKind: &empty, PendingID: &empty}); err != nil {
 		return err
 	}
-	m.enqueue(r, job{input: &engine.Input{Kind: engine.InputUIToolResponse, RequestID: eventID, Response: response}})
+	m.enqueueChat(appID, sess.ChatID, job{input: &engine.Input{Kind: engine.InputUIToolResponse, RequestID: eventID, Response: response}})
 	return nil
 }
 
 // Cancel stops the chat's current run; the chat stays usable.
 func (m *Manager) Cancel(appID, chatID string) bool {
-	r := m.room(appID, chatID)
-	r.mu.Lock()
+	r := m.lockRoom(appID, chatID)
 	defer r.mu.Unlock()
 	if r.cancel != nil {
 		r.cancel()

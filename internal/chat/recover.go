@@ -30,7 +30,7 @@ func (m *Manager) Recover(ctx context.Context) (int, error) {
 			}
 			seen[key] = true
 			fresh++
-			m.enqueue(m.room(sess.AppID, sess.ChatID), job{resume: true})
+			m.enqueueChat(sess.AppID, sess.ChatID, job{resume: true})
 		}
 		n += fresh
 		if len(sessions) < page || fresh == 0 {
@@ -296,7 +296,7 @@ func (m *Manager) sweep(ctx context.Context) (n int, due time.Time, err error) {
 				continue
 			}
 		}
-		m.enqueue(m.room(sess.AppID, sess.ChatID), job{resume: true, sweep: true})
+		m.enqueueChat(sess.AppID, sess.ChatID, job{resume: true, sweep: true})
 		n++
 	}
 	return n, due, nil

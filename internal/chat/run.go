@@ -13,9 +13,10 @@ import (
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
-// enqueue adds a job and starts the chat's run loop when none is going.
-func (m *Manager) enqueue(r *room, j job) {
-	r.mu.Lock()
+// enqueueChat queues j on the chat's live room; enqueueLocked starts the
+// chat's run loop when none is going.
+func (m *Manager) enqueueChat(appID, chatID string, j job) {
+	r := m.lockRoom(appID, chatID)
 	defer r.mu.Unlock()
 	m.enqueueLocked(r, j)
 }

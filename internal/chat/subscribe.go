@@ -43,9 +43,8 @@ func (m *Manager) SubscribeNotify(appID, chatID string, limit int, notify func()
 	if limit <= 0 {
 		limit = 1024
 	}
-	r := m.room(appID, chatID)
+	r := m.lockRoom(appID, chatID)
 	s := &Subscriber{Ready: make(chan struct{}, 1), Dropped: make(chan struct{}), room: r, max: limit, notify: notify}
-	r.mu.Lock()
 	r.subs[s] = struct{}{}
 	r.mu.Unlock()
 	m.relayWatch(r) // relay: the first subscriber starts the chat's watch
