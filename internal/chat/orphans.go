@@ -25,12 +25,7 @@ func (m *Manager) leftoverWork(ctx context.Context, r *room, j job, sess store.S
 	}
 	r.mu.Lock()
 	evs := r.tr.evs
-	later := map[string]bool{}
-	for _, q := range r.queue {
-		if q.msgID != "" {
-			later[q.msgID] = true
-		}
-	}
+	later := r.queuedLocked()
 	r.mu.Unlock()
 	open, unanswered := pendingWork(evs, st, later)
 	if open {

@@ -200,12 +200,7 @@ func (m *Manager) apply(r *room, o *op) {
 			m.log.Warn("record usage", "chat_id", r.chatID, "err", err)
 		}
 	case o.typ == "":
-		u := *o.update
-		u.Fence = o.fence
-		if o.status != nil {
-			s := o.status()
-			u.Status = &s
-		}
+		u := o.sessionUpdate()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
 		o.err = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, u)
@@ -224,6 +219,18 @@ func (m *Manager) apply(r *room, o *op) {
 		}
 		m.stored(r, o, ev)
 	}
+}
+
+// sessionUpdate is the update an update-only op applies: its fields, its
+// fence, and the status picked now.
+func (o *op) sessionUpdate() store.SessionUpdate {
+	u := *o.update
+	u.Fence = o.fence
+	if o.status != nil {
+		s := o.status()
+		u.Status = &s
+	}
+	return u
 }
 
 // write is the store write of an event op; false (with o.err set) when the
@@ -275,13 +282,7 @@ func (m *Manager) applyBatch(r *room, ops []*op) {
 		case o.usage != nil:
 			ws = append(ws, store.Write{Usage: o.usage})
 		case o.typ == "":
-			u := *o.update
-			u.Fence = o.fence
-			if o.status != nil {
-				s := o.status()
-				u.Status = &s
-			}
-			ws = append(ws, store.Write{Update: u})
+			ws = append(ws, store.Write{Update: o.sessionUpdate()})
 		default:
 			w, ok := o.write()
 			if !ok {

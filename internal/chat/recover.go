@@ -147,12 +147,7 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	st, _ := engine.DecodeState(sess.State)
 	r.mu.Lock()
 	evs := r.tr.evs
-	later := map[string]bool{}
-	for _, q := range r.queue {
-		if q.msgID != "" {
-			later[q.msgID] = true
-		}
-	}
+	later := r.queuedLocked()
 	r.mu.Unlock()
 
 	open, unanswered := pendingWork(evs, st, later)

@@ -111,12 +111,7 @@ func (m *Manager) answerStrays(ctx context.Context, r *room, log *slog.Logger) {
 	}
 	r.mu.Lock()
 	evs := r.tr.evs
-	later := map[string]bool{}
-	for _, q := range r.queue {
-		if q.msgID != "" {
-			later[q.msgID] = true
-		}
-	}
+	later := r.queuedLocked()
 	r.mu.Unlock()
 	if _, stray := pendingWork(evs, engine.State{}, later); len(stray) == 0 {
 		return

@@ -52,12 +52,7 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 	}
 	r.mu.Lock()
 	evs := window(r.tr.evs, m.opts.HistoryMessages)
-	later := map[string]bool{}
-	for _, q := range r.queue {
-		if q.msgID != "" {
-			later[q.msgID] = true
-		}
-	}
+	later := r.queuedLocked()
 	r.mu.Unlock()
 	if j.resume {
 		unconsumedLater(evs, later)
@@ -67,6 +62,18 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 		cur = &engine.StoredEvent{Kind: engine.KindText, Agent: "user", Data: j.msg.data}
 	}
 	return orderTranscript(evs, j.msgID, cur, later), nil
+}
+
+// queuedLocked is the set of message ids whose runs wait in the chat's
+// queue (r.mu held): they are answered later, not by the run at hand.
+func (r *room) queuedLocked() map[string]bool {
+	later := map[string]bool{}
+	for _, q := range r.queue {
+		if q.msgID != "" {
+			later[q.msgID] = true
+		}
+	}
+	return later
 }
 
 // window copies the part of a chat's cached events a run needs: those the
