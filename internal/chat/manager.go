@@ -119,6 +119,11 @@ type room struct {
 	// of a run carry it (store.SessionUpdate.Fence): once another replica has
 	// taken the lease, they fail and the run stops.
 	fence string
+	// fencedOff: a write under the current lease was refused (ErrFenced);
+	// every later write under it is refused too, so a run that lost the
+	// chat cannot store its end once its replica happens to take the lease
+	// back. Cleared when a lease is taken.
+	fencedOff bool
 	// dead: forgotten (no longer the chat's room in Manager.rooms). Whoever
 	// looked the room up before that takes the chat's live room instead
 	// (lockRoom), or its subscriber, message or job would go to a room no

@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -150,13 +151,26 @@ func (m *Manager) write(r *room) {
 		ops := slices.Clone(r.out[:n])
 		clear(r.out[:n])
 		r.out = r.out[n:]
+		fencedOff := r.fencedOff && ops[0].fence != "" // a batch has one fence (batchLen)
 		r.mu.Unlock()
-		if n == 1 {
+		switch {
+		case fencedOff:
+			// A write under this lease was already refused: the chat has
+			// another owner, even if this replica took the lease back since.
+			for _, o := range ops {
+				o.err = store.ErrFenced
+			}
+		case n == 1:
 			m.apply(r, ops[0])
-		} else {
+		default:
 			m.applyBatch(r, ops)
 		}
 		for _, o := range ops {
+			if ops[0].fence != "" && errors.Is(o.err, store.ErrFenced) {
+				r.mu.Lock()
+				r.fencedOff = true
+				r.mu.Unlock()
+			}
 			close(o.done)
 		}
 	}

@@ -67,7 +67,7 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 				return // a live replica runs it
 			}
 			r.mu.Lock()
-			r.stopRenew, r.fence = m.renewLease(ctx, r), m.opts.Owner
+			r.stopRenew, r.fence, r.fencedOff = m.renewLease(ctx, r), m.opts.Owner, false
 			r.mu.Unlock()
 		} else if !m.lease(ctx, r, log) {
 			return
@@ -133,7 +133,7 @@ func (m *Manager) lease(ctx context.Context, r *room, log *slog.Logger) bool {
 		return false
 	}
 	r.mu.Lock()
-	r.stopRenew, r.fence = m.renewLease(ctx, r), m.opts.Owner
+	r.stopRenew, r.fence, r.fencedOff = m.renewLease(ctx, r), m.opts.Owner, false
 	r.mu.Unlock()
 	return true
 }
