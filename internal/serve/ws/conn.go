@@ -41,6 +41,7 @@ type conn struct {
 	pingT   *time.Timer
 
 	// Writer state, touched only by the goroutine owning the writes.
+	out         *[]byte // frames queued for the next flush (frames.go)
 	v           view
 	connectLast int64 // last seq of the connect replay (see resume)
 	resumed     bool
@@ -138,6 +139,7 @@ func (c *conn) enqueue(t task) bool {
 }
 
 func (c *conn) closeNow(code int, text string) {
+	c.flush()
 	deadline := time.Now().Add(time.Second)
 	_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), deadline)
 	_ = c.ws.Close()
@@ -193,6 +195,9 @@ func (c *conn) start(reqCtx context.Context) bool {
 	chats.StartIfNeeded(sess)
 	c.v.lastSent, c.connectLast = last, last
 	c.pingT = time.AfterFunc(c.h.opts.PingInterval, c.pingDue)
+	if !c.flush() {
+		return c.abort()
+	}
 	c.release()
 	return true
 }
@@ -294,11 +299,13 @@ func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
 			return false
 		}
 	}
+	if ping && !c.writeDirect(chat.Frame{Bytes: pingFrame}) {
+		return false
+	}
+	if !c.flush() {
+		return false
+	}
 	if ping {
-		_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
-		if c.ws.WriteMessage(websocket.TextMessage, pingFrame) != nil {
-			return false
-		}
 		if c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.h.opts.WriteTimeout)) != nil {
 			return false
 		}
@@ -364,6 +371,11 @@ func (c *conn) resume(rq resumeReq) bool {
 // when it stops owning the writes because the socket is done.
 func (c *conn) finish() {
 	_ = c.ws.Close()
+	if c.out != nil {
+		*c.out = (*c.out)[:0]
+		outBufs.Put(c.out)
+		c.out = nil
+	}
 	if c.v.sub != nil {
 		c.h.chats.Unsubscribe(c.v.sub)
 	}
@@ -415,12 +427,6 @@ func (c *conn) replay(ctx context.Context, sess store.Session, afterSeq int64, t
 		return 0, 0, errClosed
 	}
 	return last, n, nil
-}
-
-// writeDirect writes one frame now; only the goroutine owning writes calls it.
-func (c *conn) writeDirect(f chat.Frame) bool {
-	_ = c.ws.SetWriteDeadline(time.Now().Add(c.h.opts.WriteTimeout))
-	return c.ws.WriteMessage(websocket.TextMessage, f.Bytes) == nil
 }
 
 // view is the chat the writer currently sends: the socket's own, or the
