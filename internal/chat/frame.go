@@ -2,6 +2,8 @@ package chat
 
 import (
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -52,6 +54,55 @@ func Encode(typ string, seq int64, ts time.Time, data map[string]any, replay boo
 			"data": map[string]any{"kind": "error", "message": "unencodable event", "error_code": "INTERNAL", "retryable": false}})
 	}
 	return Frame{Seq: seq, Type: typ, Bytes: b}
+}
+
+// encodeRaw is Encode for data already encoded as raw (json.Marshal(data), as
+// the store got it): the frame is put together around raw instead of
+// encoding data a second time, byte for byte what Encode writes (its keys in
+// encoding/json's sorted order). A stored event's data is encoded once.
+func encodeRaw(typ string, seq int64, ts time.Time, data map[string]any, raw []byte, replay bool) Frame {
+	type field struct {
+		key string
+		val any // []byte: already JSON
+	}
+	fs := make([]field, 0, 8)
+	for _, k := range topLevel {
+		if v, ok := data[k]; ok {
+			fs = append(fs, field{k, v})
+		}
+	}
+	fs = append(fs, field{"type", typ}, field{"timestamp", ts.UTC().Format("2006-01-02T15:04:05.000Z07:00")}, field{"data", raw})
+	if data["restart"] == true {
+		fs = append(fs, field{"replace", true})
+	}
+	if seq > 0 {
+		fs = append(fs, field{"seq", seq})
+	}
+	if replay {
+		fs = append(fs, field{"replay", true})
+	}
+	slices.SortFunc(fs, func(a, b field) int { return strings.Compare(a.key, b.key) })
+	b := make([]byte, 0, len(raw)*2+128)
+	for i, f := range fs {
+		if i == 0 {
+			b = append(b, '{')
+		} else {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, f.key...)
+		b = append(b, '"', ':')
+		if r, ok := f.val.([]byte); ok {
+			b = append(b, r...)
+			continue
+		}
+		v, err := json.Marshal(f.val)
+		if err != nil {
+			return Encode(typ, seq, ts, data, replay)
+		}
+		b = append(b, v...)
+	}
+	return Frame{Seq: seq, Type: typ, Bytes: append(b, '}')}
 }
 
 // EncodeStored builds the frame of a stored event.

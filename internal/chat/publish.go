@@ -45,6 +45,8 @@ type op struct {
 	// stored (a run that ends with messages still queued stays in progress).
 	status func() string
 
+	raw []byte // data as stored (write), for its frame
+
 	done chan struct{}
 	ev   store.Event
 	err  error
@@ -264,6 +266,7 @@ func (o *op) write() (store.Write, bool) {
 		o.err = fmt.Errorf("encode event: %w", err)
 		return store.Write{}, false
 	}
+	o.raw = raw
 	w := store.Write{Event: &store.Event{Type: o.typ, Agent: o.agent, Data: raw}, Message: o.message}
 	if o.update != nil {
 		w.Update = *o.update
@@ -280,7 +283,7 @@ func (o *op) write() (store.Write, bool) {
 func (m *Manager) stored(r *room, o *op, ev store.Event) {
 	o.ev = ev
 	r.remember(engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(o.typ), Agent: o.agent, Data: o.data})
-	m.fanoutStored(r, Encode(o.typ, ev.Seq, ev.Timestamp, o.data, false)) // relay: in seq order with other replicas' frames
+	m.fanoutStored(r, encodeRaw(o.typ, ev.Seq, ev.Timestamp, o.data, o.raw, false)) // relay: in seq order with other replicas' frames
 }
 
 // applyBatch carries out ops as one store write (store.Batcher): they all
