@@ -387,21 +387,26 @@ func BenchmarkTTFT(b *testing.B) {
 			}
 			var direct, moz []time.Duration
 			var writes, reads int64
+			var dCPU, mCPU time.Duration
 			for b.Loop() {
+				c0 := cpuNow()
 				d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
 				if err != nil {
 					b.Fatal(err)
 				}
+				dCPU += cpuNow() - c0
 				b.StopTimer()
 				if err := fresh(chats); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
 				w0, r0 := st.writes.Load(), st.reads.Load()
+				c0 = cpuNow()
 				m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
 				if err != nil {
 					b.Fatal(err)
 				}
+				mCPU += cpuNow() - c0
 				// Lease renewals and releases may land after the round.
 				writes, reads = writes+st.writes.Load()-w0, reads+st.reads.Load()-r0
 				direct, moz = append(direct, d...), append(moz, m...)
@@ -412,6 +417,10 @@ func BenchmarkTTFT(b *testing.B) {
 			b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
 			b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
 			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
+			// The whole process's CPU (server, clients and model) per turn,
+			// mozaiks round minus direct round: what mozaiks costs a turn.
+			// Lease renewals and writes may land after the round.
+			b.ReportMetric(float64(mCPU-dCPU)/float64(len(moz))/1e3, "added-cpu-us/turn")
 			b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 			b.ReportMetric(float64(reads)/float64(len(moz)), "store-reads/turn")
 			for _, c := range chats {

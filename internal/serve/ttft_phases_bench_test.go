@@ -16,7 +16,10 @@ import (
 // model request reaches the model (after the message went through the
 // socket, the chat and the engine), and when each first chunk reaches its
 // client (the model waits 20 ms before its first byte). Times are from the
-// start of the round, in which all 100 clients send at once.
+// start of the round, in which all 100 clients send at once. The same is
+// measured for 100 SSE clients of the model itself (direct-*), rounds
+// interleaved: the difference is what mozaiks adds before the model and
+// after its first byte.
 //
 //	go test -run '^$' -bench TTFTPhases -benchtime 20x ./internal/serve/
 func BenchmarkTTFTPhases(b *testing.B) {
@@ -38,8 +41,28 @@ func BenchmarkTTFTPhases(b *testing.B) {
 	if err := fresh(chats); err != nil {
 		b.Fatal(err)
 	}
-	var arr, first []float64
+	hc := directClient(n)
+	if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, srv.URL()) }); err != nil {
+		b.Fatal(err)
+	}
+	var arr, first, darr, dfirst []float64
 	for b.Loop() {
+		mu.Lock()
+		arrivals = arrivals[:0]
+		mu.Unlock()
+		start := time.Now()
+		d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, srv.URL()) })
+		if err != nil {
+			b.Fatal(err)
+		}
+		mu.Lock()
+		for _, a := range arrivals {
+			darr = append(darr, float64(a.Sub(start))/1e6)
+		}
+		mu.Unlock()
+		for _, t := range d {
+			dfirst = append(dfirst, float64(t)/1e6)
+		}
 		b.StopTimer()
 		if err := fresh(chats); err != nil {
 			b.Fatal(err)
@@ -48,7 +71,7 @@ func BenchmarkTTFTPhases(b *testing.B) {
 		mu.Lock()
 		arrivals = arrivals[:0]
 		mu.Unlock()
-		start := time.Now()
+		start = time.Now()
 		m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
 		if err != nil {
 			b.Fatal(err)
@@ -62,11 +85,16 @@ func BenchmarkTTFTPhases(b *testing.B) {
 			first = append(first, float64(d)/1e6)
 		}
 	}
-	slices.Sort(arr)
-	slices.Sort(first)
+	for _, s := range [][]float64{arr, first, darr, dfirst} {
+		slices.Sort(s)
+	}
 	q := func(s []float64, p float64) float64 { return s[int(p*float64(len(s)-1))] }
 	b.ReportMetric(q(arr, .5), "at-model-p50-ms")
 	b.ReportMetric(q(arr, .99), "at-model-p99-ms")
 	b.ReportMetric(q(first, .5), "first-chunk-p50-ms")
 	b.ReportMetric(q(first, .99), "first-chunk-p99-ms")
+	b.ReportMetric(q(darr, .5), "direct-at-model-p50-ms")
+	b.ReportMetric(q(darr, .99), "direct-at-model-p99-ms")
+	b.ReportMetric(q(dfirst, .5), "direct-first-chunk-p50-ms")
+	b.ReportMetric(q(dfirst, .99), "direct-first-chunk-p99-ms")
 }
