@@ -7,7 +7,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -25,6 +27,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	openai "github.com/sashabaranov/go-openai"
 
 	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/config"
@@ -325,6 +328,63 @@ func directTurn(hc *http.Client, llmURL string) (ttft time.Duration, tokens int,
 	return ttft, tokens, fmt.Errorf("stream ended without [DONE]: %v", sc.Err())
 }
 
+// sdkChat is a chat app that calls the model itself with the Go SDK
+// (go-openai, as mozaiks does): it keeps its conversation and sends all of
+// it every turn, a fresh conversation every turnsPerChat turns as the
+// mozaiks chats do. It is the baseline that pays what any client of the
+// model pays (encoding the history, decoding every chunk).
+type sdkChat struct {
+	c       *openai.Client
+	history []openai.ChatCompletionMessage
+}
+
+func newSDKChats(n int, llmURL string) []*sdkChat {
+	cfg := openai.DefaultConfig("sk-test")
+	cfg.BaseURL = llmURL
+	cfg.HTTPClient = directClient(n)
+	c := openai.NewClientWithConfig(cfg)
+	out := make([]*sdkChat, n)
+	for i := range out {
+		out[i] = &sdkChat{c: c}
+	}
+	return out
+}
+
+// turn streams one reply; ttft is the time to its first content delta.
+func (s *sdkChat) turn() (ttft time.Duration, tokens int, err error) {
+	if len(s.history) == 0 || len(s.history) > 2*turnsPerChat {
+		s.history = []openai.ChatCompletionMessage{{Role: "system", Content: "You are a helpful, concise assistant. Answer the user's questions clearly."},
+			{Role: "assistant", Content: "Hi! What can I help you with?"}}
+	}
+	s.history = append(s.history, openai.ChatCompletionMessage{Role: "user", Content: "tell me something"})
+	start := time.Now()
+	st, err := s.c.CreateChatCompletionStream(context.Background(), openai.ChatCompletionRequest{Model: "gpt-4o-mini",
+		Messages: s.history, Stream: true, StreamOptions: &openai.StreamOptions{IncludeUsage: true}})
+	if err != nil {
+		return 0, 0, err
+	}
+	defer st.Close()
+	var reply strings.Builder
+	for {
+		r, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		if len(r.Choices) > 0 && r.Choices[0].Delta.Content != "" {
+			tokens++
+			reply.WriteString(r.Choices[0].Delta.Content)
+			if ttft == 0 {
+				ttft = time.Since(start)
+			}
+		}
+	}
+	s.history = append(s.history, openai.ChatCompletionMessage{Role: "assistant", Content: reply.String()})
+	return ttft, tokens, nil
+}
+
 func directClient(conns int) *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: 0}}
 }
@@ -371,6 +431,7 @@ func BenchmarkTTFT(b *testing.B) {
 			llmURL := fakeModel(b, rep)
 			base, st := countedServer(b, llmURL, ws.Options{})
 			hc := directClient(n)
+			sdk := newSDKChats(n, llmURL)
 			chats := make([]*wsChat, n)
 			for i := range chats {
 				chats[i] = &wsChat{base: base}
@@ -379,15 +440,18 @@ func BenchmarkTTFT(b *testing.B) {
 			if err := fresh(chats); err != nil {
 				b.Fatal(err)
 			}
+			if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return sdk[i].turn() }); err != nil {
+				b.Fatal(err)
+			}
 			if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() }); err != nil {
 				b.Fatal(err)
 			}
 			if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) }); err != nil {
 				b.Fatal(err)
 			}
-			var direct, moz []time.Duration
+			var direct, viaSDK, moz []time.Duration
 			var writes, reads int64
-			var dCPU, mCPU time.Duration
+			var dCPU, sCPU, mCPU time.Duration
 			for b.Loop() {
 				c0 := cpuNow()
 				d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
@@ -395,6 +459,13 @@ func BenchmarkTTFT(b *testing.B) {
 					b.Fatal(err)
 				}
 				dCPU += cpuNow() - c0
+				c0 = cpuNow()
+				sd, _, _, err := round(n, func(i int) (time.Duration, int, error) { return sdk[i].turn() })
+				if err != nil {
+					b.Fatal(err)
+				}
+				sCPU += cpuNow() - c0
+				viaSDK = append(viaSDK, sd...)
 				b.StopTimer()
 				if err := fresh(chats); err != nil {
 					b.Fatal(err)
@@ -421,6 +492,13 @@ func BenchmarkTTFT(b *testing.B) {
 			// mozaiks round minus direct round: what mozaiks costs a turn.
 			// Lease renewals and writes may land after the round.
 			b.ReportMetric(float64(mCPU-dCPU)/float64(len(moz))/1e3, "added-cpu-us/turn")
+			// The same against a chat app that calls the model itself with
+			// the Go SDK: what mozaiks adds beyond being a model client.
+			b.ReportMetric(pct(viaSDK, .5), "sdk-p50-ms")
+			b.ReportMetric(pct(viaSDK, .99), "sdk-p99-ms")
+			b.ReportMetric(pct(moz, .5)-pct(viaSDK, .5), "added-vs-sdk-p50-ms")
+			b.ReportMetric(pct(moz, .99)-pct(viaSDK, .99), "added-vs-sdk-p99-ms")
+			b.ReportMetric(float64(mCPU-sCPU)/float64(len(moz))/1e3, "added-vs-sdk-cpu-us/turn")
 			b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 			b.ReportMetric(float64(reads)/float64(len(moz)), "store-reads/turn")
 			for _, c := range chats {
