@@ -148,7 +148,8 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	defer stopRelay()
 	chats := chat.NewManager(chat.Options{Store: st, Runner: eng, Workflows: set, Owner: owner, SingleProcess: single,
 		HistoryMessages: cmp.Or(cfg.LLMHistoryMessages, -1),
-		LeaseTTL:        cfg.RunLease, MaxQueued: cfg.Limits.MaxQueuedPerChat, Logger: log, Relay: rel})
+		LeaseTTL:        cfg.RunLease, MaxQueued: cfg.Limits.MaxQueuedPerChat, Logger: log, Relay: rel,
+		PrintEvery: cmp.Or(cfg.StreamChunkInterval, -1)})
 	srv := serve.New(serve.Options{Config: cfg, Store: st, Workflows: set, LLM: model, Chats: chats, Auth: verifier, Logger: log, WS: o.WS,
 		Diagnostics: diags})
 

@@ -173,10 +173,16 @@ func EncodePrint(ts time.Time, data map[string]any) Frame {
 			return Encode("chat.print", 0, ts, data, false)
 		}
 	}
-	b, err := json.Marshal(printFrame{Type: "chat.print", Timestamp: ts.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
-		Agent: d.Agent, Content: d.Content, MessageID: d.MessageID, Replace: d.Restart, Data: d})
-	if err != nil {
+	if d.Kind != "print" {
 		return Encode("chat.print", 0, ts, data, false)
 	}
+	return encodePrint(ts, d.Agent, d.Content, d.MessageID, d.Restart)
+}
+
+// encodePrint encodes a chat.print frame of kind "print".
+func encodePrint(ts time.Time, agent, content, messageID string, restart bool) Frame {
+	d := printData{Kind: "print", Agent: agent, Content: content, MessageID: messageID, Restart: restart}
+	b, _ := json.Marshal(printFrame{Type: "chat.print", Timestamp: ts.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
+		Agent: agent, Content: content, MessageID: messageID, Replace: restart, Data: d}) // strings and bools: cannot fail
 	return Frame{Type: "chat.print", Bytes: b}
 }

@@ -73,8 +73,12 @@ type Options struct {
 	// MaxQueued bounds the messages waiting behind a chat's run; a message
 	// beyond it is refused (ErrBusy) and not stored. 0: no limit.
 	MaxQueued int
-	Logger    *slog.Logger
-	Relay     relay.Relay // relay: fans frames out to and from other replicas (nil: this process only)
+	// PrintEvery is the shortest time between two streamed chunks of a
+	// message: chunks that come sooner are joined (stream.go). 0:
+	// DefaultPrintEvery; negative: every chunk is sent as it comes.
+	PrintEvery time.Duration
+	Logger     *slog.Logger
+	Relay      relay.Relay // relay: fans frames out to and from other replicas (nil: this process only)
 }
 
 // Manager runs chats.
@@ -158,6 +162,9 @@ func NewManager(o Options) *Manager {
 	}
 	if o.HistoryEvents <= 0 {
 		o.HistoryEvents = 2000
+	}
+	if o.PrintEvery == 0 {
+		o.PrintEvery = DefaultPrintEvery
 	}
 	if o.Owner == "" {
 		o.Owner = "mozaiks-" + randomID(6)

@@ -187,7 +187,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 	}
 	m.active.Add(1)
 	m.observer().RunStarted()
-	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg}
+	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg, chunks: chunks{m: m, r: r, every: m.opts.PrintEvery}}
 	input := j.input
 	if j.resume {
 		input = &engine.Input{Kind: engine.InputResume}
@@ -384,6 +384,7 @@ type roomSink struct {
 	sess      store.Session
 	input     *op  // the user message this run answers; its seq goes on run_start
 	completed bool // the engine emitted run_complete
+	chunks    chunks
 
 	mu      sync.Mutex
 	pending []*op
@@ -419,6 +420,7 @@ func (s *roomSink) track(o *op) {
 func (s *roomSink) failed() bool { return s.check() != nil }
 
 func (s *roomSink) reset() {
+	s.chunks.flush()
 	s.mu.Lock()
 	s.pending = nil
 	s.mu.Unlock()
@@ -428,6 +430,15 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if p, ok := ev.(engine.Print); ok {
+		// Chunks carry no seq and are sent as they come (paced, see
+		// stream.go), without waiting for the events queued before them
+		// to be stored: the first token does not wait for the store.
+		// Stored frames keep their seq order.
+		s.chunks.print(p)
+		return nil
+	}
+	s.chunks.flush() // what the run emits next goes after its chunks
 	// Data builds a fresh map: the writer owns it from here.
 	data := ev.Data()
 	data["kind"] = ev.Kind()
@@ -436,15 +447,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	}
 	typ := "chat." + ev.Kind()
 	if !engine.Stored(ev) {
-		var f Frame
-		if _, ok := ev.(engine.Print); ok {
-			f = EncodePrint(time.Now(), data)
-		} else {
-			f = Encode(typ, 0, time.Now(), data, false)
-		}
-		// Chunks carry no seq and are sent as they come, without waiting
-		// for the events queued before them to be stored: the first token
-		// does not wait for the store. Stored frames keep their seq order.
+		f := Encode(typ, 0, time.Now(), data, false)
 		s.m.fanout(s.r, f)
 		s.m.relayTransient(s.r, f) // relay:
 		return nil

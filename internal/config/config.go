@@ -37,6 +37,9 @@ type Config struct {
 	// LLMHistoryMessages bounds the conversation sent with each model
 	// request to about this many recent messages (0: all of it).
 	LLMHistoryMessages int
+	// StreamChunkInterval: a message's streamed chunks go out at most this
+	// often, the ones in between joined (0: each as it comes).
+	StreamChunkInterval time.Duration
 
 	LogFormat string // auto | json | text
 	LogLevel  string // debug | info | warn | error
@@ -105,6 +108,7 @@ var Settings = []Setting{
 	{Key: "llm_idle_timeout", Env: "LLM_IDLE_TIMEOUT", Flag: "llm-idle-timeout", Default: "30s", Help: "how long a streamed reply may stall between chunks before the call retries"},
 	{Key: "llm_timeout", Env: "LLM_TIMEOUT", Flag: "llm-timeout", Default: "5m", Help: "bound on a whole model call, retries included"},
 	{Key: "llm_history_messages", Env: "LLM_HISTORY_MESSAGES", Default: "100", Help: "recent messages of the conversation sent with each model request, cut at a user message (0: the whole conversation)"},
+	{Key: "stream_chunk_interval", Env: "STREAM_CHUNK_INTERVAL", Default: "15ms", Help: "shortest time between two streamed chunks of a message sent to clients; the first goes at once, faster ones are joined (0: each chunk as it comes)"},
 	{Key: "log_format", Env: "LOG_FORMAT", Flag: "log-format", Default: "auto", Help: "auto (text on a TTY, else JSON), json or text"},
 	{Key: "log_level", Env: "LOG_LEVEL", Flag: "log-level", Default: "info", Help: "debug, info, warn or error"},
 	{Key: "auth_enabled", Env: "AUTH_ENABLED", Flag: "auth-enabled", Default: "false", Help: "require bearer JWTs"},
@@ -221,6 +225,9 @@ func fromValues(vals map[string]string, src map[string]Source) (*Config, error) 
 	}
 	if c.LLMHistoryMessages, err = strconv.Atoi(strings.TrimSpace(vals["llm_history_messages"])); err != nil || c.LLMHistoryMessages < 0 {
 		return nil, bad("llm_history_messages", "want a number of messages such as 100, or 0 for the whole conversation")
+	}
+	if c.StreamChunkInterval, err = time.ParseDuration(strings.TrimSpace(vals["stream_chunk_interval"])); err != nil || c.StreamChunkInterval < 0 {
+		return nil, bad("stream_chunk_interval", "want a duration such as 15ms, or 0 to send every chunk as it comes")
 	}
 	c.LogFormat = strings.ToLower(vals["log_format"])
 	if c.LogFormat != "auto" && c.LogFormat != "json" && c.LogFormat != "text" {

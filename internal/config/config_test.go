@@ -68,6 +68,8 @@ func TestInvalidValuesNameSettingAndSource(t *testing.T) {
 		{"LLM_FIRST_BYTE_TIMEOUT=30", `LLM_FIRST_BYTE_TIMEOUT="30" (from environment)`},
 		{"LLM_IDLE_TIMEOUT=0s", "LLM_IDLE_TIMEOUT"},
 		{"LLM_TIMEOUT=-1m", "LLM_TIMEOUT"},
+		{"STREAM_CHUNK_INTERVAL=15", "STREAM_CHUNK_INTERVAL"},
+		{"STREAM_CHUNK_INTERVAL=-1ms", "STREAM_CHUNK_INTERVAL"},
 	} {
 		_, err := Load(LoadOptions{Dir: t.TempDir(), Environ: []string{tc.env}})
 		var ie *InvalidError
