@@ -195,6 +195,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 	res, err := m.opts.Runner.Run(ctx, engine.RunRequest{Workflow: sess.Workflow, AppID: r.appID, UserID: sess.UserID,
 		ChatID: r.chatID, Transcript: transcript, State: st, Input: input, Sink: sink})
 	m.active.Add(-1)
+	sink.chunks.flush() // its last chunks go before anything the run's end posts
 
 	// Record how the run ended even if it was cancelled.
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*storeTimeout)
