@@ -115,9 +115,11 @@ func killDuring(t *testing.T, p *proc, workflow, chatID, text, point string, too
 	case "mid-stream":
 		wsUntil(t, c, "chat.input_ack")
 		acked = true
-		for range 1 + mrand.IntN(20) {
-			wsUntil(t, c, "chat.print")
-		}
+		wsUntil(t, c, "chat.print")
+		// The reply streams for about 130 ms (41 words, 3 ms apart), in
+		// fewer frames than words (STREAM_CHUNK_INTERVAL): kill at a
+		// random time of it, not after a number of frames.
+		time.Sleep(time.Duration(mrand.IntN(100)) * time.Millisecond)
 	case "after-text":
 		wsUntil(t, c, "chat.input_ack")
 		acked = true
