@@ -167,6 +167,13 @@ type Store interface {
 	// or renewing it bumps UpdatedAt: a chat whose run is alive somewhere is
 	// never older than its lease (what other replicas' sweeps look at).
 	AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error)
+	// RenewLease extends owner's lease to ttl from now, only while owner
+	// still holds it: lease_owner is owner, expired or not (if nobody took it
+	// in between, nobody ran the chat). It returns false when another owner
+	// took it, even if that one released it since: a run whose lease lapsed
+	// never gets it back this way (AcquireLease would). It bumps UpdatedAt as
+	// AcquireLease does. An unknown chat is ErrNotFound.
+	RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error)
 	// ReleaseLease frees the lease if owner holds it.
 	ReleaseLease(ctx context.Context, appID, chatID, owner string) error
 

@@ -28,6 +28,7 @@ const (
 		prompt_tokens, completion_tokens, total_tokens, cost_usd, duration_ms, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
 	qAcquireLease = `UPDATE sessions SET lease_owner = ?, lease_until = ?, updated_at = ?
 			WHERE chat_id = ? AND app_id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`
+	qRenewLease    = `UPDATE sessions SET lease_until = ?, updated_at = ? WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`
 	qReleaseLease  = `UPDATE sessions SET lease_owner = '', lease_until = 0 WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`
 	qSessionByID   = `SELECT ` + sessionCols + ` FROM sessions WHERE chat_id = ?`
 	qInsertSession = `INSERT INTO sessions (chat_id, app_id, user_id, workflow, status, created_at, updated_at,
@@ -55,7 +56,7 @@ const setUpdate = ` status = COALESCE(?, status), state = COALESCE(?, state), pe
 
 var (
 	writeStmts = []string{qAppendEvent, qAppendEvents, qUpdateSession, qInsertEvent, qAddUsage, qInsertUsage, qAcquireLease,
-		qReleaseLease, qSessionByID, qInsertSession, qSavepoint, qRollbackTo, qRelease}
+		qRenewLease, qReleaseLease, qSessionByID, qInsertSession, qSavepoint, qRollbackTo, qRelease}
 	readStmts = []string{qGetSession, qFindPending, qListEvents}
 )
 

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"EventDataRoundTrip", testEventData},
 		{"RecordUsage", testUsage},
 		{"Lease", testLease},
+		{"RenewLease", testRenewLease},
 		{"AppendEventUpdate", testAppendUpdate},
 		{"ListUnfinished", testListUnfinished},
 		{"WriteBatch", testWriteBatch},
@@ -440,6 +441,65 @@ func testLease(t *testing.T, s store.Store) {
 	}
 	if _, err := s.AcquireLease(ctx(t), "a1", "missing", "r1", time.Minute); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("lease on missing chat: %v", err)
+	}
+}
+
+// testRenewLease: a renewal extends only the renewing owner's own lease
+// (expired or not), and never takes back a lease another owner took in
+// between, even once that owner released it.
+func testRenewLease(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", time.Minute); ok || err != nil {
+		t.Fatalf("renewal of a lease nobody took: %v %v, want false", ok, err)
+	}
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "A", 50*time.Millisecond); !ok || err != nil {
+		t.Fatalf("A takes the lease: %v %v", ok, err)
+	}
+	before, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(80 * time.Millisecond) // expired, nobody took it: still A's
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", 200*time.Millisecond); !ok || err != nil {
+		t.Fatalf("A renews its expired lease: %v %v", ok, err)
+	}
+	if got, _ := s.GetSession(ctx(t), "a1", "c1"); !got.UpdatedAt.After(before.UpdatedAt) {
+		t.Fatalf("renewal did not bump UpdatedAt: %v, was %v", got.UpdatedAt, before.UpdatedAt)
+	}
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "B", time.Minute); ok {
+		t.Fatal("B took the lease A just renewed")
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "B", time.Minute); ok || err != nil {
+		t.Fatalf("B renews A's lease: %v %v, want false", ok, err)
+	}
+	time.Sleep(250 * time.Millisecond) // A's renewed lease expires
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "B", time.Minute); !ok || err != nil {
+		t.Fatalf("B takes the expired lease: %v %v", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", time.Minute); ok || err != nil {
+		t.Fatalf("A renews the lease B holds: %v %v, want false", ok, err)
+	}
+	if err := s.ReleaseLease(ctx(t), "a1", "c1", "B"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", time.Minute); ok || err != nil {
+		t.Fatalf("A renews a lease B took and released: %v %v, want false", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "", time.Minute); ok || err != nil {
+		t.Fatalf("renewal by no owner: %v %v, want false", ok, err)
+	}
+	// Nothing renewed: the lease is free for anyone.
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "C", time.Minute); !ok || err != nil {
+		t.Fatalf("C takes the free lease: %v %v", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "C", time.Minute); !ok || err != nil {
+		t.Fatalf("C renews its lease: %v %v", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a2", "c1", "C", time.Minute); ok || !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("renewal in another app: %v %v, want ErrNotFound", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "missing", "C", time.Minute); ok || !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("renewal of a missing chat: %v %v, want ErrNotFound", ok, err)
 	}
 }
 
