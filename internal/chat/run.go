@@ -354,7 +354,10 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ok, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
+				// Renew, never retake: a lease that lapsed and was taken by
+				// another replica (even one that released it since) means
+				// the chat was run elsewhere, so this run must not go on.
+				ok, err := m.opts.Store.RenewLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
 				if err != nil && ctx.Err() == nil {
 					m.log.Warn("renew run lease", "chat_id", r.chatID, "err", err)
 				} else if !ok && err == nil {
