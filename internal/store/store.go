@@ -117,6 +117,15 @@ type SessionUpdate struct {
 	// lost its lease to another replica (it stalled past the lease) cannot
 	// write into the chat the new owner runs.
 	Fence string
+	// StatusUnlessAfter, when set, makes Status apply only if no event was
+	// stored after this seq: the session's last_seq before this write (in a
+	// WriteBatch: before the batch, whose own events never count) is at most
+	// *StatusUnlessAfter. Else the status stays as it is and the rest of the
+	// update applies all the same. A run's end that read the chat up to a
+	// seq (plus the events it stored itself) cannot then mark the chat idle
+	// over a user message another replica stored meanwhile (which set it
+	// in progress).
+	StatusUnlessAfter *int64
 }
 
 // Store is the persistence contract.

@@ -380,7 +380,11 @@ func updateArgs(args []any, u store.SessionUpdate) []any {
 		}
 		return *p
 	}
-	return append(args, str(u.Status), nullJSON(u.State), str(u.PendingKind), str(u.PendingID), nullJSON(u.LastArtifact))
+	var unlessAfter any
+	if u.StatusUnlessAfter != nil {
+		unlessAfter = *u.StatusUnlessAfter
+	}
+	return append(args, unlessAfter, unlessAfter, str(u.Status), nullJSON(u.State), str(u.PendingKind), str(u.PendingID), nullJSON(u.LastArtifact))
 }
 
 // FindPending implements store.Store.

@@ -51,7 +51,12 @@ const fence = ` AND (? = '' OR lease_owner = ?)`
 // setUpdate sets the optional fields of a store.SessionUpdate: a NULL
 // argument (a field not given) leaves the column as it is. One statement for
 // every combination of fields, so it can be prepared.
-const setUpdate = ` status = COALESCE(?, status), state = COALESCE(?, state), pending_kind = COALESCE(?, pending_kind),
+//
+// The status is set only if its condition (SessionUpdate.StatusUnlessAfter;
+// two arguments, NULL when there is none) holds: SET expressions see the
+// row as it was before the update, so last_seq is the one before this
+// write's own events.
+const setUpdate = ` status = CASE WHEN ? IS NULL OR last_seq <= ? THEN COALESCE(?, status) ELSE status END, state = COALESCE(?, state), pending_kind = COALESCE(?, pending_kind),
 	pending_id = COALESCE(?, pending_id), last_artifact = COALESCE(?, last_artifact)`
 
 var (
