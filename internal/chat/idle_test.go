@@ -1,0 +1,118 @@
+package chat
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/store"
+)
+
+// strayStore plays replica B: just before replica A stores its run's reply,
+// B stores a user message (as Submit does: the message and the chat in
+// progress) and stops before answering it.
+type strayStore struct {
+	store.Store
+	owner string // A's lease, on the writes of A's run
+	once  sync.Once
+	err   error
+}
+
+func (s *strayStore) before(ctx context.Context, appID, chatID string, ev *store.Event, u store.SessionUpdate) {
+	if ev == nil || ev.Type != "chat.text" || ev.Agent != "Assistant" || u.Fence != s.owner {
+		return
+	}
+	s.once.Do(func() {
+		busy, none := store.StatusInProgress, ""
+		_, s.err = s.Store.AppendEventUpdate(ctx, appID, chatID, store.Event{Type: "chat.text", Agent: "user",
+			Data: json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"from B","message_id":"m_b"}`)}, true,
+			store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none})
+	})
+}
+
+func (s *strayStore) AppendEventUpdate(ctx context.Context, appID, chatID string, ev store.Event, message bool, u store.SessionUpdate) (store.Event, error) {
+	s.before(ctx, appID, chatID, &ev, u)
+	return s.Store.AppendEventUpdate(ctx, appID, chatID, ev, message, u)
+}
+
+func (s *strayStore) WriteBatch(ctx context.Context, appID, chatID string, ws []store.Write) ([]store.Event, error) {
+	for _, w := range ws {
+		s.before(ctx, appID, chatID, w.Event, w.Update)
+	}
+	return s.Store.(store.Batcher).WriteBatch(ctx, appID, chatID, ws)
+}
+
+// idle waits until the manager has nothing going on any chat (its runs,
+// their ends and their writes are done).
+func idle(t *testing.T, m *Manager) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		m.mu.Lock()
+		n := len(m.rooms)
+		m.mu.Unlock()
+		if n == 0 && m.ActiveRuns() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the manager is still busy after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A user message another replica stored during a run (after the run read
+// the chat) and left unanswered is not hidden by the run's end: the end's
+// status is stored only if nothing was stored since the run read the chat
+// but the run's own events, so the chat stays in progress and the sweep
+// answers the message. Before, the run's end marked the chat as waiting for
+// the user, no sweep looked at it, and the message was never answered.
+func TestRunEndDoesNotHideAMessageStoredDuringIt(t *testing.T) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	g.settled("c1")
+	st := &strayStore{Store: g.st, owner: "replica-a"}
+	a := g.replica(st, "replica-a", 600*time.Millisecond)
+
+	g.llm.Enqueue(llmtest.Reply{Text: "First answer."})
+	g.llm.Enqueue(llmtest.Reply{Text: "Answer to B."})
+	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); err != nil {
+		t.Fatal(err)
+	}
+	idle(t, a)
+	if st.err != nil {
+		t.Fatalf("replica B's message: %v", st.err)
+	}
+	evs := g.events("c1")
+	if got := texts(evs); !slices.Contains(got, "user: from B") || !slices.Contains(got, "Assistant: First answer.") {
+		t.Fatalf("texts = %q", got)
+	}
+	if s := g.session("c1"); s.Status != store.StatusInProgress {
+		t.Fatalf("after A's run the chat is %s, want in_progress (B's message is unanswered); events: %s", s.Status, describe(evs))
+	}
+
+	// The sweep takes the chat once it is a lease old, and answers B's message.
+	a.RecoverInBackground(time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for !slices.Contains(texts(g.events("c1")), "Assistant: Answer to B.") {
+		if time.Now().After(deadline) {
+			t.Fatalf("B's message never answered; chat %s; events: %s", g.session("c1").Status, describe(g.events("c1")))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	idle(t, a)
+	if s := g.session("c1"); s.Status != store.StatusAwaitingInput {
+		t.Fatalf("after the sweep the chat is %s, want awaiting_input", s.Status)
+	}
+	reqs := g.llm.ChatRequests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d model calls, want 2", len(reqs))
+	}
+	if msgs := reqs[1].Messages; len(msgs) == 0 || msgs[len(msgs)-1].Role != "user" || msgs[len(msgs)-1].Content != "from B" {
+		t.Fatalf("the second model call does not answer B's message: %+v", msgs)
+	}
+}
