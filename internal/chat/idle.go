@@ -25,13 +25,17 @@ func (m *Manager) endUpdate(ctx context.Context, r *room, read int64, u store.Se
 	return u
 }
 
-// cachedAfter counts the events of the room's cache after seq.
+// cachedAfter counts the seqs in the room's cache after seq. An event can
+// be cached twice (a catch-up read and the writer both add one just
+// stored), so it counts seqs, not entries.
 func (r *room) cachedAfter(seq int64) int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	n := int64(0)
-	for i := len(r.tr.evs) - 1; i >= 0 && r.tr.evs[i].Seq > seq; i-- {
-		n++
+	seen := map[int64]bool{}
+	for i := len(r.tr.evs) - 1; i >= 0; i-- {
+		if s := r.tr.evs[i].Seq; s > seq {
+			seen[s] = true
+		}
 	}
-	return n
+	return int64(len(seen))
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mozaiks/mozaiks/internal/engine"
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
@@ -114,5 +115,34 @@ func TestRunEndDoesNotHideAMessageStoredDuringIt(t *testing.T) {
 	}
 	if msgs := reqs[1].Messages; len(msgs) == 0 || msgs[len(msgs)-1].Role != "user" || msgs[len(msgs)-1].Content != "from B" {
 		t.Fatalf("the second model call does not answer B's message: %+v", msgs)
+	}
+}
+
+// What a run's end counts as its own since it read the chat: the seqs
+// cached after the read, each once.
+func TestCachedAfter(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		seqs []int64
+		read int64
+		want int64
+	}{
+		{"nothing after", []int64{1, 2, 3}, 3, 0},
+		{"in order", []int64{1, 2, 3, 4, 5}, 3, 2},
+		{"a hole (a seq another replica stored)", []int64{1, 2, 3, 5, 6}, 3, 2},
+		{"cached twice", []int64{1, 2, 3, 4, 4, 5}, 3, 2},
+		{"out of order", []int64{1, 2, 4, 3, 5}, 2, 3},
+		{"empty cache", nil, 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := &room{}
+			for _, s := range tc.seqs {
+				r.tr.evs = append(r.tr.evs, engine.StoredEvent{Seq: s})
+			}
+			if got := r.cachedAfter(tc.read); got != tc.want {
+				t.Fatalf("cachedAfter(%d) = %d, want %d", tc.read, got, tc.want)
+			}
+		})
 	}
 }
