@@ -3,6 +3,7 @@ package chat
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -115,6 +116,51 @@ func TestRunEndDoesNotHideAMessageStoredDuringIt(t *testing.T) {
 	}
 	if msgs := reqs[1].Messages; len(msgs) == 0 || msgs[len(msgs)-1].Role != "user" || msgs[len(msgs)-1].Content != "from B" {
 		t.Fatalf("the second model call does not answer B's message: %+v", msgs)
+	}
+}
+
+// With nobody else writing, a replica's run ends the chat waiting for the
+// user, as one process alone does: the run's own events do not fail its
+// end's condition, nor does a message of the user queued during the run
+// (that one keeps the chat in progress until its own run has answered it).
+func TestReplicaRunEndMarksIdle(t *testing.T) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	g.settled("c1")
+	a := g.replica(g.st, "replica-a", time.Minute)
+	for i, reply := range []llmtest.Reply{{Text: "One."}, {Text: "Two.", TokenDelay: 50 * time.Millisecond, Chunks: 5}, {Text: "Three."}} {
+		g.llm.Enqueue(reply)
+		if i == 2 {
+			continue // asked while the second run streams
+		}
+		if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: fmt.Sprint("q", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			idle(t, a)
+			if s := g.session("c1"); s.Status != store.StatusAwaitingInput {
+				t.Fatalf("after one turn the chat is %s, want awaiting_input; events: %s", s.Status, describe(g.events("c1")))
+			}
+		}
+	}
+	for a.ActiveRuns() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "q2"}); err != nil {
+		t.Fatal(err)
+	}
+	idle(t, a)
+	got := texts(g.events("c1"))
+	for _, want := range []string{"user: q0", "Assistant: One.", "user: q1", "user: q2", "Assistant: Two."} {
+		if !slices.Contains(got, want) {
+			t.Fatalf("texts = %q, want %q among them", got, want)
+		}
+	}
+	if got[len(got)-1] != "Assistant: Three." {
+		t.Fatalf("texts = %q, want the third answer last", got)
+	}
+	if s := g.session("c1"); s.Status != store.StatusAwaitingInput {
+		t.Fatalf("after three turns the chat is %s, want awaiting_input; events: %s", s.Status, describe(g.events("c1")))
 	}
 }
 
