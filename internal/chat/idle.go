@@ -20,22 +20,34 @@ func (m *Manager) endUpdate(ctx context.Context, r *room, read int64, u store.Se
 		return u
 	}
 	m.flush(ctx, r)
-	upTo := read + r.cachedAfter(read)
+	n, top := r.cachedAfter(read)
+	if top-read > n {
+		// Another replica stored an event among the run's own: the cache
+		// would never get it (catching up reads after its last seq), and
+		// the next run here would not see it either. Read the chat again
+		// for that one.
+		r.mu.Lock()
+		r.tr = transcript{}
+		r.mu.Unlock()
+	}
+	upTo := read + n
 	u.StatusUnlessAfter = &upTo
 	return u
 }
 
-// cachedAfter counts the seqs in the room's cache after seq. An event can
-// be cached twice (a catch-up read and the writer both add one just
-// stored), so it counts seqs, not entries.
-func (r *room) cachedAfter(seq int64) int64 {
+// cachedAfter counts the seqs in the room's cache after seq, and returns
+// the highest. An event can be cached twice (a catch-up read and the writer
+// both add one just stored), so it counts seqs, not entries.
+func (r *room) cachedAfter(seq int64) (n, top int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	seen := map[int64]bool{}
-	for i := len(r.tr.evs) - 1; i >= 0; i-- {
-		if s := r.tr.evs[i].Seq; s > seq {
-			seen[s] = true
+	top = seq
+	for _, ev := range r.tr.evs {
+		if ev.Seq > seq {
+			seen[ev.Seq] = true
+			top = max(top, ev.Seq)
 		}
 	}
-	return int64(len(seen))
+	return int64(len(seen)), top
 }

@@ -119,6 +119,75 @@ func TestRunEndDoesNotHideAMessageStoredDuringIt(t *testing.T) {
 	}
 }
 
+// runsDone waits until the chat's room on m runs nothing and has nothing
+// queued (its room may stay, watched by a socket).
+func runsDone(t *testing.T, m *Manager, chatID string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := m.lockRoom("app", chatID)
+		busy := r.running || len(r.queue) > 0 || r.writing || len(r.out) > 0
+		r.mu.Unlock()
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the chat's runs are not done after 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// The same, with a socket on replica A keeping the chat's room (and its
+// cached transcript, which lacks B's message) alive, and the user's next
+// message arriving through A before any sweep: the next run does not
+// answer only its own message from the stale cache and mark the chat idle
+// (hiding B's message for good); it reads the chat again and answers both.
+func TestNextRunAnswersAMessageStoredDuringTheLastOne(t *testing.T) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	g.settled("c1")
+	st := &strayStore{Store: g.st, owner: "replica-a"}
+	a := g.replica(st, "replica-a", time.Minute) // no sweep within the test
+	sub := a.Subscribe("app", "c1", 4096)
+	defer a.Unsubscribe(sub)
+
+	for range 3 {
+		g.llm.Enqueue(llmtest.Reply{Text: "Answer."})
+	}
+	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); err != nil {
+		t.Fatal(err)
+	}
+	runsDone(t, a, "c1")
+	if st.err != nil {
+		t.Fatalf("replica B's message: %v", st.err)
+	}
+	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "next"}); err != nil {
+		t.Fatal(err)
+	}
+	runsDone(t, a, "c1")
+	evs := g.events("c1")
+	answers := 0
+	for _, x := range texts(evs) {
+		if x == "Assistant: Answer." {
+			answers++
+		}
+	}
+	if answers != 3 {
+		t.Fatalf("%d answers, want 3 (question, B's message, next); events: %s", answers, describe(evs))
+	}
+	var asked []string
+	for _, req := range g.llm.ChatRequests() {
+		asked = append(asked, req.Messages[len(req.Messages)-1].Content)
+	}
+	if !slices.Contains(asked, "from B") || !slices.Contains(asked, "next") {
+		t.Fatalf("the model was asked about %q, want B's message and the next one among them", asked)
+	}
+	if s := g.session("c1"); s.Status != store.StatusAwaitingInput {
+		t.Fatalf("the chat is %s, want awaiting_input", s.Status)
+	}
+}
+
 // With nobody else writing, a replica's run ends the chat waiting for the
 // user, as one process alone does: the run's own events do not fail its
 // end's condition, nor does a message of the user queued during the run
@@ -165,29 +234,29 @@ func TestReplicaRunEndMarksIdle(t *testing.T) {
 }
 
 // What a run's end counts as its own since it read the chat: the seqs
-// cached after the read, each once.
+// cached after the read, each once, and the highest of them.
 func TestCachedAfter(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		name string
-		seqs []int64
-		read int64
-		want int64
+		name   string
+		seqs   []int64
+		read   int64
+		n, top int64
 	}{
-		{"nothing after", []int64{1, 2, 3}, 3, 0},
-		{"in order", []int64{1, 2, 3, 4, 5}, 3, 2},
-		{"a hole (a seq another replica stored)", []int64{1, 2, 3, 5, 6}, 3, 2},
-		{"cached twice", []int64{1, 2, 3, 4, 4, 5}, 3, 2},
-		{"out of order", []int64{1, 2, 4, 3, 5}, 2, 3},
-		{"empty cache", nil, 0, 0},
+		{"nothing after", []int64{1, 2, 3}, 3, 0, 3},
+		{"in order", []int64{1, 2, 3, 4, 5}, 3, 2, 5},
+		{"a hole (a seq another replica stored)", []int64{1, 2, 3, 5, 6}, 3, 2, 6},
+		{"cached twice", []int64{1, 2, 3, 4, 4, 5}, 3, 2, 5},
+		{"out of order", []int64{1, 2, 4, 3, 5}, 2, 3, 5},
+		{"empty cache", nil, 0, 0, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := &room{}
 			for _, s := range tc.seqs {
 				r.tr.evs = append(r.tr.evs, engine.StoredEvent{Seq: s})
 			}
-			if got := r.cachedAfter(tc.read); got != tc.want {
-				t.Fatalf("cachedAfter(%d) = %d, want %d", tc.read, got, tc.want)
+			if n, top := r.cachedAfter(tc.read); n != tc.n || top != tc.top {
+				t.Fatalf("cachedAfter(%d) = %d, %d; want %d, %d", tc.read, n, top, tc.n, tc.top)
 			}
 		})
 	}
