@@ -22,6 +22,20 @@ type stallStore struct {
 }
 
 func (s *stallStore) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	if err := s.stall(ctx); err != nil {
+		return false, err
+	}
+	return s.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
+}
+
+func (s *stallStore) RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	if err := s.stall(ctx); err != nil {
+		return false, err
+	}
+	return s.Store.RenewLease(ctx, appID, chatID, owner, ttl)
+}
+
+func (s *stallStore) stall(ctx context.Context) error {
 	s.mu.Lock()
 	ch := s.stalled
 	s.mu.Unlock()
@@ -29,10 +43,10 @@ func (s *stallStore) AcquireLease(ctx context.Context, appID, chatID, owner stri
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return false, ctx.Err()
+			return ctx.Err()
 		}
 	}
-	return s.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
+	return nil
 }
 
 func (s *stallStore) WriteBatch(ctx context.Context, appID, chatID string, ws []store.Write) ([]store.Event, error) {

@@ -173,6 +173,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		log.Error("load transcript for run", "err", err)
 		return
 	}
+	read := r.lastCached() // what the run's end may mark idle (endUpdate)
 	if !m.opts.SingleProcess && j.msg != nil && m.consumed(ctx, r, j.msg) {
 		// Another replica's recovery answered this message while it
 		// waited for the lease.
@@ -216,7 +217,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 				"error_code": "RUN_FAILED", "retryable": true}, false, nil)
 		}
 		// The chat stays usable: the next message starts a new run.
-		m.postUpdate(r, store.SessionUpdate{}, m.statusAfter(r, store.StatusAwaitingInput))
+		m.postUpdate(r, m.endUpdate(pctx, r, read, store.SessionUpdate{}), m.statusAfter(r, store.StatusAwaitingInput))
 		m.flush(pctx, r)
 		sink.reset()
 		r.setLast(nil)
@@ -240,7 +241,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 			"reason": res.Reason, "total_tokens": res.Tokens, "duration_sec": res.Duration.Seconds()}, false, nil)
 	}
 	status := cmp.Or(res.Status, store.StatusAwaitingInput)
-	m.postUpdate(r, store.SessionUpdate{State: engine.EncodeState(res.State)}, m.statusAfter(r, status))
+	m.postUpdate(r, m.endUpdate(pctx, r, read, store.SessionUpdate{State: engine.EncodeState(res.State)}), m.statusAfter(r, status))
 	// The next run of this chat starts from this state at once, while the
 	// update is being stored behind the run's events.
 	r.setLast(&lastRun{sess: sess, state: res.State})
@@ -354,7 +355,10 @@ func (m *Manager) renewLease(ctx context.Context, r *room) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				ok, err := m.opts.Store.AcquireLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
+				// Renew, never retake: a lease that lapsed and was taken by
+				// another replica (even one that released it since) means
+				// the chat was run elsewhere, so this run must not go on.
+				ok, err := m.opts.Store.RenewLease(ctx, r.appID, r.chatID, m.opts.Owner, m.opts.LeaseTTL)
 				if err != nil && ctx.Err() == nil {
 					m.log.Warn("renew run lease", "chat_id", r.chatID, "err", err)
 				} else if !ok && err == nil {

@@ -27,7 +27,7 @@ type Batcher interface {
 // Fold merges u into acc as applying acc then u would leave the session.
 func (acc *SessionUpdate) Fold(u SessionUpdate) {
 	if u.Status != nil {
-		acc.Status = u.Status
+		acc.Status, acc.StatusUnlessAfter = u.Status, u.StatusUnlessAfter
 	}
 	if u.State != nil {
 		acc.State = u.State

@@ -117,6 +117,15 @@ type SessionUpdate struct {
 	// lost its lease to another replica (it stalled past the lease) cannot
 	// write into the chat the new owner runs.
 	Fence string
+	// StatusUnlessAfter, when set, makes Status apply only if no event was
+	// stored after this seq: the session's last_seq before this write (in a
+	// WriteBatch: before the batch, whose own events never count) is at most
+	// *StatusUnlessAfter. Else the status stays as it is and the rest of the
+	// update applies all the same. A run's end that read the chat up to a
+	// seq (plus the events it stored itself) cannot then mark the chat idle
+	// over a user message another replica stored meanwhile (which set it
+	// in progress).
+	StatusUnlessAfter *int64
 }
 
 // Store is the persistence contract.
@@ -167,6 +176,13 @@ type Store interface {
 	// or renewing it bumps UpdatedAt: a chat whose run is alive somewhere is
 	// never older than its lease (what other replicas' sweeps look at).
 	AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error)
+	// RenewLease extends owner's lease to ttl from now, only while owner
+	// still holds it: lease_owner is owner, expired or not (if nobody took it
+	// in between, nobody ran the chat). It returns false when another owner
+	// took it, even if that one released it since: a run whose lease lapsed
+	// never gets it back this way (AcquireLease would). It bumps UpdatedAt as
+	// AcquireLease does. An unknown chat is ErrNotFound.
+	RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error)
 	// ReleaseLease frees the lease if owner holds it.
 	ReleaseLease(ctx context.Context, appID, chatID, owner string) error
 

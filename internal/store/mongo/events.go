@@ -81,15 +81,26 @@ func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool,
 	var d struct {
 		LastSeq int64 `bson:"last_sequence"`
 	}
-	err := s.sessions.FindOneAndUpdate(ctx,
-		fenced(bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}, u),
-		bson.D{
-			{Key: "$inc", Value: bson.D{{Key: fLastSeq, Value: int64(1)}, {Key: fMessages, Value: inc}}},
-			{Key: "$set", Value: updateSet(bson.D{{Key: fUpdated, Value: at}}, u)},
-		},
-		// No projection: FerretDB v1 does not implement findAndModify's "fields".
-		options.FindOneAndUpdate().SetReturnDocument(options.After),
-	).Decode(&d)
+	take := func(filter bson.D, u store.SessionUpdate) error {
+		return s.sessions.FindOneAndUpdate(ctx, filter,
+			bson.D{
+				{Key: "$inc", Value: bson.D{{Key: fLastSeq, Value: int64(1)}, {Key: fMessages, Value: inc}}},
+				{Key: "$set", Value: updateSet(bson.D{{Key: fUpdated, Value: at}}, u)},
+			},
+			// No projection: FerretDB v1 does not implement findAndModify's "fields".
+			options.FindOneAndUpdate().SetReturnDocument(options.After),
+		).Decode(&d)
+	}
+	filter := fenced(bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}, u)
+	var err error
+	if cond, rest, ok := statusIf(filter, u); ok {
+		// The status only if no event was stored after the given seq.
+		if err = take(cond, u); errors.Is(err, mongo.ErrNoDocuments) {
+			err = take(filter, rest)
+		}
+	} else {
+		err = take(filter, u)
+	}
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return 0, s.missed(ctx, appID, chatID, u)
 	}

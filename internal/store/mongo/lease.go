@@ -37,6 +37,30 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 	return false, nil
 }
 
+// RenewLease implements store.Store with one conditional update: the
+// filter admits only owner's lease, expired or not.
+func (s *Store) RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	if err := s.ensureIndexed(ctx); err != nil {
+		return false, err
+	}
+	if owner != "" {
+		now := time.Now().UTC().Truncate(time.Millisecond)
+		res, err := s.sessions.UpdateOne(ctx,
+			bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}, {Key: fLeaseOwn, Value: owner}},
+			bson.D{{Key: "$set", Value: bson.D{{Key: fLeaseTill, Value: now.Add(ttl)}, {Key: fUpdated, Value: now}}}})
+		if err != nil {
+			return false, wrap("renew lease", err)
+		}
+		if res.MatchedCount == 1 {
+			return true, nil
+		}
+	}
+	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
 // ReleaseLease implements store.Store.
 func (s *Store) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
 	if err := s.ensureIndexed(ctx); err != nil {

@@ -34,6 +34,9 @@ func allCalls(s store.Store) map[string]error {
 	_, out["ListEvents"] = s.ListEvents(ctx, "a", "c", 0, 10)
 	out["RecordUsage"] = s.RecordUsage(ctx, store.UsageRecord{AppID: "a", ChatID: "c", TotalTokens: 1})
 	_, out["AcquireLease"] = s.AcquireLease(ctx, "a", "c", "r1", time.Minute)
+	_, out["RenewLease"] = s.RenewLease(ctx, "a", "c", "r1", time.Minute)
+	seen := int64(0)
+	out["UpdateSession if none after"] = s.UpdateSession(ctx, "a", "c", store.SessionUpdate{Status: &st, StatusUnlessAfter: &seen})
 	out["ReleaseLease"] = s.ReleaseLease(ctx, "a", "c", "r1")
 	return out
 }
@@ -46,7 +49,7 @@ func assertUnavailable(t *testing.T, s store.Store) {
 			t.Errorf("%s with the server down: err = %v, want store.ErrUnavailable", name, err)
 		}
 	}
-	t.Logf("11 calls failed in %v", time.Since(start))
+	t.Logf("13 calls failed in %v", time.Since(start))
 }
 
 // waitPing polls until the store reaches its server again (the driver

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -214,12 +215,22 @@ func (s *Store) ListSessions(ctx context.Context, q store.ListQuery) ([]store.Se
 
 // UpdateSession implements store.Store.
 func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
-	set := updateSet(bson.D{{Key: fUpdated, Value: store.Now()}}, u)
+	now := store.Now()
 	if err := s.ensureIndexed(ctx); err != nil {
 		return err
 	}
-	res, err := s.sessions.UpdateOne(ctx, fenced(bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}, u),
-		bson.D{{Key: "$set", Value: set}})
+	filter := fenced(bson.D{{Key: "_id", Value: chatID}, {Key: fApp, Value: appID}}, u)
+	if cond, rest, ok := statusIf(filter, u); ok {
+		res, err := s.sessions.UpdateOne(ctx, cond, bson.D{{Key: "$set", Value: updateSet(bson.D{{Key: fUpdated, Value: now}}, u)}})
+		if err != nil {
+			return wrap("update session", err)
+		}
+		if res.MatchedCount == 1 {
+			return nil
+		}
+		u = rest
+	}
+	res, err := s.sessions.UpdateOne(ctx, filter, bson.D{{Key: "$set", Value: updateSet(bson.D{{Key: fUpdated, Value: now}}, u)}})
 	if err != nil {
 		return wrap("update session", err)
 	}
@@ -227,6 +238,21 @@ func (s *Store) UpdateSession(ctx context.Context, appID, chatID string, u store
 		return s.missed(ctx, appID, chatID, u)
 	}
 	return nil
+}
+
+// statusIf carries out u's status condition (SessionUpdate.StatusUnlessAfter)
+// in two steps, each one atomic write: the update with its status where the
+// filter and the condition match (cond), else the update without its status
+// (rest) where the filter alone does. A failed condition stays failed:
+// last_seq only grows. ok is false when u has no condition.
+func statusIf(filter bson.D, u store.SessionUpdate) (cond bson.D, rest store.SessionUpdate, ok bool) {
+	if u.Status == nil || u.StatusUnlessAfter == nil {
+		return filter, u, false
+	}
+	rest = u
+	rest.Status, rest.StatusUnlessAfter = nil, nil
+	cond = append(slices.Clip(filter), bson.E{Key: fLastSeq, Value: bson.D{{Key: "$lte", Value: *u.StatusUnlessAfter}}})
+	return cond, rest, true
 }
 
 // fenced adds u's lease fence to a session filter.

@@ -380,7 +380,11 @@ func updateArgs(args []any, u store.SessionUpdate) []any {
 		}
 		return *p
 	}
-	return append(args, str(u.Status), nullJSON(u.State), str(u.PendingKind), str(u.PendingID), nullJSON(u.LastArtifact))
+	var unlessAfter any
+	if u.StatusUnlessAfter != nil {
+		unlessAfter = *u.StatusUnlessAfter
+	}
+	return append(args, unlessAfter, unlessAfter, str(u.Status), nullJSON(u.State), str(u.PendingKind), str(u.PendingID), nullJSON(u.LastArtifact))
 }
 
 // FindPending implements store.Store.
@@ -528,6 +532,32 @@ func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, t
 	}
 	if n == 1 {
 		return true, nil
+	}
+	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// RenewLease implements store.Store.
+func (s *Store) RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	if owner != "" {
+		now := time.Now()
+		var n int64
+		err := s.write(ctx, func(tx wtx) error {
+			res, err := tx.ExecContext(ctx, qRenewLease, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner)
+			if err != nil {
+				return wrap(err)
+			}
+			n, _ = res.RowsAffected()
+			return nil
+		})
+		if err != nil {
+			return false, err
+		}
+		if n == 1 {
+			return true, nil
+		}
 	}
 	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
 		return false, err

@@ -28,6 +28,7 @@ const (
 		prompt_tokens, completion_tokens, total_tokens, cost_usd, duration_ms, ts) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`
 	qAcquireLease = `UPDATE sessions SET lease_owner = ?, lease_until = ?, updated_at = ?
 			WHERE chat_id = ? AND app_id = ? AND (lease_owner = '' OR lease_owner = ? OR lease_until < ?)`
+	qRenewLease    = `UPDATE sessions SET lease_until = ?, updated_at = ? WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`
 	qReleaseLease  = `UPDATE sessions SET lease_owner = '', lease_until = 0 WHERE chat_id = ? AND app_id = ? AND lease_owner = ?`
 	qSessionByID   = `SELECT ` + sessionCols + ` FROM sessions WHERE chat_id = ?`
 	qInsertSession = `INSERT INTO sessions (chat_id, app_id, user_id, workflow, status, created_at, updated_at,
@@ -50,12 +51,17 @@ const fence = ` AND (? = '' OR lease_owner = ?)`
 // setUpdate sets the optional fields of a store.SessionUpdate: a NULL
 // argument (a field not given) leaves the column as it is. One statement for
 // every combination of fields, so it can be prepared.
-const setUpdate = ` status = COALESCE(?, status), state = COALESCE(?, state), pending_kind = COALESCE(?, pending_kind),
+//
+// The status is set only if its condition (SessionUpdate.StatusUnlessAfter;
+// two arguments, NULL when there is none) holds: SET expressions see the
+// row as it was before the update, so last_seq is the one before this
+// write's own events.
+const setUpdate = ` status = CASE WHEN ? IS NULL OR last_seq <= ? THEN COALESCE(?, status) ELSE status END, state = COALESCE(?, state), pending_kind = COALESCE(?, pending_kind),
 	pending_id = COALESCE(?, pending_id), last_artifact = COALESCE(?, last_artifact)`
 
 var (
 	writeStmts = []string{qAppendEvent, qAppendEvents, qUpdateSession, qInsertEvent, qAddUsage, qInsertUsage, qAcquireLease,
-		qReleaseLease, qSessionByID, qInsertSession, qSavepoint, qRollbackTo, qRelease}
+		qRenewLease, qReleaseLease, qSessionByID, qInsertSession, qSavepoint, qRollbackTo, qRelease}
 	readStmts = []string{qGetSession, qFindPending, qListEvents}
 )
 

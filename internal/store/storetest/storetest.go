@@ -39,10 +39,12 @@ func Run(t *testing.T, open Opener) {
 		{"EventDataRoundTrip", testEventData},
 		{"RecordUsage", testUsage},
 		{"Lease", testLease},
+		{"RenewLease", testRenewLease},
 		{"AppendEventUpdate", testAppendUpdate},
 		{"ListUnfinished", testListUnfinished},
 		{"WriteBatch", testWriteBatch},
 		{"Fence", testFence},
+		{"StatusUnlessAfter", testStatusUnlessAfter},
 		{"Ping", func(t *testing.T, s store.Store) {
 			if err := s.Ping(context.Background()); err != nil {
 				t.Fatalf("Ping: %v", err)
@@ -443,6 +445,65 @@ func testLease(t *testing.T, s store.Store) {
 	}
 }
 
+// testRenewLease: a renewal extends only the renewing owner's own lease
+// (expired or not), and never takes back a lease another owner took in
+// between, even once that owner released it.
+func testRenewLease(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", time.Minute); ok || err != nil {
+		t.Fatalf("renewal of a lease nobody took: %v %v, want false", ok, err)
+	}
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "A", 50*time.Millisecond); !ok || err != nil {
+		t.Fatalf("A takes the lease: %v %v", ok, err)
+	}
+	before, err := s.GetSession(ctx(t), "a1", "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(80 * time.Millisecond) // expired, nobody took it: still A's
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", 200*time.Millisecond); !ok || err != nil {
+		t.Fatalf("A renews its expired lease: %v %v", ok, err)
+	}
+	if got, _ := s.GetSession(ctx(t), "a1", "c1"); !got.UpdatedAt.After(before.UpdatedAt) {
+		t.Fatalf("renewal did not bump UpdatedAt: %v, was %v", got.UpdatedAt, before.UpdatedAt)
+	}
+	if ok, _ := s.AcquireLease(ctx(t), "a1", "c1", "B", time.Minute); ok {
+		t.Fatal("B took the lease A just renewed")
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "B", time.Minute); ok || err != nil {
+		t.Fatalf("B renews A's lease: %v %v, want false", ok, err)
+	}
+	time.Sleep(250 * time.Millisecond) // A's renewed lease expires
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "B", time.Minute); !ok || err != nil {
+		t.Fatalf("B takes the expired lease: %v %v", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", time.Minute); ok || err != nil {
+		t.Fatalf("A renews the lease B holds: %v %v, want false", ok, err)
+	}
+	if err := s.ReleaseLease(ctx(t), "a1", "c1", "B"); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "A", time.Minute); ok || err != nil {
+		t.Fatalf("A renews a lease B took and released: %v %v, want false", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "", time.Minute); ok || err != nil {
+		t.Fatalf("renewal by no owner: %v %v, want false", ok, err)
+	}
+	// Nothing renewed: the lease is free for anyone.
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "C", time.Minute); !ok || err != nil {
+		t.Fatalf("C takes the free lease: %v %v", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "c1", "C", time.Minute); !ok || err != nil {
+		t.Fatalf("C renews its lease: %v %v", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a2", "c1", "C", time.Minute); ok || !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("renewal in another app: %v %v, want ErrNotFound", ok, err)
+	}
+	if ok, err := s.RenewLease(ctx(t), "a1", "missing", "C", time.Minute); ok || !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("renewal of a missing chat: %v %v, want ErrNotFound", ok, err)
+	}
+}
+
 func seqs(evs []store.Event) []int64 {
 	out := make([]int64, len(evs))
 	for i, e := range evs {
@@ -584,6 +645,104 @@ func testWriteBatch(t *testing.T, s store.Store) {
 	}
 	if sess, _ := s.GetSession(ctx(t), "a1", "c1"); sess.Status != busy || sess.LastSeq != 4 {
 		t.Fatalf("another app's batch changed the chat: %+v", sess)
+	}
+}
+
+// testStatusUnlessAfter: a status conditioned on "no event stored after
+// seq N" applies only while the session's last_seq (before the write's own
+// event, or the batch's) is at most N; the rest of the update applies
+// either way. A run's end cannot mark the chat idle over a user message
+// stored since it read the chat.
+func testStatusUnlessAfter(t *testing.T, s store.Store) {
+	mustCreate(t, s, newSession("a1", "u1", "c1"))
+	busy, idle := store.StatusInProgress, store.StatusAwaitingInput
+	at := func(n int64) *int64 { return &n }
+	check := func(step string, wantSeq int64, wantStatus, wantState string) {
+		t.Helper()
+		got, err := s.GetSession(ctx(t), "a1", "c1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.LastSeq != wantSeq || got.Status != wantStatus || string(got.State) != wantState {
+			t.Fatalf("%s: last seq %d, status %s, state %s; want %d, %s, %s", step, got.LastSeq, got.Status, got.State,
+				wantSeq, wantStatus, wantState)
+		}
+	}
+	user := func() {
+		t.Helper()
+		if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.text", Agent: "user"}, true,
+			store.SessionUpdate{Status: &busy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user() // seq 1
+	if _, err := s.AppendEvent(ctx(t), "a1", "c1", store.Event{Type: "chat.text", Agent: "Assistant"}, true); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing stored after seq 2: the run's end applies in full.
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(2), State: json.RawMessage(`{"n":1}`)}); err != nil {
+		t.Fatal(err)
+	}
+	check("update, nothing stored since", 2, idle, `{"n":1}`)
+	// A message stored after seq 2: the chat stays in progress, the state is stored.
+	user() // seq 3
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(2), State: json.RawMessage(`{"n":2}`)}); err != nil {
+		t.Fatal(err)
+	}
+	check("update, a message stored since", 3, busy, `{"n":2}`)
+	// With an event: the condition looks at last_seq before the write's own event.
+	if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.run_complete"}, false,
+		store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(2), State: json.RawMessage(`{"n":3}`)}); err != nil {
+		t.Fatal(err)
+	}
+	check("append, a message stored since", 4, busy, `{"n":3}`)
+	if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.run_complete"}, false,
+		store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(4), State: json.RawMessage(`{"n":4}`)}); err != nil {
+		t.Fatal(err)
+	}
+	check("append, nothing stored since", 5, idle, `{"n":4}`)
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &busy}); err != nil {
+		t.Fatal(err)
+	}
+	check("unconditional status", 5, busy, `{"n":4}`)
+	if b, ok := s.(store.Batcher); ok {
+		ev := func() *store.Event { return &store.Event{Type: "chat.text", Agent: "Assistant"} }
+		// The batch's own events do not count; the condition is on last_seq before it.
+		if _, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{{Event: ev(), Message: true},
+			{Update: store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(5)}}, {Event: ev()}}); err != nil {
+			t.Fatal(err)
+		}
+		check("batch, nothing stored since", 7, idle, `{"n":4}`)
+		user() // seq 8
+		if _, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{{Event: ev(), Message: true},
+			{Update: store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(7), State: json.RawMessage(`{"n":5}`)}}}); err != nil {
+			t.Fatal(err)
+		}
+		check("batch, a message stored since", 9, busy, `{"n":5}`)
+		// A later status in the batch replaces the condition with its own.
+		if _, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{
+			{Update: store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(1)}}, {Update: store.SessionUpdate{Status: &idle}}}); err != nil {
+			t.Fatal(err)
+		}
+		check("batch, a later unconditional status", 9, idle, `{"n":5}`)
+	}
+	if err := s.UpdateSession(ctx(t), "a1", "missing", store.SessionUpdate{Status: &idle, StatusUnlessAfter: at(0)}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("conditional update of a missing chat: %v, want ErrNotFound", err)
+	}
+	// A fenced conditional write by a non-holder is still refused.
+	if ok, err := s.AcquireLease(ctx(t), "a1", "c1", "B", time.Minute); !ok || err != nil {
+		t.Fatalf("B takes the lease: %v %v", ok, err)
+	}
+	done := store.StatusCompleted
+	if err := s.UpdateSession(ctx(t), "a1", "c1", store.SessionUpdate{Status: &done, StatusUnlessAfter: at(0), Fence: "A"}); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("conditional update by a non-holder: %v, want ErrFenced", err)
+	}
+	if _, err := s.AppendEventUpdate(ctx(t), "a1", "c1", store.Event{Type: "chat.text"}, false,
+		store.SessionUpdate{Status: &done, StatusUnlessAfter: at(100), Fence: "A"}); !errors.Is(err, store.ErrFenced) {
+		t.Fatalf("conditional append by a non-holder: %v, want ErrFenced", err)
+	}
+	if got, _ := s.GetSession(ctx(t), "a1", "c1"); got.Status == done {
+		t.Fatalf("a fenced conditional write changed the status: %+v", got)
 	}
 }
 
