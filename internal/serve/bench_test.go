@@ -156,6 +156,12 @@ func (c *countingStore) AcquireLease(ctx context.Context, appID, chatID, owner s
 	return c.Store.AcquireLease(ctx, appID, chatID, owner, ttl)
 }
 
+func (c *countingStore) RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
+	defer c.writes.Add(1)
+	c.wait()
+	return c.Store.RenewLease(ctx, appID, chatID, owner, ttl)
+}
+
 func (c *countingStore) ReleaseLease(ctx context.Context, appID, chatID, owner string) error {
 	defer c.writes.Add(1)
 	c.wait()
