@@ -227,22 +227,25 @@ func (r *room) lastCached() int64 {
 // since it was read (a no-op while the cache is not loaded).
 func (m *Manager) catchUp(ctx context.Context, r *room) error {
 	r.mu.Lock()
-	loaded := r.tr.loaded
-	last := int64(0)
-	if n := len(r.tr.evs); n > 0 {
-		last = r.tr.evs[n-1].Seq
-	}
+	loaded, from := r.tr.loaded, r.tr.readTo
 	r.mu.Unlock()
 	if !loaded {
 		return nil
 	}
 	var evs []engine.StoredEvent
-	if _, _, err := m.scan(ctx, r.appID, r.chatID, last, func(ev store.Event) { evs = append(evs, decodeEvent(ev)) }); err != nil {
+	read, _, err := m.scan(ctx, r.appID, r.chatID, from, func(ev store.Event) { evs = append(evs, decodeEvent(ev)) })
+	if err != nil {
 		return err
 	}
-	for _, ev := range evs {
-		r.remember(ev)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.tr.loaded {
+		return nil // dropped meanwhile: the next run loads it again
 	}
+	for _, ev := range evs {
+		r.tr.add(ev)
+	}
+	r.tr.readTo = max(r.tr.readTo, read)
 	return nil
 }
 

@@ -17,9 +17,33 @@ import (
 type transcript struct {
 	loaded  bool
 	loading bool
-	evs     []engine.StoredEvent
+	evs     []engine.StoredEvent // in seq order, each seq once
 	during  []engine.StoredEvent // stored while the cache was being loaded
 	limit   int
+	// readTo: every event up to this seq that the store holds is cached
+	// (the last store read went this far). Events this process stored are
+	// cached as they are stored, so with several replicas the cache can
+	// have a hole below its last seq: another replica's event, stored in
+	// between. Catching up reads from readTo, not from the last seq cached.
+	readTo int64
+}
+
+// add caches ev in seq order, once: an event can reach the cache from its
+// writer and from a store read both.
+func (t *transcript) add(ev engine.StoredEvent) {
+	n := len(t.evs)
+	if n == 0 || ev.Seq > t.evs[n-1].Seq {
+		t.evs = append(t.evs, ev)
+	} else {
+		i, found := slices.BinarySearchFunc(t.evs, ev.Seq, func(e engine.StoredEvent, seq int64) int { return cmp.Compare(e.Seq, seq) })
+		if found || i == 0 {
+			return // cached already, or older than what the cache keeps
+		}
+		t.evs = slices.Insert(t.evs, i, ev)
+	}
+	if t.limit > 0 && len(t.evs) > 2*t.limit {
+		t.evs = append([]engine.StoredEvent(nil), t.evs[len(t.evs)-t.limit:]...)
+	}
 }
 
 // remember adds a stored event to the room's cache. The writer calls it.
@@ -29,10 +53,7 @@ func (r *room) remember(ev engine.StoredEvent) {
 	t := &r.tr
 	switch {
 	case t.loaded:
-		t.evs = append(t.evs, ev)
-		if t.limit > 0 && len(t.evs) > 2*t.limit {
-			t.evs = append([]engine.StoredEvent(nil), t.evs[len(t.evs)-t.limit:]...)
-		}
+		t.add(ev)
 	case t.loading:
 		t.during = append(t.during, ev)
 	}
@@ -125,16 +146,15 @@ func (m *Manager) loadTranscript(ctx context.Context, r *room, sess store.Sessio
 		r.tr.during = nil
 		return err
 	}
-	last := int64(0)
+	read := from
 	if len(evs) > 0 {
-		last = evs[len(evs)-1].Seq
+		read = evs[len(evs)-1].Seq
 	}
-	for _, ev := range r.tr.during {
-		if ev.Seq > last {
-			evs = append(evs, ev)
-		}
+	during := r.tr.during
+	r.tr.evs, r.tr.during, r.tr.loaded, r.tr.readTo = evs, nil, true, read
+	for _, ev := range during {
+		r.tr.add(ev)
 	}
-	r.tr.evs, r.tr.during, r.tr.loaded = evs, nil, true
 	return nil
 }
 

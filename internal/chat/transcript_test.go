@@ -1,10 +1,15 @@
 package chat
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/mozaiks/mozaiks/internal/engine"
+	"github.com/mozaiks/mozaiks/internal/store"
+	"github.com/mozaiks/mozaiks/internal/store/sqlite"
 )
 
 // A run is handed the cached events its model history comes from, not the
@@ -76,5 +81,62 @@ func TestWindow(t *testing.T) {
 	got := orderTranscript(w, "", nil, nil)
 	if last := got[len(got)-1]; last.Kind != engine.KindRunStart || got[len(got)-2].Seq != mid {
 		t.Fatalf("the message is not placed before the run that answers it: %+v", got[len(got)-2:])
+	}
+}
+
+// The cache keeps events in seq order, each once, however they come: from
+// the writer, or from a store read that overlaps what the writer cached.
+func TestTranscriptAddKeepsOrderOnce(t *testing.T) {
+	var tr transcript
+	for _, s := range []int64{3, 4, 6, 6, 5, 4, 7, 1} {
+		tr.add(engine.StoredEvent{Seq: s})
+	}
+	var got []int64
+	for _, ev := range tr.evs {
+		got = append(got, ev.Seq)
+	}
+	// 1 is older than the first cached event: the cache does not go back.
+	if !slices.Equal(got, []int64{3, 4, 5, 6, 7}) {
+		t.Fatalf("cached seqs %v", got)
+	}
+}
+
+// Catching up finds an event another replica stored between two of this
+// process's own (a hole in the cache), not only those after the last one.
+func TestCatchUpFillsAHole(t *testing.T) {
+	ctx := context.Background()
+	st, err := sqlite.Open(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	if _, _, err := st.CreateSession(ctx, store.Session{ChatID: "c1", AppID: "app", UserID: "u1", Workflow: "assistant",
+		Status: store.StatusInProgress}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 4; i++ {
+		data := json.RawMessage(fmt.Sprintf(`{"content":"m%d"}`, i))
+		if _, err := st.AppendEvent(ctx, "app", "c1", store.Event{Type: "chat.text", Data: data}, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m := NewManager(Options{Store: st})
+	r := m.room("app", "c1")
+	r.tr.loaded, r.tr.readTo = true, 2
+	for _, s := range []int64{1, 2, 4} { // 3 was stored by another replica
+		r.tr.add(engine.StoredEvent{Seq: s, Kind: engine.KindText})
+	}
+	if err := m.catchUp(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for _, ev := range r.tr.evs {
+		got = append(got, ev.Seq)
+	}
+	if !slices.Equal(got, []int64{1, 2, 3, 4}) || r.tr.readTo != 4 {
+		t.Fatalf("after catching up: seqs %v, read to %d", got, r.tr.readTo)
+	}
+	if c := r.tr.evs[2].Data["content"]; c != "m3" {
+		t.Fatalf("the hole holds %v", c)
 	}
 }
