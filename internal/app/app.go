@@ -105,6 +105,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		o.Stderr = os.Stderr
 	}
 	log := NewLogger(cfg, o.Stderr)
+	TuneGC(log)
 
 	ln := o.Listener
 	if ln == nil {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,6 +30,7 @@ import (
 	"github.com/gorilla/websocket"
 	openai "github.com/sashabaranov/go-openai"
 
+	"github.com/mozaiks/mozaiks/internal/app"
 	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/config"
 	"github.com/mozaiks/mozaiks/internal/engine"
@@ -66,6 +68,10 @@ func countedServer(b *testing.B, llmURL string, wsOpts ws.Options) (string, *cou
 	}
 	b.Cleanup(func() { db.Close() })
 	st := &countingStore{Store: db}
+	// The garbage collector as `mozaiks serve` sets it (GOGC=100 in the
+	// environment measures the Go default). It is the process's: the
+	// clients and the model in it (not in BenchmarkTTFTApart's) run with it too.
+	app.TuneGC(slog.New(slog.DiscardHandler))
 	// The abuse limits are off: these benchmarks hold thousands of sockets
 	// from one IP and send at machine speed (BenchmarkLoad runs with them on).
 	cfg, err := config.Load(config.LoadOptions{Environ: []string{"LOG_LEVEL=error", "MOZAIKS_MAX_CONNS_PER_IP=0",
