@@ -1,0 +1,272 @@
+//go:build !windows
+
+package serve_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/serve/ws"
+)
+
+// BenchmarkTTFTApart is BenchmarkTTFT with the server alone in this process:
+// the fake model and every client (direct, SDK and mozaiks) run in a child
+// process, this test binary run again with MOZAIKS_TTFT_DRIVER set (see
+// ttftDriver). In production the model and the browsers are elsewhere; in
+// BenchmarkTTFT they share the server's Go scheduler, so the model's reads
+// of requests the server wrote wait behind the server's own runnable
+// goroutines (the network is polled when a scheduler runs out of work) and
+// the server's requests look slow to reach the model. Here the processes
+// share only the machine's two cores, as the OS schedules them.
+// server-cpu-us/turn is the server process's CPU per turn during the
+// mozaiks rounds.
+//
+//	go test -run '^$' -bench TTFTApart -benchtime 20x ./internal/serve/
+func BenchmarkTTFTApart(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
+			d := startDriver(b)
+			base, st := countedServer(b, d.modelURL, ws.Options{})
+			d.send("run %s %d %d", base, n, b.N)
+			var direct, viaSDK, moz []float64
+			var cpu time.Duration
+			var writes int64
+			for {
+				f := d.line()
+				switch f[0] {
+				case "moz-begin":
+					c0, w0 := cpuNow(), st.writes.Load()
+					d.send("go")
+					f = d.line()
+					if f[0] != "moz" {
+						b.Fatalf("driver: %q after moz-begin", f)
+					}
+					cpu += cpuNow() - c0
+					writes += st.writes.Load() - w0
+					moz = append(moz, floats(b, f[1:])...)
+				case "direct":
+					direct = append(direct, floats(b, f[1:])...)
+				case "sdk":
+					viaSDK = append(viaSDK, floats(b, f[1:])...)
+				case "done":
+					q := func(s []float64, p float64) float64 {
+						ds := make([]time.Duration, len(s))
+						for i, v := range s {
+							ds[i] = time.Duration(v * float64(time.Millisecond))
+						}
+						return pct(ds, p)
+					}
+					b.ReportMetric(q(direct, .5), "direct-p50-ms")
+					b.ReportMetric(q(direct, .99), "direct-p99-ms")
+					b.ReportMetric(q(viaSDK, .5), "sdk-p50-ms")
+					b.ReportMetric(q(viaSDK, .99), "sdk-p99-ms")
+					b.ReportMetric(q(moz, .5), "mozaiks-p50-ms")
+					b.ReportMetric(q(moz, .99), "mozaiks-p99-ms")
+					b.ReportMetric(q(moz, .5)-q(direct, .5), "added-p50-ms")
+					b.ReportMetric(q(moz, .99)-q(direct, .99), "added-p99-ms")
+					b.ReportMetric(q(moz, .5)-q(viaSDK, .5), "added-vs-sdk-p50-ms")
+					b.ReportMetric(q(moz, .99)-q(viaSDK, .99), "added-vs-sdk-p99-ms")
+					b.ReportMetric(float64(cpu)/float64(len(moz))/1e3, "server-cpu-us/turn")
+					b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
+					return
+				default:
+					b.Fatalf("driver: %q", f)
+				}
+			}
+		})
+	}
+}
+
+func floats(b *testing.B, f []string) []float64 {
+	out := make([]float64, len(f))
+	for i, s := range f {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			b.Fatalf("driver: %v", err)
+		}
+		out[i] = v
+	}
+	return out
+}
+
+const ttftDriverEnv = "MOZAIKS_TTFT_DRIVER"
+
+func init() {
+	if os.Getenv(ttftDriverEnv) == "" {
+		return
+	}
+	if err := ttftDriver(os.Stdin, os.Stdout); err != nil {
+		fmt.Println("error:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// driver is the parent's end of the child process.
+type driver struct {
+	b        *testing.B
+	modelURL string
+	in       io.Writer
+	out      *bufio.Scanner
+}
+
+func startDriver(b *testing.B) *driver {
+	b.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run", "^$")
+	cmd.Env = append(os.Environ(), ttftDriverEnv+"=1")
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		in.Close()
+		_ = cmd.Wait()
+	})
+	sc := bufio.NewScanner(out)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	d := &driver{b: b, in: in, out: sc}
+	f := d.line()
+	if f[0] != "model" || len(f) != 2 {
+		b.Fatalf("driver: %q", f)
+	}
+	d.modelURL = f[1]
+	return d
+}
+
+func (d *driver) send(format string, args ...any) {
+	if _, err := fmt.Fprintf(d.in, format+"\n", args...); err != nil {
+		d.b.Fatal(err)
+	}
+}
+
+// line is the driver's next line, split in fields; an "error" line fails.
+func (d *driver) line() []string {
+	if !d.out.Scan() {
+		d.b.Fatalf("driver ended: %v", d.out.Err())
+	}
+	f := strings.Fields(d.out.Text())
+	if len(f) == 0 || f[0] == "error:" {
+		d.b.Fatalf("driver: %s", d.out.Text())
+	}
+	return f
+}
+
+// ttftDriver is the child's side: it serves the fake model (as
+// BenchmarkTTFT's) and prints "model <url>"; given "run <ws base> <chats>
+// <rounds>" it warms up, then each round prints the time to first token of
+// n direct clients ("direct ms..."), of n SDK chat apps ("sdk ms..."), and,
+// once the parent answers "moz-begin" with "go", of n mozaiks chats ("moz
+// ms..."); then "done".
+func ttftDriver(stdin io.Reader, stdout io.Writer) error {
+	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
+	srv := httptest.NewServer(llmtest.NewHandler(llmtest.WithRecordLimit(1),
+		llmtest.WithResponder(func(llmtest.Request) llmtest.Reply { return rep })))
+	defer srv.Close()
+	llmURL := srv.URL + "/v1"
+	in := bufio.NewScanner(stdin)
+	w := bufio.NewWriter(stdout)
+	say := func(s string) error {
+		if _, err := w.WriteString(s + "\n"); err != nil {
+			return err
+		}
+		return w.Flush()
+	}
+	if err := say("model " + llmURL); err != nil {
+		return err
+	}
+	if !in.Scan() {
+		return fmt.Errorf("no run command: %v", in.Err())
+	}
+	var base string
+	var n, rounds int
+	if _, err := fmt.Sscanf(in.Text(), "run %s %d %d", &base, &n, &rounds); err != nil {
+		return fmt.Errorf("run command %q: %w", in.Text(), err)
+	}
+	if err := raiseNoFile(uint64(3*n + 256)); err != nil {
+		return err
+	}
+	hc := directClient(n)
+	sdk := newSDKChats(n, llmURL)
+	chats := make([]*wsChat, n)
+	for i := range chats {
+		chats[i] = &wsChat{base: base}
+	}
+	report := func(kind string, ttfts []time.Duration) error {
+		var sb strings.Builder
+		sb.WriteString(kind)
+		for _, t := range ttfts {
+			sb.WriteString(" " + strconv.FormatFloat(float64(t)/float64(time.Millisecond), 'f', 3, 64))
+		}
+		return say(sb.String())
+	}
+	// Warm up: dial every chat and open the model connections.
+	if err := fresh(chats); err != nil {
+		return err
+	}
+	for _, turn := range []func(int) (time.Duration, int, error){
+		func(i int) (time.Duration, int, error) { return chats[i].turn() },
+		func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) },
+		func(i int) (time.Duration, int, error) { return sdk[i].turn() },
+	} {
+		if _, _, _, err := round(n, turn); err != nil {
+			return err
+		}
+	}
+	for range rounds {
+		d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+		if err != nil {
+			return err
+		}
+		if err := report("direct", d); err != nil {
+			return err
+		}
+		s, _, _, err := round(n, func(i int) (time.Duration, int, error) { return sdk[i].turn() })
+		if err != nil {
+			return err
+		}
+		if err := report("sdk", s); err != nil {
+			return err
+		}
+		if err := fresh(chats); err != nil {
+			return err
+		}
+		if err := say("moz-begin"); err != nil {
+			return err
+		}
+		if !in.Scan() || in.Text() != "go" {
+			return fmt.Errorf("no go from the parent: %q %v", in.Text(), in.Err())
+		}
+		m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+		if err != nil {
+			return err
+		}
+		if err := report("moz", m); err != nil {
+			return err
+		}
+	}
+	for _, c := range chats {
+		c.c.Close()
+	}
+	return say("done")
+}
