@@ -261,3 +261,64 @@ func TestCachedAfter(t *testing.T) {
 		})
 	}
 }
+
+// settleStray plays replica B for a settle: just before replica A stores
+// "nothing left to run" for the chat, B stores a user message and stops.
+type settleStray struct {
+	store.Store
+	owner string
+	once  sync.Once
+	err   error
+}
+
+func (s *settleStray) before(ctx context.Context, appID, chatID string, u store.SessionUpdate) {
+	if u.Fence != s.owner || u.Status == nil || *u.Status == store.StatusInProgress {
+		return
+	}
+	s.once.Do(func() {
+		busy, none := store.StatusInProgress, ""
+		_, s.err = s.Store.AppendEventUpdate(ctx, appID, chatID, store.Event{Type: "chat.text", Agent: "user",
+			Data: json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"from B","message_id":"m_b"}`)}, true,
+			store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none})
+	})
+}
+
+func (s *settleStray) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {
+	s.before(ctx, appID, chatID, u)
+	return s.Store.UpdateSession(ctx, appID, chatID, u)
+}
+
+func (s *settleStray) WriteBatch(ctx context.Context, appID, chatID string, ws []store.Write) ([]store.Event, error) {
+	for _, w := range ws {
+		if w.Event == nil {
+			s.before(ctx, appID, chatID, w.Update)
+		}
+	}
+	return s.Store.(store.Batcher).WriteBatch(ctx, appID, chatID, ws)
+}
+
+// A replica that finds nothing to run (another connect already started the
+// chat) and settles it does not mark it idle over a message another replica
+// stored meanwhile and left.
+func TestSettleDoesNotHideAMessageStoredMeanwhile(t *testing.T) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	stale := g.settled("c1")
+	st := &settleStray{Store: g.st, owner: "replica-a"}
+	a := g.replica(st, "replica-a", 600*time.Millisecond)
+
+	// A socket that read the session before the workflow started asks
+	// replica A to start it: A's run finds it started and settles the chat.
+	stale.State = nil
+	a.StartIfNeeded(stale)
+	idle(t, a)
+	if st.err != nil {
+		t.Fatalf("replica B's message: %v", st.err)
+	}
+	if !slices.Contains(texts(g.events("c1")), "user: from B") {
+		t.Fatal("replica A never settled the chat (the test's trigger did not fire)")
+	}
+	if s := g.session("c1"); s.Status != store.StatusInProgress {
+		t.Fatalf("after A settled the chat it is %s, want in_progress (B's message is unanswered); events: %s", s.Status, describe(g.events("c1")))
+	}
+}
