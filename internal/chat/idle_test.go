@@ -28,12 +28,7 @@ func (s *strayStore) before(ctx context.Context, appID, chatID string, ev *store
 	if ev == nil || ev.Type != "chat.text" || ev.Agent != "Assistant" || u.Fence != s.owner {
 		return
 	}
-	s.once.Do(func() {
-		busy, none := store.StatusInProgress, ""
-		_, s.err = s.Store.AppendEventUpdate(ctx, appID, chatID, store.Event{Type: "chat.text", Agent: "user",
-			Data: json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"from B","message_id":"m_b"}`)}, true,
-			store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none})
-	})
+	s.once.Do(func() { s.err = storeStray(ctx, s.Store, appID, chatID) })
 }
 
 func (s *strayStore) AppendEventUpdate(ctx context.Context, appID, chatID string, ev store.Event, message bool, u store.SessionUpdate) (store.Event, error) {
@@ -46,6 +41,16 @@ func (s *strayStore) WriteBatch(ctx context.Context, appID, chatID string, ws []
 		s.before(ctx, appID, chatID, w.Event, w.Update)
 	}
 	return s.Store.(store.Batcher).WriteBatch(ctx, appID, chatID, ws)
+}
+
+// storeStray stores, as replica B's Submit does, a user message and the chat
+// in progress; B then stops before answering it.
+func storeStray(ctx context.Context, st store.Store, appID, chatID string) error {
+	busy, none := store.StatusInProgress, ""
+	_, err := st.AppendEventUpdate(ctx, appID, chatID, store.Event{Type: "chat.text", Agent: "user",
+		Data: json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"from B","message_id":"m_b"}`)}, true,
+		store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none})
+	return err
 }
 
 // idle waits until the manager has nothing going on any chat (its runs,
@@ -275,12 +280,7 @@ func (s *settleStray) before(ctx context.Context, appID, chatID string, u store.
 	if u.Fence != s.owner || u.Status == nil || *u.Status == store.StatusInProgress {
 		return
 	}
-	s.once.Do(func() {
-		busy, none := store.StatusInProgress, ""
-		_, s.err = s.Store.AppendEventUpdate(ctx, appID, chatID, store.Event{Type: "chat.text", Agent: "user",
-			Data: json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"from B","message_id":"m_b"}`)}, true,
-			store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none})
-	})
+	s.once.Do(func() { s.err = storeStray(ctx, s.Store, appID, chatID) })
 }
 
 func (s *settleStray) UpdateSession(ctx context.Context, appID, chatID string, u store.SessionUpdate) error {

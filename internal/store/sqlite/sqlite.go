@@ -517,35 +517,25 @@ func recordUsage(ctx context.Context, tx wtx, u store.UsageRecord) error {
 // AcquireLease implements store.Store.
 func (s *Store) AcquireLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
 	now := time.Now()
-	var n int64
-	err := s.write(ctx, func(tx wtx) error {
-		res, err := tx.ExecContext(ctx, qAcquireLease,
-			owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner, now.UnixMilli())
-		if err != nil {
-			return wrap(err)
-		}
-		n, _ = res.RowsAffected()
-		return nil
-	})
-	if err != nil {
-		return false, err
-	}
-	if n == 1 {
-		return true, nil
-	}
-	if _, err := s.GetSession(ctx, appID, chatID); err != nil {
-		return false, err
-	}
-	return false, nil
+	return s.lease(ctx, appID, chatID, qAcquireLease, owner, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner, now.UnixMilli())
 }
 
 // RenewLease implements store.Store.
 func (s *Store) RenewLease(ctx context.Context, appID, chatID, owner string, ttl time.Duration) (bool, error) {
-	if owner != "" {
-		now := time.Now()
+	if owner == "" {
+		return s.lease(ctx, appID, chatID, "")
+	}
+	now := time.Now()
+	return s.lease(ctx, appID, chatID, qRenewLease, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner)
+}
+
+// lease runs a lease statement q (none: "") and reports whether it took or
+// kept the lease; ErrNotFound when the chat does not exist.
+func (s *Store) lease(ctx context.Context, appID, chatID, q string, args ...any) (bool, error) {
+	if q != "" {
 		var n int64
 		err := s.write(ctx, func(tx wtx) error {
-			res, err := tx.ExecContext(ctx, qRenewLease, now.Add(ttl).UnixMilli(), now.UnixMilli(), chatID, appID, owner)
+			res, err := tx.ExecContext(ctx, q, args...)
 			if err != nil {
 				return wrap(err)
 			}
