@@ -300,16 +300,13 @@ func (m *Manager) statusAfter(r *room, status string) func() string {
 	}
 }
 
-// settle marks a chat with nothing to run as no longer in progress. On
-// several replicas, like a run's end (endUpdate), only if nobody stored
-// anything since this replica read the chat: a message stored meanwhile
-// keeps it in progress for the sweep.
+// settle marks a chat with nothing to run as no longer in progress.
 func (m *Manager) settle(ctx context.Context, r *room, st engine.State) {
 	status := store.StatusAwaitingInput
 	if st.Done {
 		status = store.StatusCompleted
 	}
-	m.postUpdate(r, m.endUpdate(ctx, r, r.lastCached(), store.SessionUpdate{}), m.statusAfter(r, status))
+	m.postUpdate(r, store.SessionUpdate{}, m.statusAfter(r, status))
 	m.flush(ctx, r)
 }
 
