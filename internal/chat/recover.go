@@ -130,8 +130,10 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 		} else if n > 0 {
 			log.Info("marked seqs the dead process never stored", "seqs", n)
 		}
-		if r.lastCached() < sess.LastSeq {
-			// Readers stopped at a gap that is marked now: read again.
+		if r.readPoint() < sess.LastSeq {
+			// Readers stopped at a gap that is marked now: read again. (Not
+			// the last seq cached: this process's own writes are cached as
+			// they are stored, above a read that stopped at the gap.)
 			r.mu.Lock()
 			r.tr = transcript{}
 			r.mu.Unlock()
@@ -213,14 +215,12 @@ func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]boo
 	return open, unanswered
 }
 
-// lastCached is the last seq in the room's cached transcript.
-func (r *room) lastCached() int64 {
+// readPoint is how far the room's cache is known complete: the seq its
+// last store read reached (transcript.readTo).
+func (r *room) readPoint() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if n := len(r.tr.evs); n > 0 {
-		return r.tr.evs[n-1].Seq
-	}
-	return 0
+	return r.tr.readTo
 }
 
 // catchUp adds to the room's cached transcript what other replicas stored

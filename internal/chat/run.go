@@ -173,7 +173,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		log.Error("load transcript for run", "err", err)
 		return
 	}
-	read := r.lastCached() // what the run's end may mark idle (endUpdate)
+	read := r.readPoint() // what the run's end may mark idle (endUpdate)
 	if !m.opts.SingleProcess && j.msg != nil && m.consumed(ctx, r, j.msg) {
 		// Another replica's recovery answered this message while it
 		// waited for the lease.
