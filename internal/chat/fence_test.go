@@ -7,11 +7,42 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mozaiks/mozaiks/internal/engine"
-	"github.com/mozaiks/mozaiks/internal/llm"
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
+
+// stallAndTakeOver has replica a answer a message with a slow streamed
+// reply, then stalls a (its lease renewals held, stall) while replica B
+// takes the lease once it has run out, all within limit. It returns the
+// deadline, for the test to go on waiting within it.
+func (g *rig) stallAndTakeOver(a *Manager, stall *stallStore, limit time.Duration) time.Time {
+	g.t.Helper()
+	g.llm.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 60), TokenDelay: 50 * time.Millisecond})
+	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); err != nil {
+		g.t.Fatal(err)
+	}
+	deadline := time.Now().Add(limit)
+	for a.ActiveRuns() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stall.mu.Lock()
+	stall.stalled = make(chan struct{})
+	stall.mu.Unlock()
+	for {
+		ok, err := g.st.AcquireLease(context.Background(), "app", "c1", "replica-b", time.Minute)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		if ok {
+			return deadline
+		}
+		if time.Now().After(deadline) {
+			g.t.Fatal("replica B never got the expired lease")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 // stallStore holds this replica's lease renewals while stalled, as a
 // process paused by the machine or a slow database would.
@@ -61,41 +92,9 @@ func TestRunThatLostItsLeaseWritesNothing(t *testing.T) {
 	g := newRig(t, nil)
 	g.open("assistant", "c1")
 	stall := &stallStore{Store: g.st}
-	model := llm.NewOpenAI(llm.Options{APIKey: "sk-test", BaseURL: g.llm.URL(), MaxRetries: -1})
-	eng := engine.New(engine.Options{Workflows: g.set, LLM: model, DefaultModel: "m"})
-	a := NewManager(Options{Store: stall, Runner: eng, Workflows: g.set, Owner: "replica-a", LeaseTTL: 600 * time.Millisecond})
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		a.Shutdown(ctx)
-	})
-
-	g.llm.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 60), TokenDelay: 50 * time.Millisecond})
-	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); err != nil {
-		t.Fatal(err)
-	}
+	a := g.replica(stall, "replica-a", 600*time.Millisecond)
 	// The reply streams; then replica A stalls and its lease runs out.
-	deadline := time.Now().Add(5 * time.Second)
-	for a.ActiveRuns() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	stall.mu.Lock()
-	stall.stalled = make(chan struct{})
-	stall.mu.Unlock()
-	for {
-		ok, err := g.st.AcquireLease(context.Background(), "app", "c1", "replica-b", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica B never got the expired lease")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	deadline := g.stallAndTakeOver(a, stall, 5*time.Second)
 	before := g.session("c1")
 	stall.mu.Lock()
 	close(stall.stalled)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/mozaiks/mozaiks/internal/engine"
 	"github.com/mozaiks/mozaiks/internal/llm"
-	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
 	"github.com/mozaiks/mozaiks/internal/store"
 )
 
@@ -40,32 +39,8 @@ func TestRenewalDoesNotRetakeAReleasedLease(t *testing.T) {
 	stall := &stallStore{Store: g.st}
 	a := g.replica(stall, "replica-a", 600*time.Millisecond)
 
-	g.llm.Enqueue(llmtest.Reply{Text: strings.Repeat("slow ", 60), TokenDelay: 50 * time.Millisecond})
-	if _, err := a.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for a.ActiveRuns() == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
-	time.Sleep(200 * time.Millisecond)
-	stall.mu.Lock()
-	stall.stalled = make(chan struct{})
-	stall.mu.Unlock()
 	// Replica B takes the expired lease, runs the chat and lets it go.
-	for {
-		ok, err := g.st.AcquireLease(context.Background(), "app", "c1", "replica-b", time.Minute)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("replica B never got the expired lease")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	deadline := g.stallAndTakeOver(a, stall, 10*time.Second)
 	if err := g.st.ReleaseLease(context.Background(), "app", "c1", "replica-b"); err != nil {
 		t.Fatal(err)
 	}

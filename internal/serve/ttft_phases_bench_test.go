@@ -46,44 +46,35 @@ func BenchmarkTTFTPhases(b *testing.B) {
 		b.Fatal(err)
 	}
 	var arr, first, darr, dfirst []float64
-	for b.Loop() {
+	// timed runs one round of turn and adds, in ms from its start, when each
+	// request reached the model (to at) and each first chunk its client (to
+	// firsts).
+	timed := func(turn func(int) (time.Duration, int, error), at, firsts *[]float64) {
 		mu.Lock()
 		arrivals = arrivals[:0]
 		mu.Unlock()
 		start := time.Now()
-		d, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, srv.URL()) })
+		ttfts, _, _, err := round(n, turn)
 		if err != nil {
 			b.Fatal(err)
 		}
 		mu.Lock()
 		for _, a := range arrivals {
-			darr = append(darr, float64(a.Sub(start))/1e6)
+			*at = append(*at, float64(a.Sub(start))/1e6)
 		}
 		mu.Unlock()
-		for _, t := range d {
-			dfirst = append(dfirst, float64(t)/1e6)
+		for _, t := range ttfts {
+			*firsts = append(*firsts, float64(t)/1e6)
 		}
+	}
+	for b.Loop() {
+		timed(func(int) (time.Duration, int, error) { return directTurn(hc, srv.URL()) }, &darr, &dfirst)
 		b.StopTimer()
 		if err := fresh(chats); err != nil {
 			b.Fatal(err)
 		}
 		b.StartTimer()
-		mu.Lock()
-		arrivals = arrivals[:0]
-		mu.Unlock()
-		start = time.Now()
-		m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
-		if err != nil {
-			b.Fatal(err)
-		}
-		mu.Lock()
-		for _, a := range arrivals {
-			arr = append(arr, float64(a.Sub(start))/1e6)
-		}
-		mu.Unlock()
-		for _, d := range m {
-			first = append(first, float64(d)/1e6)
-		}
+		timed(func(i int) (time.Duration, int, error) { return chats[i].turn() }, &arr, &first)
 	}
 	for _, s := range [][]float64{arr, first, darr, dfirst} {
 		slices.Sort(s)
