@@ -15,12 +15,13 @@ import (
 )
 
 // gapGrace is how long ListEvents treats a missing seq as an append still in
-// flight (its seq taken, its insert not yet landed) rather than lost.
+// flight (its seq taken, its insert not yet landed) before it marks it lost.
 const gapGrace = 5 * time.Second
 
 // AppendEvent implements store.Store: one atomic $inc on the session takes
 // the seq, then the event is inserted under it. If the insert fails the seq
-// stays used (a gap), which readers skip once it is older than gapGrace.
+// stays used (a gap), which readers mark lost once the event after it is
+// gapGrace old; an insert that finds its seq marked takes another.
 //
 // The unique (chat_id, seq) index is the final arbiter: FerretDB v1 runs
 // findAndModify as a read and a separate write, so two concurrent $inc can
@@ -114,7 +115,15 @@ func (s *Store) nextSeq(ctx context.Context, appID, chatID string, message bool,
 //
 // Concurrent appends may land out of order (seq 5 stored before seq 4). A
 // reader that got 5 and then asked for "after 5" would never see 4, so the
-// page stops before a missing seq while the event after it is recent.
+// page stops before a missing seq while the event after it is recent. Once
+// that event is gapGrace old, the missing seq is marked lost (a GapType
+// event) rather than skipped: the unique (chat_id, seq) index then decides
+// between the reader and an insert still in flight (a writer stalled that
+// long). If the insert won, its event is read; if the mark won, the insert
+// fails and its writer takes another seq (a run whose lease another replica
+// holds by then is fenced off). Skipping instead let a slow insert land
+// behind a reader that had passed it: a recovery that never saw a reply
+// already stored asked the model again (seen on FerretDB under load).
 func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq int64, limit int) ([]store.Event, error) {
 	if limit <= 0 {
 		limit = 1000
@@ -135,8 +144,17 @@ func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq i
 	out := make([]store.Event, 0, len(docs))
 	want := afterSeq + 1
 	for _, d := range docs {
-		if d.Seq != want && time.Since(d.Timestamp) < gapGrace {
-			break
+		if d.Seq != want {
+			if time.Since(d.Timestamp) < gapGrace {
+				break
+			}
+			landed, err := s.markLost(ctx, appID, chatID, want, d.Seq-1)
+			if err != nil {
+				return out, err
+			}
+			for _, l := range landed {
+				out = append(out, l.event())
+			}
 		}
 		if d.Type != store.GapType {
 			out = append(out, d.event())
@@ -144,6 +162,31 @@ func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq i
 		want = d.Seq + 1
 	}
 	return out, nil
+}
+
+// markLost stores a GapType event under each seq from first to last, and
+// returns the events that were stored under some of them meanwhile (their
+// inserts won).
+func (s *Store) markLost(ctx context.Context, appID, chatID string, first, last int64) ([]eventDoc, error) {
+	var landed []eventDoc
+	now := store.Now().UTC().Truncate(time.Millisecond)
+	for seq := first; seq <= last; seq++ {
+		_, err := s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: seq, Type: store.GapType, Data: "{}", Timestamp: now})
+		if err == nil {
+			continue
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return landed, wrap("mark lost seq", err)
+		}
+		var d eventDoc
+		if err := s.events.FindOne(ctx, bson.D{{Key: "chat_id", Value: chatID}, {Key: fApp, Value: appID}, {Key: "seq", Value: seq}}).Decode(&d); err != nil {
+			return landed, wrap("read landed event", err)
+		}
+		if d.Type != store.GapType {
+			landed = append(landed, d)
+		}
+	}
+	return landed, nil
 }
 
 // FillGaps implements store.GapFiller.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	mongodrv "go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/mongo"
@@ -245,6 +246,60 @@ func TestOpenBadURI(t *testing.T) {
 	}
 }
 
+// takeSeq takes the chat's next seq as a writer does before its insert.
+func takeSeq(t *testing.T, s *mongo.Store, chatID string) {
+	t.Helper()
+	sessions := s.Client().Database(s.Database()).Collection(mongo.SessionsCollection)
+	if _, err := sessions.UpdateOne(context.Background(), bson.D{{Key: "_id", Value: chatID}},
+		bson.D{{Key: "$inc", Value: bson.D{{Key: "last_sequence", Value: 1}}}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A missing seq whose next event is older than the grace is marked lost,
+// not skipped: an insert still in flight under it then fails (its writer
+// takes another seq) instead of landing behind readers that passed it. One
+// that landed first is read.
+func TestStaleGapMarkedLost(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := openURI(t, ferret.DB(t), mongoOptions())
+	newChat(t, s, "a", "c")
+	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "x"}, false); err != nil {
+		t.Fatal(err)
+	}
+	takeSeq(t, s, "c") // seq 2, by a writer that stalls
+	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "x", Timestamp: time.Now().Add(-time.Minute)}, false); err != nil {
+		t.Fatal(err) // seq 3, stored long ago
+	}
+	evs, err := s.ListEvents(ctx, "a", "c", 0, 10)
+	if err != nil || fmt.Sprint(seqsOf(evs)) != "[1 3]" {
+		t.Fatalf("ListEvents = %v, %v; want [1 3]", seqsOf(evs), err)
+	}
+	// The stalled writer's insert now finds its seq taken.
+	_, err = s.Client().Database(s.Database()).Collection(mongo.EventsCollection).InsertOne(ctx, bson.D{{Key: "chat_id", Value: "c"}, {Key: "app_id", Value: "a"},
+		{Key: "seq", Value: int64(2)}, {Key: "type", Value: "late"}})
+	if !mongodrv.IsDuplicateKeyError(err) {
+		t.Fatalf("insert under the marked seq: %v, want a duplicate key", err)
+	}
+
+	// An event that lands between a reader's find and its mark is read.
+	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "landed"}, false); err != nil {
+		t.Fatal(err) // seq 4
+	}
+	landed, err := s.MarkLost(ctx, "a", "c", 4, 5)
+	if err != nil || len(landed) != 1 || landed[0].Seq != 4 || landed[0].Type != "landed" {
+		t.Fatalf("MarkLost = %v, %v; want the event at seq 4", landed, err)
+	}
+	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "next"}, false); err != nil {
+		t.Fatal(err) // seq 5 is marked: the append takes 6
+	}
+	evs, _ = s.ListEvents(ctx, "a", "c", 0, 10)
+	if got := fmt.Sprint(seqsOf(evs)); got != "[1 3 4 6]" {
+		t.Fatalf("seqs = %s, want [1 3 4 6]", got)
+	}
+}
+
 // A seq a dead process took and never stored is filled by the recovering
 // process: readers stop waiting for it at once and never see the filler.
 func TestFillGaps(t *testing.T) {
@@ -255,10 +310,7 @@ func TestFillGaps(t *testing.T) {
 	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "x"}, false); err != nil {
 		t.Fatal(err)
 	}
-	sessions := s.Client().Database(s.Database()).Collection(mongo.SessionsCollection)
-	if _, err := sessions.UpdateOne(ctx, bson.D{{Key: "_id", Value: "c"}}, bson.D{{Key: "$inc", Value: bson.D{{Key: "last_sequence", Value: 1}}}}); err != nil {
-		t.Fatal(err) // seq 2 taken, never stored
-	}
+	takeSeq(t, s, "c") // seq 2, never stored
 	if _, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "x"}, false); err != nil {
 		t.Fatal(err)
 	}
