@@ -266,3 +266,44 @@ func TestCachedAfter(t *testing.T) {
 		})
 	}
 }
+
+// A run fenced off (its replica lost the lease) leaves its run_start, and
+// the chat in progress, with its message unanswered. A job that finds its
+// message already taken by that run (or a start already done) must not
+// settle the chat over it: it recovers the run. Settling marked the chat
+// idle with the question never answered, and no sweep looked again (seen
+// under load on FerretDB: "acknowledged q9-1 answered 0 times").
+func TestSettleDoesNotHideAFencedOffRun(t *testing.T) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	g.settled("c1")
+	ctx := context.Background()
+	busy, none := store.StatusInProgress, ""
+	msg, err := g.st.AppendEventUpdate(ctx, "app", "c1", store.Event{Type: "chat.text", Agent: "user",
+		Data: json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"question","message_id":"m_q"}`)}, true,
+		store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.st.AppendEvent(ctx, "app", "c1", store.Event{Type: "chat.run_start",
+		Data: json.RawMessage(fmt.Sprintf(`{"kind":"run_start","run_id":"run_fenced","speaker":"Assistant","input_seq":%d}`, msg.Seq))}, false); err != nil {
+		t.Fatal(err)
+	}
+	b := g.replica(g.st, "replica-b", time.Minute) // no sweep within the test
+	g.llm.Enqueue(llmtest.Reply{Text: "Answer."})
+	// The job replica B queued for the message, which reaches the lease
+	// after replica A's run took the message.
+	o := newOp()
+	o.data, o.ev = map[string]any{"kind": "text", "agent": "user", "content": "question", "message_id": "m_q"}, msg
+	close(o.done)
+	b.enqueueChat("app", "c1", job{msg: o, msgID: "m_q", input: &engine.Input{Kind: engine.InputMessage, Text: "question"}})
+	runsDone(t, b, "c1")
+
+	evs := g.events("c1")
+	if got := texts(evs); fmt.Sprint(got) != fmt.Sprint([]string{"Assistant: Hi! What can I help you with?", "user: question", "Assistant: Answer."}) {
+		t.Fatalf("texts = %q; events:%s", got, describe(evs))
+	}
+	if s := g.session("c1"); s.Status != store.StatusAwaitingInput {
+		t.Fatalf("the chat is %s, want awaiting_input", s.Status)
+	}
+}

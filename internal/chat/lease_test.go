@@ -17,9 +17,16 @@ import (
 // one of several replicas does.
 func (g *rig) replica(st store.Store, owner string, ttl time.Duration) *Manager {
 	g.t.Helper()
+	return g.manager(Options{Store: st, Owner: owner, LeaseTTL: ttl})
+}
+
+// manager is another manager with the rig's engine and workflows (o adds
+// the store and the rest), shut down when the test ends.
+func (g *rig) manager(o Options) *Manager {
 	model := llm.NewOpenAI(llm.Options{APIKey: "sk-test", BaseURL: g.llm.URL(), MaxRetries: -1})
-	eng := engine.New(engine.Options{Workflows: g.set, LLM: model, DefaultModel: "m"})
-	m := NewManager(Options{Store: st, Runner: eng, Workflows: g.set, Owner: owner, LeaseTTL: ttl})
+	o.Runner = engine.New(engine.Options{Workflows: g.set, LLM: model, DefaultModel: "m"})
+	o.Workflows = g.set
+	m := NewManager(o)
 	g.t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

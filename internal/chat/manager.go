@@ -134,6 +134,14 @@ type room struct {
 	// run or socket uses any more.
 	dead bool
 
+	// chain: the chain the chat's runs write in (runWrites), replaced by
+	// each recovery. broken: a write in it failed, and the chat's work was
+	// not all stored: the next job recovers the chat first. retries counts
+	// the recoveries queued for it since a run last ended stored.
+	chain   *runWrites
+	broken  bool
+	retries int
+
 	tr   transcript
 	last *lastRun   // how the last run here ended (run.go)
 	rl   *roomRelay // relay: cross-replica state while the chat has subscribers

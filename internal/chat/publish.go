@@ -44,6 +44,9 @@ type op struct {
 	// status, when set, picks the session status at the moment the op is
 	// stored (a run that ends with messages still queued stays in progress).
 	status func() string
+	// run chains the writes of the chat's runs (their events and ends):
+	// once one of them fails, the later ones are not stored.
+	run *runWrites
 
 	raw []byte // data as stored (write), for its frame
 
@@ -53,6 +56,42 @@ type op struct {
 }
 
 func newOp() *op { return &op{done: make(chan struct{})} }
+
+// runWrites chains the writes of a chat's runs, from one recovery of the
+// chat to the next. Once one fails, the later ones are not stored either,
+// its own run's and those of the runs after it: no reply is stored without
+// the run_start that names the message it answers (or recovery would
+// answer that message again), a run's end does not mark a chat idle whose
+// reply is missing, and no later run's start hides the broken run from
+// recovery (which resumes only a chat's last run). The chat stays in
+// progress and its recovery is queued (runBroke); recovery starts a new
+// chain. Only the room's writer (one at a time) reads or sets err and told.
+type runWrites struct {
+	err  error // the first failed write
+	told bool  // runBroke was called
+}
+
+// errInputNotStored fails the run_start of a run whose message was not
+// stored (or not known to be: a write that timed out may land later).
+var errInputNotStored = errors.New("the message this run answers was not stored")
+
+// blocked reports (setting o.err) whether an earlier write of o's chain
+// failed.
+func (o *op) blocked() bool {
+	if o.run == nil || o.run.err == nil {
+		return false
+	}
+	o.err = fmt.Errorf("not stored after an earlier run write failed: %w", o.run.err)
+	return true
+}
+
+// fail records that o was not stored, and breaks its run's chain.
+func (o *op) fail(err error) {
+	o.err = err
+	if o.run != nil && o.run.err == nil {
+		o.run.err = err
+	}
+}
 
 // wait blocks until the op has been carried out.
 func (o *op) wait(ctx context.Context) (store.Event, error) {
@@ -160,12 +199,25 @@ func (m *Manager) write(r *room) {
 			// A write under this lease was already refused: the chat has
 			// another owner, even if this replica took the lease back since.
 			for _, o := range ops {
-				o.err = store.ErrFenced
+				o.fail(store.ErrFenced)
 			}
 		case n == 1:
 			m.apply(r, ops[0])
 		default:
 			m.applyBatch(r, ops)
+		}
+		for _, o := range ops {
+			switch {
+			case o.run == nil:
+			case o.run.err != nil && !o.run.told:
+				o.run.told = true
+				m.runBroke(r, o.run.err)
+			case o.run.err == nil && o.typ == "" && o.update != nil:
+				// A run's end is stored: its chat needs no retry.
+				r.mu.Lock()
+				r.retries = 0
+				r.mu.Unlock()
+			}
 		}
 		for _, o := range ops {
 			if ops[0].fence != "" && errors.Is(o.err, store.ErrFenced) {
@@ -208,7 +260,7 @@ const storeTimeout = 15 * time.Second
 
 func (m *Manager) apply(r *room, o *op) {
 	switch {
-	case o.noop:
+	case o.noop, o.blocked():
 	case o.usage != nil:
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
@@ -219,7 +271,9 @@ func (m *Manager) apply(r *room, o *op) {
 		u := o.sessionUpdate()
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
-		o.err = m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, u)
+		if err := m.opts.Store.UpdateSession(ctx, r.appID, r.chatID, u); err != nil {
+			o.fail(err)
+		}
 	default:
 		w, ok := o.write()
 		if !ok {
@@ -230,7 +284,7 @@ func (m *Manager) apply(r *room, o *op) {
 		m.relaySync(ctx, r) // relay: a message's chunks reach the store before it
 		ev, err := m.opts.Store.AppendEventUpdate(ctx, r.appID, r.chatID, *w.Event, o.message, w.Update)
 		if err != nil {
-			o.err = err
+			o.fail(err)
 			return
 		}
 		m.stored(r, o, ev)
@@ -255,7 +309,7 @@ func (o *op) write() (store.Write, bool) {
 	if o.inputOf != nil && o.inputOf.err != nil {
 		// The message this run answers was not stored (the user was
 		// told to send it again): the run stops here, storing nothing.
-		o.err = fmt.Errorf("the message this run answers was not stored: %w", o.inputOf.err)
+		o.fail(fmt.Errorf("%w: %w", errInputNotStored, o.inputOf.err))
 		return store.Write{}, false
 	}
 	if o.inputOf != nil && o.inputOf.ev.Seq > 0 {
@@ -263,7 +317,7 @@ func (o *op) write() (store.Write, bool) {
 	}
 	raw, err := json.Marshal(o.data)
 	if err != nil {
-		o.err = fmt.Errorf("encode event: %w", err)
+		o.fail(fmt.Errorf("encode event: %w", err))
 		return store.Write{}, false
 	}
 	o.raw = raw
@@ -294,7 +348,7 @@ func (m *Manager) applyBatch(r *room, ops []*op) {
 	events := false
 	for _, o := range ops {
 		switch {
-		case o.noop:
+		case o.noop, o.blocked():
 			continue
 		case o.usage != nil:
 			ws = append(ws, store.Write{Usage: o.usage})
@@ -324,7 +378,7 @@ func (m *Manager) applyBatch(r *room, ops []*op) {
 				m.log.Warn("record usage", "chat_id", r.chatID, "err", err)
 				continue
 			}
-			o.err = err
+			o.fail(err)
 		}
 		return
 	}
@@ -345,14 +399,22 @@ func (m *Manager) flush(ctx context.Context, r *room) {
 
 // postEvent queues a stored event.
 func (m *Manager) postEvent(r *room, typ, agent string, data map[string]any, message bool, u *store.SessionUpdate) *op {
+	return m.post(r, eventOp(typ, agent, data, message, u))
+}
+
+func eventOp(typ, agent string, data map[string]any, message bool, u *store.SessionUpdate) *op {
 	o := newOp()
 	o.typ, o.agent, o.data, o.message, o.update = typ, agent, data, message, u
-	return m.post(r, o)
+	return o
 }
 
 // postUpdate queues a session update.
 func (m *Manager) postUpdate(r *room, u store.SessionUpdate, status func() string) *op {
+	return m.post(r, updateOp(u, status))
+}
+
+func updateOp(u store.SessionUpdate, status func() string) *op {
 	o := newOp()
 	o.update, o.status = &u, status
-	return m.post(r, o)
+	return o
 }

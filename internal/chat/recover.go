@@ -2,6 +2,7 @@ package chat
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -103,9 +104,20 @@ func (m *Manager) sweepEvery(interval time.Duration) {
 // it did not end, then answers the messages no run has read.
 func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	ctx = inRecovery(ctx)
+	// The writes queued so far are done (or refused, after a failed one).
+	// Then everything is read from the store, in a new chain of writes: a
+	// run whose writes failed left a state and a cache the store does not
+	// have.
+	m.flush(ctx, r)
+	r.mu.Lock()
+	r.chain, r.broken, r.last = &runWrites{}, false, nil
+	r.mu.Unlock()
 	sess, err := m.opts.Store.GetSession(ctx, r.appID, r.chatID)
 	if err != nil {
 		log.Error("load session for recovery", "err", err)
+		if errors.Is(err, store.ErrUnavailable) {
+			m.retryRecovery(r)
+		}
 		return
 	}
 	if sess.Status != store.StatusInProgress {
@@ -113,9 +125,11 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	}
 	m.active.Add(1) // recovering counts as a live run
 	defer m.active.Add(-1)
-	m.flush(ctx, r)
 	if err := m.loadTranscript(ctx, r, sess); err != nil {
 		log.Error("load transcript for recovery", "err", err)
+		if errors.Is(err, store.ErrUnavailable) {
+			m.retryRecovery(r)
+		}
 		return
 	}
 	if gf, ok := m.opts.Store.(store.GapFiller); ok && !m.opts.SingleProcess {
@@ -167,8 +181,8 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 		m.runLeased(ctx, r, job{resume: true}, log)
 	}
 	for i, ev := range unanswered {
-		if ctx.Err() != nil {
-			return
+		if ctx.Err() != nil || m.chainBroke(ctx, r) {
+			return // the recovery queued by the failed write goes on
 		}
 		setBacklog(len(unanswered) - i - 1)
 		msg := newOp()
@@ -186,6 +200,65 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 		}
 		m.settle(ctx, r, st)
 	}
+}
+
+// runBroke is told by the chat's writer that a write of a run failed
+// (runWrites): the run's later writes, its end included, are not stored, so
+// the chat stays in progress. Its sockets learn that the reply is being
+// retried, and its recovery is queued: it continues the run from its last
+// stored step, or answers the message again if not even the run's start was
+// stored. A run fenced off needs none: another replica runs the chat.
+// Every later job of the chat here goes through recovery first (runOne).
+func (m *Manager) runBroke(r *room, err error) {
+	if errors.Is(err, store.ErrFenced) {
+		// Another replica runs the chat: when this one takes it again, it
+		// reads it from the store, in a new chain.
+		r.mu.Lock()
+		r.broken, r.last = true, nil
+		r.mu.Unlock()
+		return
+	}
+	m.log.Warn("a write of the run failed; the chat will be recovered", "chat_id", r.chatID, "err", err)
+	r.mu.Lock()
+	r.broken, r.last = true, nil
+	r.mu.Unlock()
+	wait := m.retryRecovery(r)
+	if errors.Is(err, errInputNotStored) {
+		// The user was told to send the message again. Recovery answers
+		// it only if the write landed after all (it timed out).
+		return
+	}
+	f := Encode("chat.status", 0, time.Now(), map[string]any{"kind": engine.KindStatus, "state": "retrying", "cause": "store",
+		"retry_in_ms": wait.Milliseconds(), "message": "the database did not take the reply; it will be answered again"}, false)
+	m.fanout(r, f)
+	m.relayTransient(r, f) // relay:
+}
+
+// chainBroke waits for the chat's queued writes and reports whether one of
+// its runs' writes failed.
+func (m *Manager) chainBroke(ctx context.Context, r *room) bool {
+	m.flush(ctx, r)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.broken
+}
+
+// retryRecovery queues the chat's recovery after a backoff (1 s, doubling
+// up to 30 s while it keeps failing) and returns the backoff. A server
+// stopping leaves the chat in progress for the next start or another
+// replica's sweep.
+func (m *Manager) retryRecovery(r *room) time.Duration {
+	r.mu.Lock()
+	r.retries++
+	wait := min(time.Second<<min(r.retries-1, 5), 30*time.Second)
+	r.mu.Unlock()
+	time.AfterFunc(wait, func() {
+		if m.closing.Load() || m.base.Err() != nil {
+			return
+		}
+		m.enqueueChat(r.appID, r.chatID, job{resume: true})
+	})
+	return wait
 }
 
 // pendingWork reads a chat's events: whether its last run is unfinished (it

@@ -87,9 +87,21 @@ func (m *Manager) runOne(ctx context.Context, r *room, j job) {
 			return
 		}
 	}
-	if j.resume {
+	r.mu.Lock()
+	broken := r.broken
+	r.mu.Unlock()
+	switch {
+	case j.resume:
 		m.recoverChat(ctx, r, log)
-	} else {
+	case broken:
+		// A run whose writes failed left work unstored: recovery does it
+		// first, and answers j's message (stored, or the user was told to
+		// send it again) in its turn. A UI tool's answer runs after it.
+		m.recoverChat(ctx, r, log)
+		if j.msg == nil && j.input != nil {
+			m.runLeased(ctx, r, j, log)
+		}
+	default:
 		m.runLeased(ctx, r, j, log)
 	}
 	if !m.opts.SingleProcess {
@@ -165,7 +177,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		return
 	}
 	if j.input == nil && st.Started && !j.resume {
-		m.settle(ctx, r, st)
+		m.settleUnlessLeft(ctx, r, sess, st, log)
 		return // a start that another connect or replica already did
 	}
 	transcript, err := m.transcriptFor(ctx, r, sess, j)
@@ -178,7 +190,7 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		// Another replica's recovery answered this message while it
 		// waited for the lease.
 		log.Info("message already answered by another replica", "message_id", j.msgID)
-		m.settle(ctx, r, st)
+		m.settleUnlessLeft(ctx, r, sess, st, log)
 		return
 	}
 	if m.leftoverWork(ctx, r, j, sess, st) {
@@ -188,7 +200,13 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 	}
 	m.active.Add(1)
 	m.observer().RunStarted()
-	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg, chunks: chunks{m: m, r: r, every: m.opts.PrintEvery}}
+	r.mu.Lock()
+	if r.chain == nil {
+		r.chain = &runWrites{}
+	}
+	chain := r.chain
+	r.mu.Unlock()
+	sink := &roomSink{m: m, r: r, sess: sess, input: j.msg, chunks: chunks{m: m, r: r, every: m.opts.PrintEvery}, run: chain}
 	input := j.input
 	if j.resume {
 		input = &engine.Input{Kind: engine.InputResume}
@@ -213,11 +231,12 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 		log.Error("run failed", "err", err)
 		m.observer().RunFinished(store.StatusFailed)
 		if !errors.Is(err, store.ErrUnavailable) && !sink.failed() {
-			m.postEvent(r, "chat.error", "", map[string]any{"kind": "error", "message": "the workflow stopped on an internal error",
-				"error_code": "RUN_FAILED", "retryable": true}, false, nil)
+			sink.post(eventOp("chat.error", "", map[string]any{"kind": "error", "message": "the workflow stopped on an internal error",
+				"error_code": "RUN_FAILED", "retryable": true}, false, nil))
 		}
-		// The chat stays usable: the next message starts a new run.
-		m.postUpdate(r, m.endUpdate(pctx, r, read, store.SessionUpdate{}), m.statusAfter(r, store.StatusAwaitingInput))
+		// The chat stays usable: the next message starts a new run. (Not if
+		// the store failed a write of the run: see runWrites.)
+		sink.post(updateOp(m.endUpdate(pctx, r, read, store.SessionUpdate{}), m.statusAfter(r, store.StatusAwaitingInput)))
 		m.flush(pctx, r)
 		sink.reset()
 		r.setLast(nil)
@@ -237,11 +256,11 @@ func (m *Manager) runLeased(ctx context.Context, r *room, j job, log *slog.Logge
 	if !sink.completed && res.Reason == engine.ReasonCancelled {
 		// The engine returns without run_complete when it is cancelled: the
 		// clients still learn that the run is over.
-		m.postEvent(r, "chat.run_complete", "", map[string]any{"kind": engine.KindRunComplete, "status": res.Status,
-			"reason": res.Reason, "total_tokens": res.Tokens, "duration_sec": res.Duration.Seconds()}, false, nil)
+		sink.post(eventOp("chat.run_complete", "", map[string]any{"kind": engine.KindRunComplete, "status": res.Status,
+			"reason": res.Reason, "total_tokens": res.Tokens, "duration_sec": res.Duration.Seconds()}, false, nil))
 	}
 	status := cmp.Or(res.Status, store.StatusAwaitingInput)
-	m.postUpdate(r, m.endUpdate(pctx, r, read, store.SessionUpdate{State: engine.EncodeState(res.State)}), m.statusAfter(r, status))
+	sink.post(updateOp(m.endUpdate(pctx, r, read, store.SessionUpdate{State: engine.EncodeState(res.State)}), m.statusAfter(r, status)))
 	// The next run of this chat starts from this state at once, while the
 	// update is being stored behind the run's events.
 	r.setLast(&lastRun{sess: sess, state: res.State})
@@ -298,6 +317,35 @@ func (m *Manager) statusAfter(r *room, status string) func() string {
 		}
 		return status
 	}
+}
+
+// settleUnlessLeft settles a chat that has nothing to run, unless another
+// replica left it work: a run it did not finish (one fenced off when its
+// lease was lost, the chat in progress) or a message no run read. Those are
+// recovered now, under this run's lease; settling would mark the chat idle
+// over them, and no sweep would find them again (seen: a connect after a
+// fenced-off run left its question unanswered for good).
+func (m *Manager) settleUnlessLeft(ctx context.Context, r *room, sess store.Session, st engine.State, log *slog.Logger) {
+	if !m.opts.SingleProcess && sess.Status == store.StatusInProgress {
+		r.mu.Lock()
+		loaded := r.tr.loaded
+		r.mu.Unlock()
+		if !loaded {
+			if err := m.loadTranscript(ctx, r, sess); err != nil {
+				log.Error("load transcript", "err", err)
+				return // the chat stays in progress for the sweep
+			}
+		}
+		r.mu.Lock()
+		evs, later := r.tr.evs, r.queuedLocked()
+		r.mu.Unlock()
+		if open, unanswered := pendingWork(evs, st, later); open || len(unanswered) > 0 {
+			log.Info("recovering what another run left unfinished", "interrupted_run", open, "unanswered_messages", len(unanswered))
+			m.recoverChat(ctx, r, log)
+			return
+		}
+	}
+	m.settle(ctx, r, st)
 }
 
 // settle marks a chat with nothing to run as no longer in progress.
@@ -390,6 +438,7 @@ type roomSink struct {
 	input     *op  // the user message this run answers; its seq goes on run_start
 	completed bool // the engine emitted run_complete
 	chunks    chunks
+	run       *runWrites // the chain of the run's writes, its end included
 
 	mu      sync.Mutex
 	pending []*op
@@ -424,6 +473,12 @@ func (s *roomSink) track(o *op) {
 
 func (s *roomSink) failed() bool { return s.check() != nil }
 
+// post queues o as the run's next write (its end included).
+func (s *roomSink) post(o *op) *op {
+	o.run = s.run
+	return s.m.post(s.r, o)
+}
+
 func (s *roomSink) reset() {
 	s.chunks.flush()
 	s.mu.Lock()
@@ -457,8 +512,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		s.m.relayTransient(s.r, f) // relay:
 		return nil
 	}
-	o := newOp()
-	o.typ, o.agent, o.data = typ, ev.From(), data
+	o := eventOp(typ, ev.From(), data, false, nil)
 	wait := false
 	switch e := ev.(type) {
 	case engine.RunStart:
@@ -492,7 +546,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 	case engine.Usage:
 		s.recordUsage(ctx, e)
 	}
-	s.m.post(s.r, o)
+	s.post(o)
 	if wait {
 		_, err := o.wait(ctx)
 		return err
