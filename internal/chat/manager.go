@@ -216,7 +216,10 @@ func (m *Manager) forget(r *room) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	key := r.appID + "\x00" + r.chatID
-	if len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0 && !r.held && m.rooms[key] == r {
+	// A broken room (a run's write failed) stays until its recovery: the
+	// next job must find it broken, or its run would store over the work
+	// the broken one left.
+	if len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0 && !r.held && !r.broken && m.rooms[key] == r {
 		delete(m.rooms, key)
 		r.dead = true
 	}
