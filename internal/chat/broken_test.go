@@ -72,6 +72,23 @@ func (s failBatchStore) WriteBatch(ctx context.Context, appID, chatID string, ws
 	return s.Store.(store.Batcher).WriteBatch(ctx, appID, chatID, ws)
 }
 
+// failingRig is a rig whose manager (one process) writes through a
+// failStore on the rig's store (batched: as the embedded store does), the
+// model answering "answer to <the message>", the chat open.
+func failingRig(t *testing.T, batched, landed bool, match func(store.Write) bool) (*rig, *failStore) {
+	g := newRig(t, nil)
+	g.open("assistant", "c1")
+	g.settled("c1")
+	fs := &failStore{Store: g.st, landed: landed, match: match}
+	var st store.Store = fs
+	if batched {
+		st = failBatchStore{fs}
+	}
+	g.m = g.manager(Options{Store: st, SingleProcess: true})
+	answerEach(g)
+	return g, fs
+}
+
 // A write of a run that the database fails (a timeout, a dropped
 // connection) stops the run's later writes: no reply is stored without the
 // run_start that names the message it answers, and the run's end does not
@@ -97,19 +114,9 @@ func TestRunWhoseWriteFailedIsRecovered(t *testing.T) {
 		for _, batched := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/batched=%v", c.name, batched), func(t *testing.T) {
 				t.Parallel()
-				g := newRig(t, nil)
-				g.open("assistant", "c1")
-				g.settled("c1")
-				fs := &failStore{Store: g.st, match: c.match}
-				var st store.Store = fs
-				if batched {
-					st = failBatchStore{fs}
-				}
-				g.m = g.manager(Options{Store: st, SingleProcess: true})
+				g, fs := failingRig(t, batched, false, c.match)
 				sub := g.m.Subscribe("app", "c1", 4096)
 				defer g.m.Unsubscribe(sub)
-				answerEach(g)
-
 				g.submit("c1", "question")
 				sess := g.settled("c1")
 				if !fs.fired {
@@ -158,18 +165,9 @@ func TestMessageWhoseWriteFailed(t *testing.T) {
 		for _, batched := range []bool{false, true} {
 			t.Run(fmt.Sprintf("landed=%v/batched=%v", landed, batched), func(t *testing.T) {
 				t.Parallel()
-				g := newRig(t, nil)
-				g.open("assistant", "c1")
-				g.settled("c1")
-				fs := &failStore{Store: g.st, landed: landed, match: func(w store.Write) bool {
+				g, _ := failingRig(t, batched, landed, func(w store.Write) bool {
 					return w.Event != nil && w.Event.Agent == "user" && strings.Contains(string(w.Event.Data), "question")
-				}}
-				var st store.Store = fs
-				if batched {
-					st = failBatchStore{fs}
-				}
-				g.m = g.manager(Options{Store: st, SingleProcess: true})
-				answerEach(g)
+				})
 				if _, err := g.m.Submit(context.Background(), Submission{AppID: "app", ChatID: "c1", UserID: "u1", Text: "question"}); !errors.Is(err, store.ErrUnavailable) {
 					t.Fatalf("Submit = %v, want the store's failure", err)
 				}
@@ -249,18 +247,9 @@ func TestRunAfterABrokenOneDoesNotHideIt(t *testing.T) {
 	for _, batched := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batched=%v", batched), func(t *testing.T) {
 			t.Parallel()
-			g := newRig(t, nil)
-			g.open("assistant", "c1")
-			g.settled("c1")
-			fs := &failStore{Store: g.st, match: func(w store.Write) bool {
+			g, fs := failingRig(t, batched, false, func(w store.Write) bool {
 				return w.Event != nil && w.Event.Agent == "Assistant" && strings.Contains(string(w.Event.Data), "answer to first")
-			}}
-			var st store.Store = fs
-			if batched {
-				st = failBatchStore{fs}
-			}
-			g.m = g.manager(Options{Store: st, SingleProcess: true})
-			answerEach(g)
+			})
 			g.submit("c1", "first")
 			g.submit("c1", "second") // queued behind the first run
 			g.settled("c1")
