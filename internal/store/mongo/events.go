@@ -57,6 +57,9 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 		if err == nil {
 			return ev, nil
 		}
+		if unavailable(err) && s.landed(ctx, appID, chatID, seq) {
+			return ev, nil
+		}
 		if !mongo.IsDuplicateKeyError(err) || attempt == maxSeqAttempts {
 			return store.Event{}, wrap("insert event", err)
 		}
@@ -68,6 +71,23 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 		}
 	}
 }
+
+// landed settles an insert whose outcome is unknown (it timed out, or the
+// connection dropped, after the request may have reached the server): it
+// marks the seq lost, so an insert still in flight can no longer land, and
+// reports whether the event was there first. Without it, a message the
+// database took after the client gave up was reported "not stored" (and
+// sent again by its user) while it was stored and answered. If the mark
+// fails too, the outcome stays unknown and the insert is reported failed.
+func (s *Store) landed(ctx context.Context, appID, chatID string, seq int64) bool {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+	defer cancel()
+	docs, err := s.markLost(ctx, appID, chatID, seq, seq)
+	return err == nil && len(docs) == 1
+}
+
+// settleTimeout bounds landed's mark.
+const settleTimeout = 5 * time.Second
 
 // maxSeqAttempts bounds AppendEvent's retries on a taken seq; each failure
 // means another append succeeded, so only extreme contention reaches it.
