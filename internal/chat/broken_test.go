@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
 	"github.com/mozaiks/mozaiks/internal/store"
@@ -25,20 +27,27 @@ type failStore struct {
 	// the database took it).
 	landed bool
 
-	mu    sync.Mutex
-	fired bool
+	mu     sync.Mutex
+	fired  bool
+	always bool // every write match picks fails, not only the first
 }
 
 func (s *failStore) hit(ws ...store.Write) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, w := range ws {
-		if !s.fired && s.match(w) {
+		if (!s.fired || s.always) && s.match(w) {
 			s.fired = true
 			return true
 		}
 	}
 	return false
+}
+
+func (s *failStore) heal() {
+	s.mu.Lock()
+	s.always, s.match = false, func(store.Write) bool { return false }
+	s.mu.Unlock()
 }
 
 var errDropped = fmt.Errorf("insert event: %w: connection reset", store.ErrUnavailable)
@@ -270,4 +279,43 @@ func sawStatus(sub *Subscriber, cause string) bool {
 		}
 	}
 	return false
+}
+
+// A write the database refuses every time (a document too large, say) does
+// not have the model asked again forever: after maxRecoveries recoveries in
+// a row the chat stops retrying, its socket is told, and it stays in
+// progress. The user's next message tries again, and once the database
+// takes the writes both messages are answered, once each, in order.
+func TestRecoveryGivesUpOnAWriteRefusedForGood(t *testing.T) {
+	t.Parallel()
+	g, fs := failingRig(t, false, false, func(w store.Write) bool {
+		return w.Event != nil && w.Event.Type == "chat.run_start"
+	})
+	fs.always = true
+	g.m.retryBase = 5 * time.Millisecond
+	sub := g.m.Subscribe("app", "c1", 4096)
+	defer g.m.Unsubscribe(sub)
+
+	g.submit("c1", "question")
+	deadline := time.Now().Add(10 * time.Second)
+	var frames []Frame
+	for !slices.ContainsFunc(frames, func(f Frame) bool { return f.Type == "chat.error" }) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no chat.error after 10s; %d model calls", len(g.llm.ChatRequests()))
+		}
+		time.Sleep(5 * time.Millisecond)
+		frames = append(frames, sub.Take(nil)...)
+	}
+	runsDone(t, g.m, "c1")
+	if n := len(g.llm.ChatRequests()); n != 1+maxRecoveries {
+		t.Errorf("%d model calls, want %d (the run and %d recoveries)", n, 1+maxRecoveries, maxRecoveries)
+	}
+	if s := g.session("c1"); s.Status != store.StatusInProgress {
+		t.Errorf("the chat is %s, want in_progress (its message unanswered)", s.Status)
+	}
+
+	fs.heal()
+	g.submit("c1", "again")
+	g.settled("c1")
+	answeredByItsRun(t, g.events("c1"))
 }

@@ -92,6 +92,9 @@ type Manager struct {
 	runs    group
 	writers group
 	active  atomic.Int64
+	// retryBase is the first backoff of a chat's recovery after a failed
+	// write (retryRecovery); tests shorten it.
+	retryBase time.Duration
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -177,7 +180,7 @@ func NewManager(o Options) *Manager {
 	if o.Owner == "" {
 		o.Owner = "mozaiks-" + randomID(6)
 	}
-	m := &Manager{opts: o, log: o.Logger, rooms: map[string]*room{}}
+	m := &Manager{opts: o, log: o.Logger, rooms: map[string]*room{}, retryBase: time.Second}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}

@@ -116,7 +116,7 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	if err != nil {
 		log.Error("load session for recovery", "err", err)
 		if errors.Is(err, store.ErrUnavailable) {
-			m.retryRecovery(r)
+			_, _ = m.retryRecovery(r)
 		}
 		return
 	}
@@ -128,7 +128,7 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	if err := m.loadTranscript(ctx, r, sess); err != nil {
 		log.Error("load transcript for recovery", "err", err)
 		if errors.Is(err, store.ErrUnavailable) {
-			m.retryRecovery(r)
+			_, _ = m.retryRecovery(r)
 		}
 		return
 	}
@@ -222,7 +222,7 @@ func (m *Manager) runBroke(r *room, err error) {
 	r.mu.Lock()
 	r.broken, r.last = true, nil
 	r.mu.Unlock()
-	wait := m.retryRecovery(r)
+	wait, ok := m.retryRecovery(r)
 	if errors.Is(err, errInputNotStored) {
 		// The user was told to send the message again. Recovery answers
 		// it only if the write landed after all (it timed out).
@@ -230,6 +230,9 @@ func (m *Manager) runBroke(r *room, err error) {
 	}
 	f := Encode("chat.status", 0, time.Now(), map[string]any{"kind": engine.KindStatus, "state": "retrying", "cause": "store",
 		"retry_in_ms": wait.Milliseconds(), "message": "the database did not take the reply; it will be answered again"}, false)
+	if !ok {
+		f = ErrorFrame("STORE_UNAVAILABLE", "the database keeps refusing this chat's writes; the last answer was not stored. Send a message to try again", true)
+	}
 	m.fanout(r, f)
 	m.relayTransient(r, f) // relay:
 }
@@ -244,22 +247,37 @@ func (m *Manager) chainBroke(ctx context.Context, r *room) bool {
 }
 
 // retryRecovery queues the chat's recovery after a backoff (1 s, doubling
-// up to 30 s while it keeps failing) and returns the backoff. A server
-// stopping leaves the chat in progress for the next start or another
-// replica's sweep.
-func (m *Manager) retryRecovery(r *room) time.Duration {
+// up to 30 s while it keeps failing) and returns the backoff. After
+// maxRecoveries in a row it stops (ok false): a write the database refuses
+// for good (a document too large, say) would otherwise have the model asked
+// again forever. The chat stays in progress and broken, so the user's next
+// message, the next start or another replica's sweep tries again. A server
+// stopping leaves the chat in progress for the next start or a sweep.
+func (m *Manager) retryRecovery(r *room) (wait time.Duration, ok bool) {
 	r.mu.Lock()
 	r.retries++
-	wait := min(time.Second<<min(r.retries-1, 5), 30*time.Second)
+	n := r.retries
+	if n > maxRecoveries {
+		r.retries = 0
+	}
 	r.mu.Unlock()
+	if n > maxRecoveries {
+		m.log.Error("the chat's writes keep failing; no more recoveries until its next message", "chat_id", r.chatID, "attempts", maxRecoveries)
+		return 0, false
+	}
+	wait = min(m.retryBase<<min(n-1, 5), 30*m.retryBase)
 	time.AfterFunc(wait, func() {
 		if m.closing.Load() || m.base.Err() != nil {
 			return
 		}
 		m.enqueueChat(r.appID, r.chatID, job{resume: true})
 	})
-	return wait
+	return wait, true
 }
+
+// maxRecoveries bounds the recoveries queued in a row after failed writes
+// (about a minute of backoff).
+const maxRecoveries = 6
 
 // pendingWork reads a chat's events: whether its last run is unfinished (it
 // started after the run the state records the end of, and did not
