@@ -23,11 +23,7 @@ func (m *Manager) leftoverWork(ctx context.Context, r *room, j job, sess store.S
 	if err != nil || ev.Seq == 0 {
 		return false
 	}
-	r.mu.Lock()
-	evs := r.tr.evs
-	later := r.queuedLocked()
-	r.mu.Unlock()
-	open, unanswered := pendingWork(evs, st, later)
+	open, unanswered := r.pending(st)
 	if open {
 		return true
 	}

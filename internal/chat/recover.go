@@ -161,12 +161,7 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 	// sent, in order, the lost seqs skipped.
 	m.relayCatchUp(ctx, r)
 	st, _ := engine.DecodeState(sess.State)
-	r.mu.Lock()
-	evs := r.tr.evs
-	later := r.queuedLocked()
-	r.mu.Unlock()
-
-	open, unanswered := pendingWork(evs, st, later)
+	open, unanswered := r.pending(st)
 	log.Info("recovering chat", "interrupted_run", open, "unanswered_messages", len(unanswered))
 	// Until the last of them has its run, every run's end leaves the chat
 	// in progress, so that a crash during recovery still finds them.
@@ -210,18 +205,15 @@ func (m *Manager) recoverChat(ctx context.Context, r *room, log *slog.Logger) {
 // stored. A run fenced off needs none: another replica runs the chat.
 // Every later job of the chat here goes through recovery first (runOne).
 func (m *Manager) runBroke(r *room, err error) {
-	if errors.Is(err, store.ErrFenced) {
-		// Another replica runs the chat: when this one takes it again, it
-		// reads it from the store, in a new chain.
-		r.mu.Lock()
-		r.broken, r.last = true, nil
-		r.mu.Unlock()
-		return
-	}
-	m.log.Warn("a write of the run failed; the chat will be recovered", "chat_id", r.chatID, "err", err)
 	r.mu.Lock()
 	r.broken, r.last = true, nil
 	r.mu.Unlock()
+	if errors.Is(err, store.ErrFenced) {
+		// Another replica runs the chat: when this one takes it again, it
+		// reads it from the store, in a new chain.
+		return
+	}
+	m.log.Warn("a write of the run failed; the chat will be recovered", "chat_id", r.chatID, "err", err)
 	wait, ok := m.retryRecovery(r)
 	if errors.Is(err, errInputNotStored) {
 		// The user was told to send the message again. Recovery answers
@@ -278,6 +270,15 @@ func (m *Manager) retryRecovery(r *room) (wait time.Duration, ok bool) {
 // maxRecoveries bounds the recoveries queued in a row after failed writes
 // (about a minute of backoff).
 const maxRecoveries = 6
+
+// pending is pendingWork on the room's cached transcript, the messages
+// queued here left out.
+func (r *room) pending(st engine.State) (bool, []engine.StoredEvent) {
+	r.mu.Lock()
+	evs, later := r.tr.evs, r.queuedLocked()
+	r.mu.Unlock()
+	return pendingWork(evs, st, later)
+}
 
 // pendingWork reads a chat's events: whether its last run is unfinished (it
 // started after the run the state records the end of, and did not

@@ -121,11 +121,7 @@ func (m *Manager) answerStrays(ctx context.Context, r *room, log *slog.Logger) {
 	if err := m.catchUp(ctx, r); err != nil {
 		return
 	}
-	r.mu.Lock()
-	evs := r.tr.evs
-	later := r.queuedLocked()
-	r.mu.Unlock()
-	if _, stray := pendingWork(evs, engine.State{}, later); len(stray) == 0 {
+	if _, stray := r.pending(engine.State{}); len(stray) == 0 {
 		return
 	}
 	log.Info("answering messages another replica stored and left")
@@ -327,19 +323,11 @@ func (m *Manager) statusAfter(r *room, status string) func() string {
 // fenced-off run left its question unanswered for good).
 func (m *Manager) settleUnlessLeft(ctx context.Context, r *room, sess store.Session, st engine.State, log *slog.Logger) {
 	if !m.opts.SingleProcess && sess.Status == store.StatusInProgress {
-		r.mu.Lock()
-		loaded := r.tr.loaded
-		r.mu.Unlock()
-		if !loaded {
-			if err := m.loadTranscript(ctx, r, sess); err != nil {
-				log.Error("load transcript", "err", err)
-				return // the chat stays in progress for the sweep
-			}
+		if err := m.ensureTranscript(ctx, r, sess); err != nil {
+			log.Error("load transcript", "err", err)
+			return // the chat stays in progress for the sweep
 		}
-		r.mu.Lock()
-		evs, later := r.tr.evs, r.queuedLocked()
-		r.mu.Unlock()
-		if open, unanswered := pendingWork(evs, st, later); open || len(unanswered) > 0 {
+		if open, unanswered := r.pending(st); open || len(unanswered) > 0 {
 			log.Info("recovering what another run left unfinished", "interrupted_run", open, "unanswered_messages", len(unanswered))
 			m.recoverChat(ctx, r, log)
 			return

@@ -63,13 +63,8 @@ func (r *room) remember(ev engine.StoredEvent) {
 // (loaded from the store on a room's first run), user messages placed where
 // the workflow read them, the one j answers last (stored or not yet).
 func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session, j job) ([]engine.StoredEvent, error) {
-	r.mu.Lock()
-	loaded := r.tr.loaded
-	r.mu.Unlock()
-	if !loaded {
-		if err := m.loadTranscript(ctx, r, sess); err != nil {
-			return nil, err
-		}
+	if err := m.ensureTranscript(ctx, r, sess); err != nil {
+		return nil, err
 	}
 	r.mu.Lock()
 	evs := window(r.tr.evs, m.opts.HistoryMessages)
@@ -83,6 +78,18 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 		cur = &engine.StoredEvent{Kind: engine.KindText, Agent: "user", Data: j.msg.data}
 	}
 	return orderTranscript(evs, j.msgID, cur, later), nil
+}
+
+// ensureTranscript loads the room's transcript from the store unless it is
+// cached.
+func (m *Manager) ensureTranscript(ctx context.Context, r *room, sess store.Session) error {
+	r.mu.Lock()
+	loaded := r.tr.loaded
+	r.mu.Unlock()
+	if loaded {
+		return nil
+	}
+	return m.loadTranscript(ctx, r, sess)
 }
 
 // queuedLocked is the set of message ids whose runs wait in the chat's

@@ -82,7 +82,7 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 func (s *Store) landed(ctx context.Context, appID, chatID string, seq int64) bool {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	docs, err := s.markLost(ctx, appID, chatID, seq, seq)
+	_, docs, err := s.markLost(ctx, appID, chatID, seq, seq)
 	return err == nil && len(docs) == 1
 }
 
@@ -168,7 +168,7 @@ func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq i
 			if time.Since(d.Timestamp) < gapGrace {
 				break
 			}
-			landed, err := s.markLost(ctx, appID, chatID, want, d.Seq-1)
+			_, landed, err := s.markLost(ctx, appID, chatID, want, d.Seq-1)
 			if err != nil {
 				return out, err
 			}
@@ -185,28 +185,28 @@ func (s *Store) ListEvents(ctx context.Context, appID, chatID string, afterSeq i
 }
 
 // markLost stores a GapType event under each seq from first to last, and
-// returns the events that were stored under some of them meanwhile (their
-// inserts won).
-func (s *Store) markLost(ctx context.Context, appID, chatID string, first, last int64) ([]eventDoc, error) {
-	var landed []eventDoc
+// returns how many it stored and the events that were stored under the
+// others meanwhile (their inserts won).
+func (s *Store) markLost(ctx context.Context, appID, chatID string, first, last int64) (marked int, landed []eventDoc, err error) {
 	now := store.Now().UTC().Truncate(time.Millisecond)
 	for seq := first; seq <= last; seq++ {
 		_, err := s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: seq, Type: store.GapType, Data: "{}", Timestamp: now})
 		if err == nil {
+			marked++
 			continue
 		}
 		if !mongo.IsDuplicateKeyError(err) {
-			return landed, wrap("mark lost seq", err)
+			return marked, landed, wrap("mark lost seq", err)
 		}
 		var d eventDoc
 		if err := s.events.FindOne(ctx, bson.D{{Key: "chat_id", Value: chatID}, {Key: fApp, Value: appID}, {Key: "seq", Value: seq}}).Decode(&d); err != nil {
-			return landed, wrap("read landed event", err)
+			return marked, landed, wrap("read landed event", err)
 		}
 		if d.Type != store.GapType {
 			landed = append(landed, d)
 		}
 	}
-	return landed, nil
+	return marked, landed, nil
 }
 
 // FillGaps implements store.GapFiller.
@@ -228,19 +228,15 @@ func (s *Store) FillGaps(ctx context.Context, appID, chatID string, upTo int64) 
 		have[d.Seq] = true
 	}
 	filled := 0
-	now := store.Now().UTC().Truncate(time.Millisecond)
 	for seq := int64(1); seq <= upTo; seq++ {
 		if have[seq] {
 			continue
 		}
-		_, err := s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: seq, Type: store.GapType, Data: "{}", Timestamp: now})
-		switch {
-		case err == nil:
-			filled++
-		case mongo.IsDuplicateKeyError(err):
-			// Stored after all (an append that was in flight): keep it.
-		default:
-			return filled, wrap("fill gap", err)
+		// One stored meanwhile (an append that was in flight) is kept.
+		n, _, err := s.markLost(ctx, appID, chatID, seq, seq)
+		filled += n
+		if err != nil {
+			return filled, err
 		}
 	}
 	return filled, nil
