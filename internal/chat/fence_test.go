@@ -44,6 +44,22 @@ func (g *rig) stallAndTakeOver(a *Manager, stall *stallStore, limit time.Duratio
 	}
 }
 
+// unstall lets replica a, stalled on s, go on, and waits until deadline for
+// its run (whose lease was taken meanwhile) to stop.
+func (g *rig) unstall(a *Manager, s *stallStore, deadline time.Time) {
+	g.t.Helper()
+	s.mu.Lock()
+	close(s.stalled)
+	s.stalled = nil
+	s.mu.Unlock()
+	for a.ActiveRuns() > 0 {
+		if time.Now().After(deadline) {
+			g.t.Fatal("the run whose lease was taken is still running")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // stallStore holds this replica's lease renewals while stalled, as a
 // process paused by the machine or a slow database would.
 type stallStore struct {
@@ -96,18 +112,8 @@ func TestRunThatLostItsLeaseWritesNothing(t *testing.T) {
 	// The reply streams; then replica A stalls and its lease runs out.
 	deadline := g.stallAndTakeOver(a, stall, 5*time.Second)
 	before := g.session("c1")
-	stall.mu.Lock()
-	close(stall.stalled)
-	stall.stalled = nil
-	stall.mu.Unlock()
-
 	// A's renewal finds B's lease: A's run stops, long before its 3 s reply ends.
-	for a.ActiveRuns() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the run that lost its lease is still running")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	g.unstall(a, stall, deadline)
 	after := g.session("c1")
 	evs := g.events("c1")
 	for _, ev := range evs {

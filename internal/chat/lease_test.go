@@ -52,17 +52,7 @@ func TestRenewalDoesNotRetakeAReleasedLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := g.session("c1")
-	stall.mu.Lock()
-	close(stall.stalled)
-	stall.stalled = nil
-	stall.mu.Unlock()
-
-	for a.ActiveRuns() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the run whose lease was taken is still running")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	g.unstall(a, stall, deadline)
 	evs := g.events("c1")
 	for _, ev := range evs {
 		if ev.Seq > before.LastSeq {
