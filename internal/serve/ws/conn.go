@@ -40,8 +40,11 @@ type conn struct {
 	closed  bool      // the socket is closed; no writer will run again
 	pingT   *time.Timer
 
+	inline bool // the socket can be written without blocking (sendNow)
+
 	// Writer state, touched only by the goroutine owning the writes.
 	out         *[]byte // frames queued for the next flush (frames.go)
+	holding     bool    // sendNow is queueing: writeDirect never flushes
 	v           view
 	connectLast int64 // last seq of the connect replay (see resume)
 	resumed     bool
@@ -81,6 +84,7 @@ type closeReq struct {
 func newConn(h *Handler, ws *websocket.Conn, p Params) *conn {
 	// The goroutine that upgraded owns the writes until start hands them over.
 	c := &conn{h: h, ws: ws, p: p, active: activeChat{chatID: p.ChatID}, writing: true}
+	c.inline = ws != nil && canWriteNow(ws.NetConn())
 	c.cond.L = &c.mu
 	return c
 }
@@ -96,12 +100,21 @@ func (c *conn) shutdown(code int, text string) {
 	}
 }
 
-// notify is the subscription's callback: live frames wait (or it was dropped).
+// notify is the subscription's callback: live frames wait (or it was
+// dropped). When no goroutine owns the writes and nothing else is queued, the
+// publisher sends the frames itself (sendNow): a streamed chunk then reaches
+// the socket without waiting for a writer goroutine to be scheduled.
 func (c *conn) notify() {
 	c.mu.Lock()
 	c.live = true
-	c.kickLocked()
+	if c.writing || c.closed || !c.inline || c.quit != nil || c.ping || len(c.tasks) > 0 {
+		c.kickLocked()
+		c.mu.Unlock()
+		return
+	}
+	c.writing, c.live = true, false
 	c.mu.Unlock()
+	c.sendNow()
 }
 
 // pingDue is the heartbeat timer's callback.
