@@ -83,6 +83,9 @@ var placeholderRE = regexp.MustCompile(`\$?\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 // render substitutes {var} and ${var} for context variables. Braces that do
 // not name a variable (JSON examples in prompts) are left alone.
 func (r *run) render(s string) string {
+	if strings.IndexByte(s, '{') < 0 {
+		return s // no placeholder: the regexp would scan every position for one
+	}
 	return placeholderRE.ReplaceAllStringFunc(s, func(m string) string {
 		name := placeholderRE.FindStringSubmatch(m)[1]
 		v, ok := r.st.Context[name]
