@@ -103,18 +103,18 @@ func (c *conn) shutdown(code int, text string) {
 // notify is the subscription's callback: live frames wait (or it was
 // dropped). When no goroutine owns the writes and nothing else is queued, the
 // publisher sends the frames itself (sendNow): a streamed chunk then reaches
-// the socket without waiting for a writer goroutine to be scheduled.
+// the socket without waiting for a writer goroutine to be started.
 func (c *conn) notify() {
 	c.mu.Lock()
 	c.live = true
-	if c.writing || c.closed || !c.inline || c.quit != nil || c.ping || len(c.tasks) > 0 {
+	if !c.idleLocked() {
 		c.kickLocked()
 		c.mu.Unlock()
 		return
 	}
 	c.writing, c.live = true, false
 	c.mu.Unlock()
-	c.sendNow()
+	c.sendNow(nil)
 }
 
 // pingDue is the heartbeat timer's callback.
@@ -136,19 +136,33 @@ func (c *conn) kickLocked() {
 }
 
 // enqueue queues a task for the writer, waiting while maxTasks are queued;
-// false when the socket is closed.
+// false when the socket is closed. A frame for a socket nobody writes to,
+// with nothing else queued, the caller sends itself (sendNow).
 func (c *conn) enqueue(t task) bool {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	for !c.closed && len(c.tasks) >= maxTasks {
 		c.cond.Wait()
 	}
 	if c.closed {
+		c.mu.Unlock()
 		return false
+	}
+	if t.resume == nil && t.sw == nil && c.idleLocked() {
+		c.writing = true
+		c.mu.Unlock()
+		c.sendNow(&t.frame)
+		return true
 	}
 	c.tasks = append(c.tasks, t)
 	c.kickLocked()
+	c.mu.Unlock()
 	return true
+}
+
+// idleLocked: no goroutine owns the writes and nothing is queued for one, so
+// the caller may write to the socket itself (sendNow). c.mu is held.
+func (c *conn) idleLocked() bool {
+	return c.inline && !c.writing && !c.closed && c.quit == nil && !c.ping && len(c.tasks) == 0
 }
 
 func (c *conn) closeNow(code int, text string) {

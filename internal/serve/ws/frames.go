@@ -74,21 +74,27 @@ func (c *conn) flush() bool {
 	return err == nil
 }
 
-// sendNow is the writer's turn for live frames, done by the goroutine that
-// published them (notify) once it owns the writes. That goroutine holds the
-// chat's locks and must not block: the frames are written only as far as
-// the socket's buffer takes them at once (writeNow); the rest, a dropped
-// subscription or a failed write is left to a writer goroutine.
-func (c *conn) sendNow() {
+// sendNow is a writer's turn done by the goroutine that has a frame for the
+// socket (f, queued by the reader: enqueue) or published the chat's live
+// frames (notify), once it owns the writes. A publisher holds the chat's
+// locks and must not block, and a reader must go on reading: the frames are
+// written only as far as the socket's buffer takes them at once (writeNow);
+// the rest, a dropped subscription or a failed write is left to a writer
+// goroutine.
+func (c *conn) sendNow(f *chat.Frame) {
+	c.holding = true
+	if f != nil {
+		c.writeDirect(*f)
+	}
 	select {
 	case <-c.v.sub.Dropped:
+		c.holding = false
 		c.handOff(true)
 		return
 	default:
 	}
 	var frames [4]chat.Frame
 	batch := frames[:0]
-	c.holding = true
 	c.writeLive(&batch)
 	c.holding = false
 	if c.out != nil && !c.writeNow() {
