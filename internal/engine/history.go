@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/mozaiks/mozaiks/internal/llm"
 )
@@ -13,7 +14,12 @@ import (
 // model sees never depends on whether the process stayed up. Data may come
 // straight from Emit (Go values) or back from a store (decoded JSON).
 func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
-	var msgs []llm.Message
+	return historyInto(nil, transcript)
+}
+
+// historyInto appends HistoryFromTranscript(transcript) to msgs.
+func historyInto(msgs []llm.Message, transcript []StoredEvent) []llm.Message {
+	head := len(msgs)
 	byMsgID := map[string]int{} // assistant message_id -> index in msgs
 	for _, ev := range transcript {
 		d := ev.Data
@@ -48,7 +54,7 @@ func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
 			}
 		}
 	}
-	return completeToolCalls(msgs)
+	return append(msgs[:head], completeToolCalls(msgs[head:])...)
 }
 
 // RecentHistory is the tail of a transcript whose history (HistoryFromTranscript)
@@ -89,6 +95,9 @@ func RecentHistory(transcript []StoredEvent, max int) []StoredEvent {
 // result stored later (the user typed while a UI tool waited) moves up; a
 // call interrupted by a crash or cancellation gets a synthetic error result.
 func completeToolCalls(msgs []llm.Message) []llm.Message {
+	if !slices.ContainsFunc(msgs, func(m llm.Message) bool { return m.Role == "tool" || len(m.ToolCalls) > 0 }) {
+		return msgs // nothing to place: most chats' history
+	}
 	results := map[string]llm.Message{}
 	for _, m := range msgs {
 		if m.Role == "tool" {

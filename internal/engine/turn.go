@@ -67,12 +67,14 @@ func (r *run) turn(ctx context.Context, agent *workflow.Agent) (turnOutcome, err
 
 // request builds the model request for an agent from the conversation so far.
 func (r *run) request(agent *workflow.Agent) llm.Request {
-	msgs := []llm.Message{{Role: "system", Content: r.systemPrompt(agent)}}
+	recent := RecentHistory(r.events, r.e.opts.HistoryMessages)
+	msgs := make([]llm.Message, 1, 2+len(recent)) // at most a message per event
+	msgs[0] = llm.Message{Role: "system", Content: r.systemPrompt(agent)}
 	o := r.wf.Orchestrator
 	if o.StartupMode == workflow.StartupAgentDriven && o.InitialMessage != "" {
 		msgs = append(msgs, llm.Message{Role: "user", Content: r.render(o.InitialMessage)})
 	}
-	msgs = append(msgs, HistoryFromTranscript(RecentHistory(r.events, r.e.opts.HistoryMessages))...)
+	msgs = historyInto(msgs, recent)
 	req := llm.Request{
 		Model:       firstNonEmpty(agent.Model, r.e.opts.DefaultModel),
 		Messages:    msgs,

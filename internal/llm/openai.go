@@ -266,6 +266,7 @@ func (c *openAIClient) chatRequest(req Request) (openai.ChatCompletionRequest, e
 		Model:         model,
 		Stream:        true,
 		StreamOptions: &openai.StreamOptions{IncludeUsage: true},
+		Messages:      make([]openai.ChatCompletionMessage, 0, len(req.Messages)),
 	}
 	for _, m := range req.Messages {
 		om := openai.ChatCompletionMessage{Role: m.Role, Content: m.Content, Name: m.Name, ToolCallID: m.ToolCallID}
