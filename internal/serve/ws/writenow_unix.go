@@ -11,8 +11,12 @@ import (
 // canWriteNow: writeNow can write to nc (a plain TCP or Unix socket; not
 // TLS, which frames and encrypts on its own).
 func canWriteNow(nc net.Conn) bool {
-	_, ok := nc.(syscall.Conn)
-	return ok
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	_, err := sc.SyscallConn()
+	return err == nil
 }
 
 // writeNow writes b to nc as far as its socket buffer takes it without

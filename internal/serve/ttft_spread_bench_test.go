@@ -1,0 +1,114 @@
+package serve_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
+	"github.com/mozaiks/mozaiks/internal/serve/ws"
+)
+
+// BenchmarkTTFTSpread is BenchmarkTTFT's 100 chats with their messages
+// spread over a window instead of all sent in the same instant: each round,
+// every chat sends once at a random moment of the window (the same moments
+// for the direct, SDK and mozaiks rounds), and each turn's time to first
+// token is counted from its own send. BenchmarkTTFT's chats=100 is the
+// window of 0, a burst: 100 turns' work queued at once on two cores. Here
+// the same 100 chats bring the same work at a rate the machine can spread:
+// 100 turns in 100 ms is about 1,000 turns a second, far more than 100 people
+// chatting with a real model send (a message every few seconds each).
+//
+//	go test -run '^$' -bench TTFTSpread -benchtime 20x ./internal/serve/
+func BenchmarkTTFTSpread(b *testing.B) {
+	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
+	const n = 100
+	for _, window := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond} {
+		b.Run(fmt.Sprintf("chats=%d/window=%s", n, window), func(b *testing.B) {
+			llmURL := fakeModel(b, rep)
+			base, _ := countedServer(b, llmURL, ws.Options{})
+			hc := directClient(n)
+			sdk := newSDKChats(n, llmURL)
+			chats := make([]*wsChat, n)
+			for i := range chats {
+				chats[i] = &wsChat{base: base}
+			}
+			// Warm up as BenchmarkTTFT does.
+			if err := fresh(chats); err != nil {
+				b.Fatal(err)
+			}
+			for _, turn := range []func(int) (time.Duration, int, error){
+				func(i int) (time.Duration, int, error) { return sdk[i].turn() },
+				func(i int) (time.Duration, int, error) { return chats[i].turn() },
+				func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) },
+			} {
+				if _, _, _, err := round(n, turn); err != nil {
+					b.Fatal(err)
+				}
+			}
+			rng := rand.New(rand.NewPCG(1, uint64(window)))
+			at := make([]time.Duration, n)
+			var direct, viaSDK, moz []time.Duration
+			for b.Loop() {
+				for i := range at {
+					at[i] = time.Duration(rng.Int64N(int64(window)))
+				}
+				d, err := spreadRound(at, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+				if err != nil {
+					b.Fatal(err)
+				}
+				s, err := spreadRound(at, func(i int) (time.Duration, int, error) { return sdk[i].turn() })
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if err := fresh(chats); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				m, err := spreadRound(at, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+				if err != nil {
+					b.Fatal(err)
+				}
+				direct, viaSDK, moz = append(direct, d...), append(viaSDK, s...), append(moz, m...)
+			}
+			b.ReportMetric(pct(direct, .5), "direct-p50-ms")
+			b.ReportMetric(pct(direct, .99), "direct-p99-ms")
+			b.ReportMetric(pct(moz, .5), "mozaiks-p50-ms")
+			b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
+			b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
+			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
+			b.ReportMetric(pct(viaSDK, .5), "sdk-p50-ms")
+			b.ReportMetric(pct(viaSDK, .99), "sdk-p99-ms")
+			b.ReportMetric(pct(moz, .5)-pct(viaSDK, .5), "added-vs-sdk-p50-ms")
+			b.ReportMetric(pct(moz, .99)-pct(viaSDK, .99), "added-vs-sdk-p99-ms")
+			for _, c := range chats {
+				c.c.Close()
+			}
+		})
+	}
+}
+
+// spreadRound runs turn i at at[i] from the round's start, all on their own
+// goroutines, and returns each turn's time to first token (from its send).
+func spreadRound(at []time.Duration, turn func(i int) (time.Duration, int, error)) ([]time.Duration, error) {
+	ttfts := make([]time.Duration, len(at))
+	errs := make([]error, len(at))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range at {
+		wg.Go(func() {
+			time.Sleep(time.Until(start.Add(at[i])))
+			ttfts[i], _, errs[i] = turn(i)
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return ttfts, nil
+}
