@@ -19,10 +19,18 @@ var _ store.Batcher = (*Store)(nil)
 func (s *Store) WriteBatch(ctx context.Context, appID, chatID string, ws []store.Write) ([]store.Event, error) {
 	now := store.Now().UTC().Truncate(time.Millisecond)
 	var u store.SessionUpdate
-	events, messages := 0, 0
+	var usage store.UsageRecord // the batch's usage records, summed
+	events, messages, usages := 0, 0, 0
 	for i := range ws {
 		w := &ws[i]
 		u.Fold(w.Update)
+		if w.Usage != nil {
+			usages++
+			usage.PromptTokens += w.Usage.PromptTokens
+			usage.CompletionTokens += w.Usage.CompletionTokens
+			usage.TotalTokens += w.Usage.TotalTokens
+			usage.CostUSD += w.Usage.CostUSD
+		}
 		if w.Event == nil {
 			continue
 		}
@@ -42,9 +50,14 @@ func (s *Store) WriteBatch(ctx context.Context, appID, chatID string, ws []store
 	err := s.write(ctx, func(tx wtx) error {
 		out = out[:0]
 		var last int64
+		// With events, the session's one UPDATE adds the usage totals too.
+		folded := events > 0 && usages > 0
 		if events > 0 {
-			err := tx.QueryRowContext(ctx, qAppendEvents,
-				whereArgs(updateArgs([]any{events, messages, now.UnixMilli()}, u), chatID, appID, u)...).Scan(&last)
+			q, args := qAppendEvents, []any{events, messages, now.UnixMilli()}
+			if folded {
+				q, args = qAppendEventsUsage, append(args, usage.PromptTokens, usage.CompletionTokens, usage.TotalTokens, usage.CostUSD)
+			}
+			err := tx.QueryRowContext(ctx, q, whereArgs(updateArgs(args, u), chatID, appID, u)...).Scan(&last)
 			if errors.Is(err, sql.ErrNoRows) {
 				return missed(ctx, tx, chatID, appID, u)
 			}
@@ -77,7 +90,11 @@ func (s *Store) WriteBatch(ctx context.Context, appID, chatID string, ws []store
 				if rec.Timestamp.IsZero() {
 					rec.Timestamp = now
 				}
-				if err := recordUsage(ctx, tx, rec); err != nil {
+				record := recordUsage
+				if folded {
+					record = insertUsage
+				}
+				if err := record(ctx, tx, rec); err != nil {
 					return err
 				}
 			}

@@ -506,6 +506,11 @@ func recordUsage(ctx context.Context, tx wtx, u store.UsageRecord) error {
 	if err := affected(res, err); err != nil {
 		return err
 	}
+	return insertUsage(ctx, tx, u)
+}
+
+// insertUsage stores the usage record only (its totals are added elsewhere).
+func insertUsage(ctx context.Context, tx wtx, u store.UsageRecord) error {
 	if _, err := tx.ExecContext(ctx, qInsertUsage,
 		u.AppID, u.UserID, u.ChatID, u.Workflow, u.Agent, u.Model, u.PromptTokens, u.CompletionTokens, u.TotalTokens,
 		u.CostUSD, u.Duration.Milliseconds(), u.Timestamp.UnixMilli()); err != nil {

@@ -20,6 +20,12 @@ const (
 		` WHERE chat_id = ? AND app_id = ?` + fence + ` RETURNING last_seq`
 	qAppendEvents = `UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, updated_at = ?,` + setUpdate +
 		` WHERE chat_id = ? AND app_id = ?` + fence + ` RETURNING last_seq`
+	// qAppendEventsUsage is qAppendEvents adding a batch's token usage to
+	// the session's totals too, instead of one more UPDATE (qAddUsage) per
+	// usage record.
+	qAppendEventsUsage = `UPDATE sessions SET last_seq = last_seq + ?, message_count = message_count + ?, updated_at = ?,
+		prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?, total_tokens = total_tokens + ?,
+		cost_usd = cost_usd + ?,` + setUpdate + ` WHERE chat_id = ? AND app_id = ?` + fence + ` RETURNING last_seq`
 	qUpdateSession = `UPDATE sessions SET updated_at = ?,` + setUpdate + ` WHERE chat_id = ? AND app_id = ?` + fence
 	qInsertEvent   = `INSERT INTO events (chat_id, seq, type, agent, data, ts) VALUES (?,?,?,?,?,?)`
 	qAddUsage      = `UPDATE sessions SET prompt_tokens = prompt_tokens + ?, completion_tokens = completion_tokens + ?,
@@ -60,7 +66,7 @@ const setUpdate = ` status = CASE WHEN ? IS NULL OR last_seq <= ? THEN COALESCE(
 	pending_id = COALESCE(?, pending_id), last_artifact = COALESCE(?, last_artifact)`
 
 var (
-	writeStmts = []string{qAppendEvent, qAppendEvents, qUpdateSession, qInsertEvent, qAddUsage, qInsertUsage, qAcquireLease,
+	writeStmts = []string{qAppendEvent, qAppendEvents, qAppendEventsUsage, qUpdateSession, qInsertEvent, qAddUsage, qInsertUsage, qAcquireLease,
 		qRenewLease, qReleaseLease, qSessionByID, qInsertSession, qSavepoint, qRollbackTo, qRelease}
 	readStmts = []string{qGetSession, qFindPending, qListEvents}
 )

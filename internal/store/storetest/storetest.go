@@ -606,6 +606,9 @@ func testWriteBatch(t *testing.T, s store.Store) {
 		{Usage: &store.UsageRecord{UserID: "u1", Workflow: "assistant", Agent: "Assistant", Model: "m", PromptTokens: 7,
 			CompletionTokens: 3, TotalTokens: 10}},
 		{Event: ev("chat.text", 2), Message: true},
+		// Two model calls' usage in one batch: both are added up.
+		{Usage: &store.UsageRecord{UserID: "u1", Workflow: "assistant", Agent: "Assistant", Model: "m", PromptTokens: 5,
+			CompletionTokens: 1, TotalTokens: 6, CostUSD: 0.25}},
 		{Event: ev("chat.input_request", 3), Update: store.SessionUpdate{PendingKind: &kind, PendingID: &id}},
 		{Update: store.SessionUpdate{Status: &idle, State: json.RawMessage(`{"run":"r1"}`)}},
 	})
@@ -625,8 +628,11 @@ func testWriteBatch(t *testing.T, s store.Store) {
 		t.Fatal(err)
 	}
 	if sess.LastSeq != 4 || sess.MessageCount != 2 || sess.Status != idle || string(sess.State) != `{"run":"r1"}` ||
-		sess.PendingKind != kind || sess.PendingID != id || sess.Usage.TotalTokens != 10 || sess.Usage.PromptTokens != 7 {
+		sess.PendingKind != kind || sess.PendingID != id {
 		t.Fatalf("session after WriteBatch: %+v", sess)
+	}
+	if u := sess.Usage; u.PromptTokens != 12 || u.CompletionTokens != 4 || u.TotalTokens != 16 || u.CostUSD != 0.25 {
+		t.Fatalf("usage after WriteBatch: %+v, want 12 + 4 = 16 tokens, $0.25", u)
 	}
 	evs, err := s.ListEvents(ctx(t), "a1", "c1", 0, 10)
 	if err != nil || len(evs) != 4 || evs[1].Type != "chat.run_start" || evs[3].Type != "chat.input_request" {
@@ -638,6 +644,14 @@ func testWriteBatch(t *testing.T, s store.Store) {
 	}
 	if sess, _ := s.GetSession(ctx(t), "a1", "c1"); sess.Status != busy || sess.LastSeq != 4 {
 		t.Fatalf("after an update-only batch: %+v", sess)
+	}
+	// So is usage alone.
+	if _, err := b.WriteBatch(ctx(t), "a1", "c1", []store.Write{{Usage: &store.UsageRecord{UserID: "u1", Workflow: "assistant",
+		Agent: "Assistant", Model: "m", PromptTokens: 1, CompletionTokens: 1, TotalTokens: 2}}}); err != nil {
+		t.Fatal(err)
+	}
+	if sess, _ := s.GetSession(ctx(t), "a1", "c1"); sess.Usage.TotalTokens != 18 || sess.LastSeq != 4 {
+		t.Fatalf("after a usage-only batch: %+v", sess)
 	}
 	if _, err := b.WriteBatch(ctx(t), "a2", "c1", []store.Write{{Event: ev("chat.text", 9), Message: true,
 		Update: store.SessionUpdate{Status: &idle}}}); !errors.Is(err, store.ErrNotFound) {
