@@ -36,6 +36,7 @@ type conn struct {
 	quit    *closeReq // close with this code at the writer's next turn
 	live    bool      // the subscription has frames (or was dropped)
 	ping    bool      // a heartbeat is due
+	pong    *string   // a pong owed to the client's ping (see readLoop)
 	writing bool      // a goroutine owns the writes
 	closed  bool      // the socket is closed; no writer will run again
 	pingT   *time.Timer
@@ -162,7 +163,7 @@ func (c *conn) enqueue(t task) bool {
 // idleLocked: no goroutine owns the writes and nothing is queued for one, so
 // the caller may write to the socket itself (sendNow). c.mu is held.
 func (c *conn) idleLocked() bool {
-	return c.inline && !c.writing && !c.closed && c.quit == nil && !c.ping && len(c.tasks) == 0
+	return c.inline && !c.writing && !c.closed && c.quit == nil && !c.ping && c.pong == nil && len(c.tasks) == 0
 }
 
 func (c *conn) closeNow(code int, text string) {
@@ -255,7 +256,7 @@ func (c *conn) serve(reqCtx context.Context) {
 func (c *conn) release() {
 	c.mu.Lock()
 	c.writing = false
-	if c.quit != nil || c.live || c.ping || len(c.tasks) > 0 {
+	if c.quit != nil || c.live || c.ping || c.pong != nil || len(c.tasks) > 0 {
 		c.kickLocked()
 	}
 	c.mu.Unlock()
@@ -268,13 +269,13 @@ func (c *conn) writer() {
 	var batch []chat.Frame
 	for {
 		c.mu.Lock()
-		quit, tasks, live, ping := c.quit, c.tasks, c.live, c.ping
-		if quit == nil && !live && !ping && len(tasks) == 0 {
+		quit, tasks, live, ping, pong := c.quit, c.tasks, c.live, c.ping, c.pong
+		if quit == nil && !live && !ping && pong == nil && len(tasks) == 0 {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		c.tasks, c.live, c.ping = nil, false, false
+		c.tasks, c.live, c.ping, c.pong = nil, false, false, nil
 		if len(tasks) > 0 {
 			c.cond.Broadcast()
 		}
@@ -286,7 +287,7 @@ func (c *conn) writer() {
 			c.finish()
 			return
 		}
-		if !c.run(tasks, live, ping, &batch) {
+		if !c.run(tasks, live, ping, pong, &batch) {
 			c.finish()
 			return
 		}
@@ -294,7 +295,7 @@ func (c *conn) writer() {
 }
 
 // run does one turn of the writer's work; false when the socket is done.
-func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
+func (c *conn) run(tasks []task, live, ping bool, pong *string, batch *[]chat.Frame) bool {
 	select {
 	case <-c.v.sub.Dropped:
 		c.closeNow(websocket.CloseTryAgainLater, "too slow: resume from your last seq")
@@ -337,6 +338,9 @@ func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
 			return false
 		}
 		c.pingT.Reset(c.h.opts.PingInterval)
+	}
+	if pong != nil && c.ws.WriteControl(websocket.PongMessage, []byte(*pong), time.Now().Add(c.h.opts.WriteTimeout)) != nil {
+		return false
 	}
 	return true
 }
@@ -489,6 +493,21 @@ func (c *conn) readLoop(ctx context.Context) {
 	pong := c.h.opts.PongTimeout
 	_ = c.ws.SetReadDeadline(time.Now().Add(pong))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pong)) })
+	// gorilla answers a ping, and echoes a close, from the reading
+	// goroutine. Every write goes through the goroutine owning the writes
+	// instead: a write of frames may be cut short (sendNow) and finished
+	// later, and a control frame written in between would land inside a
+	// frame; and the reader would stop reading while the socket is full.
+	// The pong is owed to the writer (the last ping's wins, as RFC 6455
+	// allows); the close is answered by the socket's shutdown (serve).
+	c.ws.SetPingHandler(func(data string) error {
+		c.mu.Lock()
+		c.pong = &data
+		c.kickLocked()
+		c.mu.Unlock()
+		return nil
+	})
+	c.ws.SetCloseHandler(func(int, string) error { return nil })
 	for {
 		typ, msg, err := c.ws.ReadMessage()
 		if err != nil {

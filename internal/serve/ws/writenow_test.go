@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -45,9 +46,16 @@ func TestRunNotHeldByASocketThatStopsReading(t *testing.T) {
 		words[i] = "word" + string(rune('a'+i%26))
 	}
 	text := strings.Join(words, " ")
+	var pongs atomic.Int64
+	c.SetPongHandler(func(string) error { pongs.Add(1); return nil })
 	for range msgs {
 		msg, _ := json.Marshal(map[string]any{"type": "user.input.submit", "text": text})
 		if err := c.WriteMessage(websocket.TextMessage, msg); err != nil {
+			t.Fatal(err)
+		}
+		// Pings from the client meanwhile: their pongs must not land in
+		// the middle of a frame the socket took only part of.
+		if err := c.WriteControl(websocket.PingMessage, []byte("p"), time.Now().Add(wait)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -101,5 +109,8 @@ func TestRunNotHeldByASocketThatStopsReading(t *testing.T) {
 	}
 	if printed.String() != replies.String() {
 		t.Fatalf("chunks %d bytes, replies %d bytes", printed.Len(), replies.Len())
+	}
+	if pongs.Load() == 0 {
+		t.Fatalf("no pong for %d pings", msgs)
 	}
 }
