@@ -107,7 +107,6 @@ type room struct {
 
 	mu      sync.Mutex
 	subs    map[*Subscriber]struct{}
-	quiet   int // quietly: subscribers are notified when it is back to 0
 	queue   []job
 	runs    uint64 // runs begun, to tell a run's end from the next one's start
 	backlog int    // recovered messages still to answer (recover.go)

@@ -382,14 +382,12 @@ func (m *Manager) applyBatch(r *room, ops []*op) {
 		}
 		return
 	}
-	m.quietly(r, func() {
-		for i, o := range in {
-			if ws[i].Event != nil {
-				m.stored(r, o, evs[0])
-				evs = evs[1:]
-			}
+	for i, o := range in {
+		if ws[i].Event != nil {
+			m.stored(r, o, evs[0])
+			evs = evs[1:]
 		}
-	})
+	}
 }
 
 // flush waits until everything queued for the chat so far is carried out.

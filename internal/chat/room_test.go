@@ -3,7 +3,6 @@ package chat
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -54,38 +53,4 @@ func TestSubscribeWhileTheRoomIsForgotten(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-}
-
-// The events a run stores together (store.Batcher) reach a subscriber with
-// one notification after the last, not one each: a socket writes them in
-// one go (ws sendNow) instead of one write and one client wake-up per frame.
-// Every frame still arrives.
-func TestBatchNotifiesOnce(t *testing.T) {
-	g := newRig(t, nil)
-	g.llm.SetResponder(func(r llmtest.Request) llmtest.Reply { return llmtest.Reply{Text: "answer"} })
-	g.open("assistant", "quiet")
-	var mu sync.Mutex
-	notified := 0
-	sub := g.m.SubscribeNotify("app", "quiet", 0, func() {
-		mu.Lock()
-		notified++
-		mu.Unlock()
-	})
-	defer g.m.Unsubscribe(sub)
-	g.submit("quiet", "hi")
-	g.settled("quiet")
-	frames := sub.Take(nil)
-	var types []string
-	for _, f := range frames {
-		types = append(types, f.Type)
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	if !slices.Contains(types, "chat.input_request") || !slices.Contains(types, "chat.run_start") {
-		t.Fatalf("frames of the run: %v", types)
-	}
-	if notified >= len(frames) {
-		t.Fatalf("%d notifications for %d frames %v: one per frame", notified, len(frames), types)
-	}
-	t.Logf("%d notifications for %d frames", notified, len(frames))
 }

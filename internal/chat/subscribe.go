@@ -22,9 +22,8 @@ type Subscriber struct {
 	once    sync.Once
 	notify  func() // SubscribeNotify: called after each push and on drop
 
-	mu     sync.Mutex
-	queue  []Frame
-	missed bool // frames were pushed while the room was quiet: notify owed
+	mu    sync.Mutex
+	queue []Frame
 }
 
 // Subscribe starts delivering the chat's live frames, up to limit frames
@@ -65,50 +64,23 @@ func (s *Subscriber) Take(buf []Frame) []Frame {
 	return buf
 }
 
-// push queues f; false when the queue is full. quiet: notify later (see
-// Manager.quietly).
-func (s *Subscriber) push(f Frame, quiet bool) bool {
+// push queues f; false when the queue is full.
+func (s *Subscriber) push(f Frame) bool {
 	s.mu.Lock()
 	if len(s.queue) >= s.max {
 		s.mu.Unlock()
 		return false
 	}
 	s.queue = append(s.queue, f)
-	s.missed = quiet
 	s.mu.Unlock()
 	select {
 	case s.Ready <- struct{}{}:
 	default:
 	}
-	if s.notify != nil && !quiet {
+	if s.notify != nil {
 		s.notify()
 	}
 	return true
-}
-
-// quietly runs fn, which fans out several frames (a batch's stored events),
-// with each subscriber notified once after the last instead of at each: a
-// socket then writes them together, not one write (and one wake-up of its
-// client) per frame.
-func (m *Manager) quietly(r *room, fn func()) {
-	r.mu.Lock()
-	r.quiet++
-	r.mu.Unlock()
-	fn()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.quiet--; r.quiet > 0 {
-		return
-	}
-	for s := range r.subs {
-		s.mu.Lock()
-		owed := s.missed
-		s.missed = false
-		s.mu.Unlock()
-		if owed && s.notify != nil {
-			s.notify()
-		}
-	}
 }
 
 // Unsubscribe stops delivery.
@@ -125,7 +97,7 @@ func (m *Manager) fanout(r *room, f Frame) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for s := range r.subs {
-		if !s.push(f, r.quiet > 0) {
+		if !s.push(f) {
 			delete(r.subs, s)
 			s.once.Do(func() {
 				close(s.Dropped)

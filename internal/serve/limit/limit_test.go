@@ -2,7 +2,6 @@ package limit
 
 import (
 	"net"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -118,40 +117,4 @@ func BenchmarkRateAllow(b *testing.B) {
 			i++
 		}
 	})
-}
-
-// A connection the listener accepted still gives its raw descriptor: chat
-// sockets write through it without waiting (ws.writeNow), and the wrapper
-// hid it once, sending every frame through a writer goroutine.
-func TestAcceptedConnGivesItsRawConn(t *testing.T) {
-	t.Parallel()
-	inner, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := NewListener(inner, 4)
-	defer ln.Close()
-	go func() {
-		if c, err := net.Dial("tcp", inner.Addr().String()); err == nil {
-			defer c.Close()
-			time.Sleep(time.Second)
-		}
-	}()
-	c, err := ln.Accept()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	sc, ok := c.(syscall.Conn)
-	if !ok {
-		t.Fatalf("%T hides the connection's syscall.Conn", c)
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fd uintptr
-	if err := rc.Control(func(f uintptr) { fd = f }); err != nil || fd == 0 {
-		t.Fatalf("raw conn: fd %d, %v", fd, err)
-	}
 }

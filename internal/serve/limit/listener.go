@@ -1,10 +1,8 @@
 package limit
 
 import (
-	"errors"
 	"net"
 	"sync"
-	"syscall"
 )
 
 // Listener caps open connections per client IP: a connection over the cap
@@ -55,14 +53,4 @@ func (c *countedConn) Close() error {
 	err := c.Conn.Close()
 	c.once.Do(c.release)
 	return err
-}
-
-// SyscallConn is the wrapped connection's: a chat socket's frames are
-// written through it without waiting when the socket can take them (see
-// ws.writeNow); hiding it would send every frame through a writer goroutine.
-func (c *countedConn) SyscallConn() (syscall.RawConn, error) {
-	if sc, ok := c.Conn.(syscall.Conn); ok {
-		return sc.SyscallConn()
-	}
-	return nil, errors.ErrUnsupported
 }

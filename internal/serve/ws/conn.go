@@ -36,16 +36,12 @@ type conn struct {
 	quit    *closeReq // close with this code at the writer's next turn
 	live    bool      // the subscription has frames (or was dropped)
 	ping    bool      // a heartbeat is due
-	pong    *string   // a pong owed to the client's ping (see readLoop)
 	writing bool      // a goroutine owns the writes
 	closed  bool      // the socket is closed; no writer will run again
 	pingT   *time.Timer
 
-	inline bool // the socket can be written without blocking (sendNow)
-
 	// Writer state, touched only by the goroutine owning the writes.
 	out         *[]byte // frames queued for the next flush (frames.go)
-	holding     bool    // sendNow is queueing: writeDirect never flushes
 	v           view
 	connectLast int64 // last seq of the connect replay (see resume)
 	resumed     bool
@@ -85,7 +81,6 @@ type closeReq struct {
 func newConn(h *Handler, ws *websocket.Conn, p Params) *conn {
 	// The goroutine that upgraded owns the writes until start hands them over.
 	c := &conn{h: h, ws: ws, p: p, active: activeChat{chatID: p.ChatID}, writing: true}
-	c.inline = ws != nil && canWriteNow(ws.NetConn())
 	c.cond.L = &c.mu
 	return c
 }
@@ -101,21 +96,12 @@ func (c *conn) shutdown(code int, text string) {
 	}
 }
 
-// notify is the subscription's callback: live frames wait (or it was
-// dropped). When no goroutine owns the writes and nothing else is queued, the
-// publisher sends the frames itself (sendNow): a streamed chunk then reaches
-// the socket without waiting for a writer goroutine to be started.
+// notify is the subscription's callback: live frames wait (or it was dropped).
 func (c *conn) notify() {
 	c.mu.Lock()
 	c.live = true
-	if !c.idleLocked() {
-		c.kickLocked()
-		c.mu.Unlock()
-		return
-	}
-	c.writing, c.live = true, false
+	c.kickLocked()
 	c.mu.Unlock()
-	c.sendNow(nil)
 }
 
 // pingDue is the heartbeat timer's callback.
@@ -137,33 +123,19 @@ func (c *conn) kickLocked() {
 }
 
 // enqueue queues a task for the writer, waiting while maxTasks are queued;
-// false when the socket is closed. A frame for a socket nobody writes to,
-// with nothing else queued, the caller sends itself (sendNow).
+// false when the socket is closed.
 func (c *conn) enqueue(t task) bool {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	for !c.closed && len(c.tasks) >= maxTasks {
 		c.cond.Wait()
 	}
 	if c.closed {
-		c.mu.Unlock()
 		return false
-	}
-	if t.resume == nil && t.sw == nil && c.idleLocked() {
-		c.writing = true
-		c.mu.Unlock()
-		c.sendNow(&t.frame)
-		return true
 	}
 	c.tasks = append(c.tasks, t)
 	c.kickLocked()
-	c.mu.Unlock()
 	return true
-}
-
-// idleLocked: no goroutine owns the writes and nothing is queued for one, so
-// the caller may write to the socket itself (sendNow). c.mu is held.
-func (c *conn) idleLocked() bool {
-	return c.inline && !c.writing && !c.closed && c.quit == nil && !c.ping && c.pong == nil && len(c.tasks) == 0
 }
 
 func (c *conn) closeNow(code int, text string) {
@@ -256,7 +228,7 @@ func (c *conn) serve(reqCtx context.Context) {
 func (c *conn) release() {
 	c.mu.Lock()
 	c.writing = false
-	if c.quit != nil || c.live || c.ping || c.pong != nil || len(c.tasks) > 0 {
+	if c.quit != nil || c.live || c.ping || len(c.tasks) > 0 {
 		c.kickLocked()
 	}
 	c.mu.Unlock()
@@ -269,13 +241,13 @@ func (c *conn) writer() {
 	var batch []chat.Frame
 	for {
 		c.mu.Lock()
-		quit, tasks, live, ping, pong := c.quit, c.tasks, c.live, c.ping, c.pong
-		if quit == nil && !live && !ping && pong == nil && len(tasks) == 0 {
+		quit, tasks, live, ping := c.quit, c.tasks, c.live, c.ping
+		if quit == nil && !live && !ping && len(tasks) == 0 {
 			c.writing = false
 			c.mu.Unlock()
 			return
 		}
-		c.tasks, c.live, c.ping, c.pong = nil, false, false, nil
+		c.tasks, c.live, c.ping = nil, false, false
 		if len(tasks) > 0 {
 			c.cond.Broadcast()
 		}
@@ -287,7 +259,7 @@ func (c *conn) writer() {
 			c.finish()
 			return
 		}
-		if !c.run(tasks, live, ping, pong, &batch) {
+		if !c.run(tasks, live, ping, &batch) {
 			c.finish()
 			return
 		}
@@ -295,7 +267,7 @@ func (c *conn) writer() {
 }
 
 // run does one turn of the writer's work; false when the socket is done.
-func (c *conn) run(tasks []task, live, ping bool, pong *string, batch *[]chat.Frame) bool {
+func (c *conn) run(tasks []task, live, ping bool, batch *[]chat.Frame) bool {
 	select {
 	case <-c.v.sub.Dropped:
 		c.closeNow(websocket.CloseTryAgainLater, "too slow: resume from your last seq")
@@ -338,9 +310,6 @@ func (c *conn) run(tasks []task, live, ping bool, pong *string, batch *[]chat.Fr
 			return false
 		}
 		c.pingT.Reset(c.h.opts.PingInterval)
-	}
-	if pong != nil && c.ws.WriteControl(websocket.PongMessage, []byte(*pong), time.Now().Add(c.h.opts.WriteTimeout)) != nil {
-		return false
 	}
 	return true
 }
@@ -493,21 +462,6 @@ func (c *conn) readLoop(ctx context.Context) {
 	pong := c.h.opts.PongTimeout
 	_ = c.ws.SetReadDeadline(time.Now().Add(pong))
 	c.ws.SetPongHandler(func(string) error { return c.ws.SetReadDeadline(time.Now().Add(pong)) })
-	// gorilla answers a ping, and echoes a close, from the reading
-	// goroutine. Every write goes through the goroutine owning the writes
-	// instead: a write of frames may be cut short (sendNow) and finished
-	// later, and a control frame written in between would land inside a
-	// frame; and the reader would stop reading while the socket is full.
-	// The pong is owed to the writer (the last ping's wins, as RFC 6455
-	// allows); the close is answered by the socket's shutdown (serve).
-	c.ws.SetPingHandler(func(data string) error {
-		c.mu.Lock()
-		c.pong = &data
-		c.kickLocked()
-		c.mu.Unlock()
-		return nil
-	})
-	c.ws.SetCloseHandler(func(int, string) error { return nil })
 	for {
 		typ, msg, err := c.ws.ReadMessage()
 		if err != nil {

@@ -51,7 +51,7 @@ func (c *conn) writeDirect(f chat.Frame) bool {
 		c.out = outBufs.Get().(*[]byte)
 	}
 	*c.out = appendText(*c.out, f.Bytes)
-	if len(*c.out) >= flushAt && !c.holding {
+	if len(*c.out) >= flushAt {
 		return c.flush()
 	}
 	return true
@@ -72,66 +72,4 @@ func (c *conn) flush() bool {
 		outBufs.Put(buf)
 	}
 	return err == nil
-}
-
-// sendNow is a writer's turn done by the goroutine that has a frame for the
-// socket (f, queued by the reader: enqueue) or published the chat's live
-// frames (notify), once it owns the writes. A publisher holds the chat's
-// locks and must not block, and a reader must go on reading: the frames are
-// written only as far as the socket's buffer takes them at once (writeNow);
-// the rest, a dropped subscription or a failed write is left to a writer
-// goroutine.
-func (c *conn) sendNow(f *chat.Frame) {
-	c.holding = true
-	if f != nil {
-		c.writeDirect(*f)
-	}
-	select {
-	case <-c.v.sub.Dropped:
-		c.holding = false
-		c.handOff(true)
-		return
-	default:
-	}
-	var frames [4]chat.Frame
-	batch := frames[:0]
-	c.writeLive(&batch)
-	c.holding = false
-	if c.out != nil && !c.writeNow() {
-		c.handOff(false)
-		return
-	}
-	c.release()
-}
-
-// writeNow writes the queued frames as far as the socket takes them without
-// waiting; true when all went. What did not go stays queued.
-func (c *conn) writeNow() bool {
-	buf := *c.out
-	n := writeNow(c.ws.NetConn(), buf)
-	if n < len(buf) {
-		*c.out = buf[:copy(buf, buf[n:])]
-		return false
-	}
-	*c.out = buf[:0]
-	if cap(buf) <= maxPooled {
-		outBufs.Put(c.out)
-	}
-	c.out = nil
-	return true
-}
-
-// handOff gives the writes, with what is queued, to a new writer goroutine;
-// live: the subscription has news for it (it was dropped).
-func (c *conn) handOff(live bool) {
-	c.mu.Lock()
-	c.live = c.live || live
-	c.mu.Unlock()
-	go func() {
-		if !c.flush() {
-			c.finish()
-			return
-		}
-		c.writer()
-	}()
 }
