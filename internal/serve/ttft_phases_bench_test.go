@@ -3,6 +3,8 @@
 package serve_test
 
 import (
+	"context"
+	"runtime/trace"
 	"slices"
 	"sync"
 	"testing"
@@ -22,6 +24,8 @@ import (
 // after its first byte.
 //
 //	go test -run '^$' -bench TTFTPhases -benchtime 20x ./internal/serve/
+//
+// With -test.trace, tools/tracewindows splits the rounds' CPU by goroutine.
 func BenchmarkTTFTPhases(b *testing.B) {
 	n := 100
 	var mu sync.Mutex
@@ -74,6 +78,9 @@ func BenchmarkTTFTPhases(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StartTimer()
+		// Marks the round in an execution trace (-test.trace): see
+		// tools/tracewindows.
+		trace.Log(context.Background(), "round", "start")
 		timed(func(i int) (time.Duration, int, error) { return chats[i].turn() }, &arr, &first)
 	}
 	for _, s := range [][]float64{arr, first, darr, dfirst} {
