@@ -432,35 +432,53 @@ func pct(d []time.Duration, p float64) float64 {
 	return float64(s[i]) / float64(time.Millisecond)
 }
 
+// ttftRig is BenchmarkTTFT's setup: the fake model (20 ms to its first
+// byte, 2 ms a token), a server on it, and n of each client: direct SSE
+// clients of the model, SDK chat apps and mozaiks chats, all dialled and
+// warmed up by a round each.
+type ttftRig struct {
+	llmURL string
+	st     *countingStore
+	hc     *http.Client
+	sdk    []*sdkChat
+	chats  []*wsChat
+}
+
+func newTTFTRig(b *testing.B, n int) *ttftRig {
+	b.Helper()
+	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
+	t := &ttftRig{llmURL: fakeModel(b, rep), hc: directClient(n), chats: make([]*wsChat, n)}
+	var base string
+	base, t.st = countedServer(b, t.llmURL, ws.Options{})
+	t.sdk = newSDKChats(n, t.llmURL)
+	for i := range t.chats {
+		t.chats[i] = &wsChat{base: base}
+	}
+	// Warm up: dial every chat and open the model connections.
+	if err := fresh(t.chats); err != nil {
+		b.Fatal(err)
+	}
+	for _, turn := range []func(int) (time.Duration, int, error){t.sdkTurn, t.mozTurn, t.directTurn} {
+		if _, _, _, err := round(n, turn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return t
+}
+
+func (t *ttftRig) directTurn(int) (time.Duration, int, error) { return directTurn(t.hc, t.llmURL) }
+func (t *ttftRig) sdkTurn(i int) (time.Duration, int, error)  { return t.sdk[i].turn() }
+func (t *ttftRig) mozTurn(i int) (time.Duration, int, error)  { return t.chats[i].turn() }
+
 // BenchmarkTTFT is the time to first token seen by a WebSocket client of
 // mozaiks and by an SSE client of the model itself, interleaved round by
 // round so both see the same machine load. The model waits 20 ms before its
 // first byte and 2 ms before each token on both paths.
 func BenchmarkTTFT(b *testing.B) {
-	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
-			llmURL := fakeModel(b, rep)
-			base, st := countedServer(b, llmURL, ws.Options{})
-			hc := directClient(n)
-			sdk := newSDKChats(n, llmURL)
-			chats := make([]*wsChat, n)
-			for i := range chats {
-				chats[i] = &wsChat{base: base}
-			}
-			// Warm up: dial every chat and open the model connections.
-			if err := fresh(chats); err != nil {
-				b.Fatal(err)
-			}
-			if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return sdk[i].turn() }); err != nil {
-				b.Fatal(err)
-			}
-			if _, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() }); err != nil {
-				b.Fatal(err)
-			}
-			if _, _, _, err := round(n, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) }); err != nil {
-				b.Fatal(err)
-			}
+			t := newTTFTRig(b, n)
+			llmURL, st, hc, sdk, chats := t.llmURL, t.st, t.hc, t.sdk, t.chats
 			var direct, viaSDK, moz []time.Duration
 			var writes, reads int64
 			var dCPU, sCPU, mCPU time.Duration

@@ -6,9 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/mozaiks/mozaiks/internal/llm/llmtest"
-	"github.com/mozaiks/mozaiks/internal/serve/ws"
 )
 
 // BenchmarkTTFTSpread is BenchmarkTTFT's 100 chats with their messages
@@ -23,31 +20,10 @@ import (
 //
 //	go test -run '^$' -bench TTFTSpread -benchtime 20x ./internal/serve/
 func BenchmarkTTFTSpread(b *testing.B) {
-	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
 	const n = 100
 	for _, window := range []time.Duration{50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond} {
 		b.Run(fmt.Sprintf("chats=%d/window=%s", n, window), func(b *testing.B) {
-			llmURL := fakeModel(b, rep)
-			base, _ := countedServer(b, llmURL, ws.Options{})
-			hc := directClient(n)
-			sdk := newSDKChats(n, llmURL)
-			chats := make([]*wsChat, n)
-			for i := range chats {
-				chats[i] = &wsChat{base: base}
-			}
-			// Warm up as BenchmarkTTFT does.
-			if err := fresh(chats); err != nil {
-				b.Fatal(err)
-			}
-			for _, turn := range []func(int) (time.Duration, int, error){
-				func(i int) (time.Duration, int, error) { return sdk[i].turn() },
-				func(i int) (time.Duration, int, error) { return chats[i].turn() },
-				func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) },
-			} {
-				if _, _, _, err := round(n, turn); err != nil {
-					b.Fatal(err)
-				}
-			}
+			t := newTTFTRig(b, n)
 			rng := rand.New(rand.NewPCG(1, uint64(window)))
 			at := make([]time.Duration, n)
 			var direct, viaSDK, moz []time.Duration
@@ -55,20 +31,20 @@ func BenchmarkTTFTSpread(b *testing.B) {
 				for i := range at {
 					at[i] = time.Duration(rng.Int64N(int64(window)))
 				}
-				d, err := spreadRound(at, func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) })
+				d, err := spreadRound(at, t.directTurn)
 				if err != nil {
 					b.Fatal(err)
 				}
-				s, err := spreadRound(at, func(i int) (time.Duration, int, error) { return sdk[i].turn() })
+				s, err := spreadRound(at, t.sdkTurn)
 				if err != nil {
 					b.Fatal(err)
 				}
 				b.StopTimer()
-				if err := fresh(chats); err != nil {
+				if err := fresh(t.chats); err != nil {
 					b.Fatal(err)
 				}
 				b.StartTimer()
-				m, err := spreadRound(at, func(i int) (time.Duration, int, error) { return chats[i].turn() })
+				m, err := spreadRound(at, t.mozTurn)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -84,7 +60,7 @@ func BenchmarkTTFTSpread(b *testing.B) {
 			b.ReportMetric(pct(viaSDK, .99), "sdk-p99-ms")
 			b.ReportMetric(pct(moz, .5)-pct(viaSDK, .5), "added-vs-sdk-p50-ms")
 			b.ReportMetric(pct(moz, .99)-pct(viaSDK, .99), "added-vs-sdk-p99-ms")
-			for _, c := range chats {
+			for _, c := range t.chats {
 				c.c.Close()
 			}
 		})

@@ -4,9 +4,7 @@ package serve_test
 
 import (
 	"context"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/mozaiks/mozaiks/internal/serve/ws"
 	"github.com/mozaiks/mozaiks/internal/store"
 	"github.com/mozaiks/mozaiks/internal/store/sqlite"
+	"github.com/mozaiks/mozaiks/internal/testutil/slowreader"
 )
 
 // The triage example end to end: Intake asks, the user answers, Intake hands
@@ -262,11 +261,7 @@ func TestHeartbeatSlowConsumerAndShutdown(t *testing.T) {
 		e.LLM.Enqueue(llmtest.Reply{Text: strings.Repeat(strings.Repeat("x", 1023)+" ", 6000), Chunks: 3000})
 		// A client that does not read while a long reply streams, with a
 		// small receive buffer.
-		nd := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-			return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-		}}
-		d := websocket.Dialer{ReadBufferSize: 1024, NetDialContext: nd.DialContext}
-		slow, _, err := d.Dial(e.wsURL("assistant", "app1", "chat-slow", "u1", ""), nil)
+		slow, _, err := slowreader.Dialer().Dial(e.wsURL("assistant", "app1", "chat-slow", "u1", ""), nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,13 +1,11 @@
-//go:build unix
+//go:build !windows
 
 package ws
 
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 
 	"github.com/mozaiks/mozaiks/internal/chat"
 	"github.com/mozaiks/mozaiks/internal/store"
+	"github.com/mozaiks/mozaiks/internal/testutil/slowreader"
 )
 
 // A client that stops reading must not hold its chat's runs up: with the
@@ -24,11 +23,7 @@ import (
 func TestRunNotHeldByASocketThatStopsReading(t *testing.T) {
 	h, base := socketServer(t, Options{WriteTimeout: time.Minute})
 	// A small receive buffer, so that the runs' frames fill the socket.
-	nd := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
-		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
-	}}
-	d := websocket.Dialer{ReadBufferSize: 1024, NetDialContext: nd.DialContext}
-	c, _, err := d.Dial(base+"chat-full", nil)
+	c, _, err := slowreader.Dialer().Dial(base+"chat-full", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
