@@ -512,22 +512,11 @@ func BenchmarkTTFT(b *testing.B) {
 				writes, reads = writes+st.writes.Load()-w0, reads+st.reads.Load()-r0
 				direct, moz = append(direct, d...), append(moz, m...)
 			}
-			b.ReportMetric(pct(direct, .5), "direct-p50-ms")
-			b.ReportMetric(pct(direct, .99), "direct-p99-ms")
-			b.ReportMetric(pct(moz, .5), "mozaiks-p50-ms")
-			b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
-			b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
-			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
+			reportTTFT(b, direct, viaSDK, moz)
 			// The whole process's CPU (server, clients and model) per turn,
 			// mozaiks round minus direct round: what mozaiks costs a turn.
 			// Lease renewals and writes may land after the round.
 			b.ReportMetric(float64(mCPU-dCPU)/float64(len(moz))/1e3, "added-cpu-us/turn")
-			// The same against a chat app that calls the model itself with
-			// the Go SDK: what mozaiks adds beyond being a model client.
-			b.ReportMetric(pct(viaSDK, .5), "sdk-p50-ms")
-			b.ReportMetric(pct(viaSDK, .99), "sdk-p99-ms")
-			b.ReportMetric(pct(moz, .5)-pct(viaSDK, .5), "added-vs-sdk-p50-ms")
-			b.ReportMetric(pct(moz, .99)-pct(viaSDK, .99), "added-vs-sdk-p99-ms")
 			b.ReportMetric(float64(mCPU-sCPU)/float64(len(moz))/1e3, "added-vs-sdk-cpu-us/turn")
 			b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 			b.ReportMetric(float64(reads)/float64(len(moz)), "store-reads/turn")
@@ -536,6 +525,22 @@ func BenchmarkTTFT(b *testing.B) {
 			}
 		})
 	}
+}
+
+// reportTTFT reports the times to first token of the direct clients, the
+// SDK chat apps and the mozaiks chats, and what mozaiks adds to each: over
+// the SDK apps, what it adds beyond being a client of the model.
+func reportTTFT(b *testing.B, direct, viaSDK, moz []time.Duration) {
+	b.ReportMetric(pct(direct, .5), "direct-p50-ms")
+	b.ReportMetric(pct(direct, .99), "direct-p99-ms")
+	b.ReportMetric(pct(moz, .5), "mozaiks-p50-ms")
+	b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
+	b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
+	b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
+	b.ReportMetric(pct(viaSDK, .5), "sdk-p50-ms")
+	b.ReportMetric(pct(viaSDK, .99), "sdk-p99-ms")
+	b.ReportMetric(pct(moz, .5)-pct(viaSDK, .5), "added-vs-sdk-p50-ms")
+	b.ReportMetric(pct(moz, .99)-pct(viaSDK, .99), "added-vs-sdk-p99-ms")
 }
 
 // BenchmarkThroughput streams a 200-token reply to 200 chats at once:

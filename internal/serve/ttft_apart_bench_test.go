@@ -58,23 +58,14 @@ func BenchmarkTTFTApart(b *testing.B) {
 				case "sdk":
 					viaSDK = append(viaSDK, floats(b, f[1:])...)
 				case "done":
-					q := func(s []float64, p float64) float64 {
+					ms := func(s []float64) []time.Duration {
 						ds := make([]time.Duration, len(s))
 						for i, v := range s {
 							ds[i] = time.Duration(v * float64(time.Millisecond))
 						}
-						return pct(ds, p)
+						return ds
 					}
-					b.ReportMetric(q(direct, .5), "direct-p50-ms")
-					b.ReportMetric(q(direct, .99), "direct-p99-ms")
-					b.ReportMetric(q(viaSDK, .5), "sdk-p50-ms")
-					b.ReportMetric(q(viaSDK, .99), "sdk-p99-ms")
-					b.ReportMetric(q(moz, .5), "mozaiks-p50-ms")
-					b.ReportMetric(q(moz, .99), "mozaiks-p99-ms")
-					b.ReportMetric(q(moz, .5)-q(direct, .5), "added-p50-ms")
-					b.ReportMetric(q(moz, .99)-q(direct, .99), "added-p99-ms")
-					b.ReportMetric(q(moz, .5)-q(viaSDK, .5), "added-vs-sdk-p50-ms")
-					b.ReportMetric(q(moz, .99)-q(viaSDK, .99), "added-vs-sdk-p99-ms")
+					reportTTFT(b, ms(direct), ms(viaSDK), ms(moz))
 					b.ReportMetric(float64(cpu)/float64(len(moz))/1e3, "server-cpu-us/turn")
 					b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 					return

@@ -50,16 +50,7 @@ func BenchmarkTTFTSpread(b *testing.B) {
 				}
 				direct, viaSDK, moz = append(direct, d...), append(viaSDK, s...), append(moz, m...)
 			}
-			b.ReportMetric(pct(direct, .5), "direct-p50-ms")
-			b.ReportMetric(pct(direct, .99), "direct-p99-ms")
-			b.ReportMetric(pct(moz, .5), "mozaiks-p50-ms")
-			b.ReportMetric(pct(moz, .99), "mozaiks-p99-ms")
-			b.ReportMetric(pct(moz, .5)-pct(direct, .5), "added-p50-ms")
-			b.ReportMetric(pct(moz, .99)-pct(direct, .99), "added-p99-ms")
-			b.ReportMetric(pct(viaSDK, .5), "sdk-p50-ms")
-			b.ReportMetric(pct(viaSDK, .99), "sdk-p99-ms")
-			b.ReportMetric(pct(moz, .5)-pct(viaSDK, .5), "added-vs-sdk-p50-ms")
-			b.ReportMetric(pct(moz, .99)-pct(viaSDK, .99), "added-vs-sdk-p99-ms")
+			reportTTFT(b, direct, viaSDK, moz)
 			for _, c := range t.chats {
 				c.c.Close()
 			}
