@@ -520,3 +520,50 @@ func TestQueueLimit(t *testing.T) {
 		t.Fatalf("texts = %q: the queued messages are answered", got)
 	}
 }
+
+// A run that stored only its opening (run_start, select_speaker) before the
+// next message's run started did not answer its message: its replica lost
+// the chat or the rest of its writes (seen in CI under load). Recovery
+// answers that message, though a run_start names it; a run that stored its
+// reply is not asked again.
+func TestRecoverMessageWhoseRunStoredOnlyItsStart(t *testing.T) {
+	t.Parallel()
+	g := newRig(t, nil)
+	g.open("assistant", "c1") // seq 1 greeting, 2 input request
+	busy, none := store.StatusInProgress, ""
+	add := func(typ, agent, data string, message bool) {
+		t.Helper()
+		if _, err := g.st.AppendEventUpdate(context.Background(), "app", "c1", store.Event{Type: typ, Agent: agent,
+			Data: json.RawMessage(data)}, message, store.SessionUpdate{Status: &busy, PendingKind: &none, PendingID: &none}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := func(i int) string {
+		return fmt.Sprintf(`{"kind":"text","agent":"user","role":"user","content":"q%d","message_id":"m_%d"}`, i, i)
+	}
+	add("chat.text", "user", user(0), true)                                                // seq 3
+	add("chat.run_start", "", `{"kind":"run_start","run_id":"r0","input_seq":3}`, false)   // 4: its run stopped here
+	add("chat.select_speaker", "", `{"kind":"select_speaker","agent":"Assistant"}`, false) // 5
+	add("chat.text", "user", user(1), true)                                                // 6
+	add("chat.run_start", "", `{"kind":"run_start","run_id":"r1","input_seq":6}`, false)   // 7: answered
+	add("chat.text", "Assistant", `{"kind":"text","agent":"Assistant","role":"assistant","content":"a1","message_id":"x1"}`, true)
+	add("chat.input_request", "Assistant", `{"kind":"input_request","agent":"Assistant","request_id":"req_1","prompt":"a1"}`, false)
+	add("chat.text", "user", user(2), true)                                               // 10
+	add("chat.run_start", "", `{"kind":"run_start","run_id":"r2","input_seq":10}`, false) // 11: answered
+	add("chat.text", "Assistant", `{"kind":"text","agent":"Assistant","role":"assistant","content":"a2","message_id":"x2"}`, true)
+	add("chat.input_request", "Assistant", `{"kind":"input_request","agent":"Assistant","request_id":"req_2","prompt":"a2"}`, false)
+	g.llm.Enqueue(llmtest.Reply{Text: "a0"})
+	g.restart()
+	if _, err := g.m.Recover(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g.settled("c1")
+	want := []string{"Assistant: Hi! What can I help you with?", "user: q0", "user: q1", "Assistant: a1", "user: q2", "Assistant: a2", "Assistant: a0"}
+	if got := texts(g.events("c1")); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("texts = %q, want %q\n%s", got, want, describe(g.events("c1")))
+	}
+	reqs := g.llm.ChatRequests()
+	if len(reqs) != 1 || reqs[0].Messages[len(reqs[0].Messages)-1].Content != "q0" {
+		t.Fatalf("%d model calls; want one answering q0", len(reqs))
+	}
+}

@@ -282,20 +282,38 @@ func (r *room) pending(st engine.State) (bool, []engine.StoredEvent) {
 
 // pendingWork reads a chat's events: whether its last run is unfinished (it
 // started after the run the state records the end of, and did not
-// complete), and which user messages no run has read, in order.
+// complete), and which user messages no run has answered, in order.
+//
+// A message is answered by the run whose run_start names it, unless that
+// run stored nothing of its answer (only its opening run_start and
+// select_speaker) before another run started: its replica lost the chat, or
+// the rest of its writes, and only the last run is resumed, so the message
+// is answered again. (Seen in CI under load: a fenced-off run's run_start
+// stored, the next message's run stored after it, the first message never
+// answered.)
 func pendingWork(evs []engine.StoredEvent, st engine.State, later map[string]bool) (bool, []engine.StoredEvent) {
 	consumed := map[int64]bool{}
 	lastRun := ""
+	var input int64 // the message of the run being read
+	answering := false
 	for _, ev := range evs {
-		switch ev.Kind {
-		case engine.KindRunStart:
-			if s := engine.InputSeq(ev); s > 0 {
-				consumed[s] = true
+		switch {
+		case ev.Kind == engine.KindRunStart:
+			if input > 0 && answering {
+				consumed[input] = true
 			}
+			input, answering = engine.InputSeq(ev), false
 			lastRun = str(ev.Data["run_id"])
-		case engine.KindRunComplete:
+		case ev.Kind == engine.KindRunComplete:
 			lastRun = ""
+			answering = true
+		case ev.Kind == engine.KindText && ev.Agent != "user", ev.Kind == engine.KindToolCall, ev.Kind == engine.KindToolResponse,
+			ev.Kind == engine.KindInputRequest, ev.Kind == engine.KindError:
+			answering = true // a reply, a tool call or its result, a question, an error
 		}
+	}
+	if input > 0 {
+		consumed[input] = true // the last run: resumed if unfinished (open)
 	}
 	open := lastRun != "" && lastRun != st.Run && !askedAfterLastRun(evs)
 	var unanswered []engine.StoredEvent
