@@ -210,7 +210,9 @@ func (m *Manager) runBroke(r *room, err error) {
 	r.mu.Unlock()
 	if errors.Is(err, store.ErrFenced) {
 		// Another replica runs the chat: when this one takes it again, it
-		// reads it from the store, in a new chain.
+		// reads it from the store, in a new chain. (Logged: a run's end
+		// refused this way leaves its message to the other replica.)
+		m.log.Info("a write of the run was refused: another replica holds the chat's lease", "chat_id", r.chatID)
 		return
 	}
 	m.log.Warn("a write of the run failed; the chat will be recovered", "chat_id", r.chatID, "err", err)
