@@ -260,7 +260,9 @@ const storeTimeout = 15 * time.Second
 
 func (m *Manager) apply(r *room, o *op) {
 	switch {
-	case o.noop, o.blocked():
+	case o.noop:
+	case o.blocked():
+		m.refused(r, o)
 	case o.usage != nil:
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(m.base), storeTimeout)
 		defer cancel()
@@ -289,6 +291,12 @@ func (m *Manager) apply(r *room, o *op) {
 		}
 		m.stored(r, o, ev)
 	}
+}
+
+// refused logs a run write not stored because an earlier one of its run
+// failed (debug: runBroke says the chain broke, once).
+func (m *Manager) refused(r *room, o *op) {
+	m.log.Debug("run write not stored: an earlier write of the run failed", "chat_id", r.chatID, "type", o.typ, "err", o.err)
 }
 
 // sessionUpdate is the update an update-only op applies: its fields, its
@@ -348,7 +356,10 @@ func (m *Manager) applyBatch(r *room, ops []*op) {
 	events := false
 	for _, o := range ops {
 		switch {
-		case o.noop, o.blocked():
+		case o.noop:
+			continue
+		case o.blocked():
+			m.refused(r, o)
 			continue
 		case o.usage != nil:
 			ws = append(ws, store.Write{Usage: o.usage})
