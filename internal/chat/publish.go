@@ -93,6 +93,20 @@ func (o *op) fail(err error) {
 	}
 }
 
+// inputSeq is the seq of a stored message op, 0 for none (or not yet
+// stored).
+func (o *op) inputSeq() int64 {
+	if o == nil {
+		return 0
+	}
+	select {
+	case <-o.done:
+		return o.ev.Seq
+	default:
+		return 0
+	}
+}
+
 // wait blocks until the op has been carried out.
 func (o *op) wait(ctx context.Context) (store.Event, error) {
 	select {
@@ -344,6 +358,11 @@ func (o *op) write() (store.Write, bool) {
 // stored remembers an op's stored event and sends its frame.
 func (m *Manager) stored(r *room, o *op, ev store.Event) {
 	o.ev = ev
+	if o.typ == "chat.run_start" {
+		// Debug: with "run start queued" (roomSink.Emit), tells where a
+		// reply stored without its run_start lost it (issue #11's note).
+		m.log.Debug("run start stored", "chat_id", r.chatID, "seq", ev.Seq, "input_seq", o.data["input_seq"])
+	}
 	r.remember(engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(o.typ), Agent: o.agent, Data: o.data})
 	m.fanoutStored(r, encodeRaw(o.typ, ev.Seq, ev.Timestamp, o.data, o.raw, false)) // relay: in seq order with other replicas' frames
 }

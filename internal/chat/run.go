@@ -507,6 +507,7 @@ func (s *roomSink) Emit(ctx context.Context, ev engine.Event) error {
 		o.inputOf = s.input
 		o.lazy = true
 		s.m.hold(s.r)
+		s.m.log.Debug("run start queued", "chat_id", s.r.chatID, "run_id", e.RunID, "input_seq", s.input.inputSeq())
 	case engine.SelectSpeaker:
 		o.lazy = true
 	case engine.Text:
