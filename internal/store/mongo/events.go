@@ -52,15 +52,28 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 			return store.Event{}, err
 		}
 		ev.Seq = seq
-		_, err = s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: ev.Seq, Type: ev.Type,
-			Agent: ev.Agent, Data: string(ev.Data), Timestamp: ev.Timestamp})
+		doc := eventDoc{ChatID: chatID, AppID: appID, Seq: ev.Seq, Type: ev.Type,
+			Agent: ev.Agent, Data: string(ev.Data), Timestamp: ev.Timestamp}
+		_, err = s.events.InsertOne(ctx, doc)
 		if err == nil {
 			return ev, nil
 		}
-		if unavailable(err) && s.landed(ctx, appID, chatID, seq) {
-			return ev, nil
+		taken := mongo.IsDuplicateKeyError(err)
+		if unavailable(err) {
+			switch s.landed(ctx, doc) {
+			case settledOurs:
+				return ev, nil
+			case settledTaken:
+				// Another event holds the seq: ours is not stored anywhere,
+				// so it takes another, in a time of its own (the caller's
+				// ran out waiting on the insert).
+				taken = true
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
+				defer cancel()
+				ctx = sctx
+			}
 		}
-		if !mongo.IsDuplicateKeyError(err) || attempt == maxSeqAttempts {
+		if !taken || attempt == maxSeqAttempts {
 			return store.Event{}, wrap("insert event", err)
 		}
 		// Spread the losers out so they stop colliding with each other.
@@ -75,16 +88,40 @@ func (s *Store) AppendEventUpdate(ctx context.Context, appID, chatID string, ev 
 // landed settles an insert whose outcome is unknown (it timed out, or the
 // connection dropped, after the request may have reached the server): it
 // marks the seq lost, so an insert still in flight can no longer land, and
-// reports whether the event was there first. Without it, a message the
+// reports whether the event (ours) was there first. Without it, a message the
 // database took after the client gave up was reported "not stored" (and
 // sent again by its user) while it was stored and answered. If the mark
 // fails too, the outcome stays unknown and the insert is reported failed.
-func (s *Store) landed(ctx context.Context, appID, chatID string, seq int64) bool {
+//
+// The event found at the seq must be ours: a server whose counter update
+// is not atomic (FerretDB v1 under load was seen to hand a seq out twice)
+// may have stored another writer's event there, and taking it for ours lost
+// ours (a run_start "stored" at a seq that held another run's usage_delta,
+// its reply then stored without it and answered twice). Then the seq is
+// settledTaken and the caller takes another.
+func (s *Store) landed(ctx context.Context, doc eventDoc) settled {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), settleTimeout)
 	defer cancel()
-	_, docs, err := s.markLost(ctx, appID, chatID, seq, seq)
-	return err == nil && len(docs) == 1
+	_, docs, err := s.markLost(ctx, doc.AppID, doc.ChatID, doc.Seq, doc.Seq)
+	switch {
+	case err != nil || len(docs) != 1:
+		return settledLost
+	case docs[0].Type == doc.Type && docs[0].Agent == doc.Agent && docs[0].Data == doc.Data &&
+		docs[0].Timestamp.Equal(doc.Timestamp):
+		return settledOurs
+	default:
+		return settledTaken
+	}
 }
+
+// settled is what landed found at an insert's seq.
+type settled int
+
+const (
+	settledLost  settled = iota // marked lost (or unknown): the insert failed
+	settledOurs                 // the insert landed
+	settledTaken                // another event holds the seq
+)
 
 // settleTimeout bounds landed's mark.
 const settleTimeout = 5 * time.Second

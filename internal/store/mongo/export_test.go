@@ -2,6 +2,7 @@ package mongo
 
 import (
 	"context"
+	"time"
 
 	"github.com/mozaiks/mozaiks/internal/store"
 )
@@ -14,4 +15,13 @@ func (s *Store) MarkLost(ctx context.Context, appID, chatID string, first, last 
 		out[i] = d.event()
 	}
 	return out, err
+}
+
+// InsertAt stores an event at seq without taking it from the chat's counter:
+// another writer handed the same seq (as a server whose counter update is
+// not atomic may do).
+func (s *Store) InsertAt(ctx context.Context, appID, chatID string, seq int64, typ string) error {
+	_, err := s.events.InsertOne(ctx, eventDoc{ChatID: chatID, AppID: appID, Seq: seq, Type: typ, Data: "{}",
+		Timestamp: store.Now().UTC().Truncate(time.Millisecond)})
+	return err
 }

@@ -168,3 +168,52 @@ func TestInsertThatNeverLandedFails(t *testing.T) {
 		t.Fatalf("events %v; want only the next one, at seq 2 (seq 1 marked lost)", seqsOf(evs))
 	}
 }
+
+// An insert that timed out, whose seq another writer's event holds (a
+// server that handed the seq out twice), is not taken as stored: the event
+// there is not ours. The append takes the next seq. Before, it reported the
+// other event's seq as its own and its event was lost (seen under load on
+// FerretDB: a run_start "stored" at a usage_delta's seq, its reply then
+// answered twice).
+func TestInsertWhoseSeqAnotherEventHoldsTakesTheNext(t *testing.T) {
+	t.Parallel()
+	p := &insertTrap{drop: true}
+	s := trapped(t, p)
+	newChat(t, s, "a", "c")
+	p.armed.Store(true)
+	type result struct {
+		ev  store.Event
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		ev, err := s.AppendEvent(ctx, "a", "c", store.Event{Type: "ours"}, true)
+		done <- result{ev, err}
+	}()
+	for deadline := time.Now().Add(10 * time.Second); !p.caught.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the insert was not caught")
+		}
+	}
+	if err := s.InsertAt(context.Background(), "a", "c", 1, "other"); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.err != nil {
+		t.Fatalf("AppendEvent = %v; want it stored at the next seq", r.err)
+	}
+	evs, err := s.ListEvents(context.Background(), "a", "c", 0, 10)
+	if err != nil || fmt.Sprint(seqsOf(evs)) != "[1 2]" || evs[0].Type != "other" || evs[1].Type != "ours" || r.ev.Seq != 2 {
+		t.Fatalf("events %v (%v), appended at seq %d; want the other at 1, ours at 2", describeEvents(evs), err, r.ev.Seq)
+	}
+}
+
+func describeEvents(evs []store.Event) string {
+	var b bytes.Buffer
+	for _, e := range evs {
+		fmt.Fprintf(&b, " %d:%s", e.Seq, e.Type)
+	}
+	return b.String()
+}
