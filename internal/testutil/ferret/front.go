@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 )
@@ -156,7 +157,8 @@ func (f *front) close() {
 // relay carries one client connection's messages to its own FerretDB
 // connection and back. A serialized command takes its lock before it is
 // forwarded; the lock is let go when the reply to it (responseTo = its
-// requestID) comes back, or when either side hangs up.
+// requestID) comes back, even to a client that hung up meanwhile, or when
+// FerretDB hangs up.
 func (f *front) relay(client, backend net.Conn) {
 	defer f.untrack(client, backend)
 	var (
@@ -172,10 +174,16 @@ func (f *front) relay(client, backend net.Conn) {
 			unlock = nil
 		}
 	}
+	held := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return unlock != nil
+	}
 	done := make(chan struct{})
 	go func() { // FerretDB -> client
 		defer close(done)
 		r := bufio.NewReader(backend)
+		clientGone := false
 		for {
 			msg, err := readMessage(r)
 			if err != nil {
@@ -183,9 +191,10 @@ func (f *front) relay(client, backend net.Conn) {
 				return
 			}
 			release(int32(binary.LittleEndian.Uint32(msg[8:12])), false)
-			if _, err := client.Write(msg); err != nil {
-				_ = backend.Close()
-				return
+			if !clientGone {
+				if _, err := client.Write(msg); err != nil {
+					clientGone = true // the rest is read only to see the reply the lock waits for
+				}
 			}
 		}
 	}()
@@ -209,6 +218,20 @@ func (f *front) relay(client, backend net.Conn) {
 		if serialized && moreToCome(msg) { // no reply will come: let the next one go
 			release(0, true)
 		}
+	}
+	// A client that hung up (it timed out) leaves FerretDB running its
+	// command: the command keeps its lock until FerretDB replies, or the
+	// next one on the document would read it before this one writes it back
+	// (a seq handed out twice, a status or lease rolled back: seen under
+	// load in TestRollingRestartUnderLoad). Bounded, for a FerretDB that
+	// never answers.
+	for deadline := time.Now().Add(time.Minute); held() && time.Now().Before(deadline); {
+		select {
+		case <-done:
+		case <-time.After(5 * time.Millisecond):
+			continue
+		}
+		break
 	}
 	_ = backend.Close()
 	<-done
