@@ -225,13 +225,16 @@ func (f *front) relay(client, backend net.Conn) {
 	// (a seq handed out twice, a status or lease rolled back: seen under
 	// load in TestRollingRestartUnderLoad). Bounded, for a FerretDB that
 	// never answers.
-	for deadline := time.Now().Add(time.Minute); held() && time.Now().Before(deadline); {
+	giveUp := time.After(time.Minute)
+wait:
+	for held() {
 		select {
-		case <-done:
+		case <-done: // FerretDB hung up
+			break wait
+		case <-giveUp:
+			break wait
 		case <-time.After(5 * time.Millisecond):
-			continue
 		}
-		break
 	}
 	_ = backend.Close()
 	<-done
