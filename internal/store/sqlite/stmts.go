@@ -100,12 +100,20 @@ func (s *Store) closeStmts() {
 
 // wtx is the writer's transaction: statements prepared at open run from the
 // cache, any other text is parsed as usual.
+//
+// Its statements run without their caller's deadline or cancel: the writer
+// checks an op's context before it starts the op (commit), and once started
+// an op's statements (one row each, microseconds) run to the end. A
+// cancellable context would cost each statement a goroutine in the driver
+// (modernc.org/sqlite watches it to interrupt the statement) and a progress
+// handler set and cleared, about ten statements a chat turn.
 type wtx struct {
 	*sql.Tx
 	s *Store
 }
 
 func (t wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.s.ws[q]; st != nil {
 		return t.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
 	}
@@ -113,6 +121,7 @@ func (t wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result
 }
 
 func (t wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = context.WithoutCancel(ctx)
 	if st := t.s.ws[q]; st != nil {
 		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 	}
