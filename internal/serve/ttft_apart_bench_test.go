@@ -4,11 +4,13 @@ package serve_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"testing"
@@ -45,6 +47,9 @@ func BenchmarkTTFTApart(b *testing.B) {
 				switch f[0] {
 				case "moz-begin":
 					c0, w0 := cpuNow(), st.writes.Load()
+					// With -test.trace, tools/tracewindows splits the
+					// server's CPU over the round by goroutine.
+					trace.Log(context.Background(), "round", "start")
 					d.send("go")
 					f = d.line()
 					if f[0] != "moz" {
