@@ -9,6 +9,9 @@
 //	(cd internal/serve && /tmp/serve.test -test.run '^$' -test.bench TTFTPhases -test.benchtime 10x -test.trace /tmp/ph.trace)
 //	cd tools/tracewindows && go run . -trace /tmp/ph.trace
 //
+// BenchmarkTTFTApart logs it too, in the trace of the server's process
+// alone (-bench 'TTFTApart/chats=100$').
+//
 // It is its own module, so the runtime does not depend on golang.org/x/exp.
 package main
 
