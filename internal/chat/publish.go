@@ -363,7 +363,7 @@ func (m *Manager) stored(r *room, o *op, ev store.Event) {
 		// reply stored without its run_start lost it (issue #11's note).
 		m.log.Debug("run start stored", "chat_id", r.chatID, "seq", ev.Seq, "input_seq", o.data["input_seq"])
 	}
-	r.remember(engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(o.typ), Agent: o.agent, Data: o.data})
+	r.remember(engine.NewStoredEvent(ev.Seq, kindOf(o.typ), o.agent, o.data))
 	m.fanoutStored(r, encodeRaw(o.typ, ev.Seq, ev.Timestamp, o.data, o.raw, false)) // relay: in seq order with other replicas' frames
 }
 

@@ -168,7 +168,7 @@ func (m *Manager) loadTranscript(ctx context.Context, r *room, sess store.Sessio
 func decodeEvent(ev store.Event) engine.StoredEvent {
 	var data map[string]any
 	_ = json.Unmarshal(ev.Data, &data)
-	return engine.StoredEvent{Seq: ev.Seq, Kind: kindOf(ev.Type), Agent: ev.Agent, Data: data}
+	return engine.NewStoredEvent(ev.Seq, kindOf(ev.Type), ev.Agent, data)
 }
 
 // orderTranscript puts user messages where the workflow read them rather

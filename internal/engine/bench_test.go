@@ -29,8 +29,21 @@ func benchTranscript(n int) []StoredEvent {
 	return tr[:n]
 }
 
+// cachedTranscript is tr as a chat's cached transcript holds it
+// (NewStoredEvent), its history items already built by an earlier call.
+func cachedTranscript(tr []StoredEvent) []StoredEvent {
+	out := make([]StoredEvent, len(tr))
+	for i, ev := range tr {
+		out[i] = NewStoredEvent(ev.Seq, ev.Kind, ev.Agent, ev.Data)
+	}
+	HistoryFromTranscript(out)
+	return out
+}
+
 // BenchmarkHistoryFromTranscript measures the rebuild done before every
-// model call; compare sizes to see that it stays linear.
+// model call; compare sizes to see that it stays linear. events=N are
+// plain events (every call reads their data); cached_events=N are a chat's
+// cached events, whose history items were built by an earlier call.
 func BenchmarkHistoryFromTranscript(b *testing.B) {
 	for _, n := range []int{60, 600, 6000} {
 		tr := benchTranscript(n)
@@ -38,6 +51,13 @@ func BenchmarkHistoryFromTranscript(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				HistoryFromTranscript(tr)
+			}
+		})
+		cached := cachedTranscript(tr)
+		b.Run(fmt.Sprintf("cached_events=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				HistoryFromTranscript(cached)
 			}
 		})
 	}
@@ -72,6 +92,17 @@ func BenchmarkTurn(b *testing.B) {
 		eng := New(Options{Workflows: set, LLM: client})
 		for b.Loop() {
 			res, err := eng.Run(context.Background(), RunRequest{Workflow: "w", Transcript: tr, Sink: &recorder{}})
+			if err != nil || res.Reason != ReasonTerminate {
+				b.Fatal(err, res.Reason)
+			}
+		}
+	})
+	// The transcript as a chat hands it to its runs: its cached events.
+	cached := cachedTranscript(tr)
+	b.Run("engine_turn_cached", func(b *testing.B) {
+		eng := New(Options{Workflows: set, LLM: client})
+		for b.Loop() {
+			res, err := eng.Run(context.Background(), RunRequest{Workflow: "w", Transcript: cached, Sink: &recorder{}})
 			if err != nil || res.Reason != ReasonTerminate {
 				b.Fatal(err, res.Reason)
 			}

@@ -50,6 +50,23 @@ type StoredEvent struct {
 	Kind  string
 	Agent string
 	Data  map[string]any
+	// hist keeps what the event adds to the model's history once built
+	// (history.go), shared by every copy of the event: a chat's cached
+	// transcript hands the same events to each of its runs, and each model
+	// call rebuilds the history from them. Nil (a StoredEvent literal)
+	// builds it at every call.
+	hist *histMemo
+}
+
+// NewStoredEvent is a StoredEvent that builds what it adds to the model's
+// history once, for all its copies. Its Data must not change afterwards.
+func NewStoredEvent(seq int64, kind, agent string, data map[string]any) StoredEvent {
+	ev := StoredEvent{Seq: seq, Kind: kind, Agent: agent, Data: data}
+	switch kind {
+	case KindText, KindToolCall, KindToolResponse, "attachment":
+		ev.hist = &histMemo{} // the others add nothing, and cost nothing to look at
+	}
+	return ev
 }
 
 // Pending is what a chat waits for between runs.

@@ -3,7 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"fmt"
-	"slices"
+	"sync"
 
 	"github.com/mozaiks/mozaiks/internal/llm"
 )
@@ -20,41 +20,100 @@ func HistoryFromTranscript(transcript []StoredEvent) []llm.Message {
 // historyInto appends HistoryFromTranscript(transcript) to msgs.
 func historyInto(msgs []llm.Message, transcript []StoredEvent) []llm.Message {
 	head := len(msgs)
-	byMsgID := map[string]int{} // assistant message_id -> index in msgs
-	for _, ev := range transcript {
-		d := ev.Data
-		switch ev.Kind {
-		case KindText:
-			content := str(d, "content")
-			agent := firstNonEmpty(str(d, "agent"), ev.Agent)
-			if agent == "user" || str(d, "role") == "user" {
-				msgs = append(msgs, llm.Message{Role: "user", Content: content})
+	var byMsgID map[string]int // assistant message_id -> index in msgs
+	at := func(id string) (int, bool) {
+		i, ok := byMsgID[id]
+		return i, ok && id != ""
+	}
+	mark := func(id string) {
+		if id == "" {
+			return
+		}
+		if byMsgID == nil {
+			byMsgID = map[string]int{}
+		}
+		byMsgID[id] = len(msgs) - 1
+	}
+	for i := range transcript {
+		it := transcript[i].histItem()
+		switch it.kind {
+		case histUser:
+			msgs = append(msgs, llm.Message{Role: "user", Content: it.content})
+		case histAssistant:
+			msgs = append(msgs, llm.Message{Role: "assistant", Name: it.name, Content: it.content})
+			mark(it.id)
+		case histToolCall:
+			if j, ok := at(it.id); ok {
+				msgs[j].ToolCalls = append(msgs[j].ToolCalls, it.calls[0])
 				continue
 			}
-			msgs = append(msgs, llm.Message{Role: "assistant", Name: agent, Content: content})
-			if id := str(d, "message_id"); id != "" {
-				byMsgID[id] = len(msgs) - 1
-			}
-		case KindToolCall:
-			tc := llm.ToolCall{ID: str(d, "call_id"), Name: str(d, "name"), Arguments: argumentsText(d["arguments"])}
-			id := str(d, "message_id")
-			if i, ok := byMsgID[id]; ok && id != "" {
-				msgs[i].ToolCalls = append(msgs[i].ToolCalls, tc)
-				continue
-			}
-			msgs = append(msgs, llm.Message{Role: "assistant", Name: firstNonEmpty(str(d, "agent"), ev.Agent), ToolCalls: []llm.ToolCall{tc}})
-			if id != "" {
-				byMsgID[id] = len(msgs) - 1
-			}
-		case KindToolResponse:
-			msgs = append(msgs, llm.Message{Role: "tool", ToolCallID: str(d, "call_id"), Content: resultText(d["result"])})
-		case "attachment": // a file the user uploaded into the chat (chat.Attach); text files reach the model as text
-			if text, ok := d["text"].(string); ok {
-				msgs = append(msgs, llm.Message{Role: "user", Content: "[attached file " + str(d, "filename") + "]\n" + text})
-			}
+			msgs = append(msgs, llm.Message{Role: "assistant", Name: it.name, ToolCalls: it.calls})
+			mark(it.id)
+		case histToolResult:
+			msgs = append(msgs, llm.Message{Role: "tool", ToolCallID: it.id, Content: it.content})
 		}
 	}
 	return append(msgs[:head], completeToolCalls(msgs[head:])...)
+}
+
+// histItem is what one stored event adds to the model's history.
+type histItem struct {
+	kind    int // histNone, histUser, ...
+	name    string
+	content string
+	// id: an assistant text's or tool call's message_id (a message's tool
+	// calls join it), a tool result's call_id.
+	id string
+	// calls is a tool call's one call, shared by the histories built from
+	// the event: its capacity is 1, so appending to it copies it, and
+	// nothing changes a message's tool calls in place.
+	calls []llm.ToolCall
+}
+
+const (
+	histNone = iota
+	histUser
+	histAssistant
+	histToolCall
+	histToolResult
+)
+
+// histMemo is a StoredEvent's histItem, built once (NewStoredEvent).
+type histMemo struct {
+	once sync.Once
+	item histItem
+}
+
+func (ev *StoredEvent) histItem() histItem {
+	if ev.hist == nil {
+		return buildHistItem(ev)
+	}
+	ev.hist.once.Do(func() { ev.hist.item = buildHistItem(ev) })
+	return ev.hist.item
+}
+
+func buildHistItem(ev *StoredEvent) histItem {
+	d := ev.Data
+	switch ev.Kind {
+	case KindText:
+		content := str(d, "content")
+		agent := firstNonEmpty(str(d, "agent"), ev.Agent)
+		if agent == "user" || str(d, "role") == "user" {
+			return histItem{kind: histUser, content: content}
+		}
+		return histItem{kind: histAssistant, name: agent, content: content, id: str(d, "message_id")}
+	case KindToolCall:
+		call := llm.ToolCall{ID: str(d, "call_id"), Name: str(d, "name"), Arguments: argumentsText(d["arguments"])}
+		return histItem{kind: histToolCall, name: firstNonEmpty(str(d, "agent"), ev.Agent), id: str(d, "message_id"),
+			calls: []llm.ToolCall{call}[:1:1]}
+	case KindToolResponse:
+		return histItem{kind: histToolResult, id: str(d, "call_id"), content: resultText(d["result"])}
+	case "attachment": // a file the user uploaded into the chat (chat.Attach); text files reach the model as text
+		if text, ok := d["text"].(string); ok {
+			return histItem{kind: histUser, content: "[attached file " + str(d, "filename") + "]\n" + text}
+		}
+	}
+	return histItem{}
 }
 
 // RecentHistory is the tail of a transcript whose history (HistoryFromTranscript)
@@ -95,7 +154,7 @@ func RecentHistory(transcript []StoredEvent, max int) []StoredEvent {
 // result stored later (the user typed while a UI tool waited) moves up; a
 // call interrupted by a crash or cancellation gets a synthetic error result.
 func completeToolCalls(msgs []llm.Message) []llm.Message {
-	if !slices.ContainsFunc(msgs, func(m llm.Message) bool { return m.Role == "tool" || len(m.ToolCalls) > 0 }) {
+	if inShape(msgs) {
 		return msgs // nothing to place: most chats' history
 	}
 	results := map[string]llm.Message{}
@@ -126,6 +185,36 @@ func completeToolCalls(msgs []llm.Message) []llm.Message {
 		}
 	}
 	return out
+}
+
+// inShape reports whether msgs is already what completeToolCalls makes of
+// it: every tool call answered right after its message, in order, once;
+// no other result; no call id twice.
+func inShape(msgs []llm.Message) bool {
+	var seen map[string]bool
+	for i := 0; i < len(msgs); i++ {
+		if msgs[i].Role == "tool" {
+			return false // a result not right after its call
+		}
+		calls := msgs[i].ToolCalls
+		if len(calls) == 0 {
+			continue
+		}
+		if len(msgs)-i-1 < len(calls) {
+			return false
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		for k, tc := range calls {
+			if r := msgs[i+1+k]; r.Role != "tool" || r.ToolCallID != tc.ID || seen[tc.ID] {
+				return false
+			}
+			seen[tc.ID] = true
+		}
+		i += len(calls)
+	}
+	return true
 }
 
 func argumentsText(v any) string {

@@ -2,7 +2,12 @@ package engine
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"slices"
 	"testing"
+
+	"github.com/mozaiks/mozaiks/internal/llm"
 )
 
 func TestRecentHistory(t *testing.T) {
@@ -101,5 +106,129 @@ func TestRequestHistoryBounded(t *testing.T) {
 				t.Fatalf("last message %q, want the user's last", got)
 			}
 		})
+	}
+}
+
+// Events made with NewStoredEvent give the history that plain ones do, on
+// every call, and build it once for all their copies: the runs of a chat
+// are handed copies of its cached events.
+func TestHistoryOfCachedEvents(t *testing.T) {
+	plain := append(benchTranscript(60),
+		StoredEvent{Kind: KindText, Agent: "A", Data: map[string]any{"role": "user", "content": "as the user"}},
+		StoredEvent{Kind: "attachment", Data: map[string]any{"filename": "notes.txt", "text": "hello"}},
+		StoredEvent{Kind: "attachment", Data: map[string]any{"filename": "image.png"}},
+		StoredEvent{Kind: KindToolCall, Agent: "B", Data: map[string]any{"call_id": "lone", "name": "g", "arguments": `{"a":1}`}},
+		StoredEvent{Kind: KindText, Agent: "B", Data: map[string]any{"content": "no id", "n": 3}},
+		StoredEvent{Kind: KindToolResponse, Data: map[string]any{"call_id": "lone", "result": nil}},
+	)
+	cached := make([]StoredEvent, len(plain))
+	for i, ev := range plain {
+		cached[i] = NewStoredEvent(ev.Seq, ev.Kind, ev.Agent, ev.Data)
+	}
+	want := HistoryFromTranscript(plain)
+	if len(want) < 30 {
+		t.Fatalf("history of %d messages", len(want))
+	}
+	for round := range 2 {
+		copied := slices.Clone(cached)
+		if got := HistoryFromTranscript(copied); !reflect.DeepEqual(got, want) {
+			t.Fatalf("round %d: cached events give\n%+v\nwant\n%+v", round, got, want)
+		}
+	}
+	kept := 0
+	for i, ev := range cached {
+		want := buildHistItem(&plain[i])
+		if ev.hist == nil {
+			if want.kind != histNone {
+				t.Fatalf("event %d (%s) adds to the history and keeps nothing", i, ev.Kind)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(ev.hist.item, want) {
+			t.Fatalf("event %d (%s): its copies built %+v, it kept %+v", i, ev.Kind, want, ev.hist.item)
+		}
+		if ev.hist.item.kind != histNone {
+			kept++
+		}
+	}
+	if kept < 40 {
+		t.Fatalf("%d events kept a history item", kept)
+	}
+	// A built item is kept: changing the data afterwards (which callers
+	// must not do) does not change the history.
+	cached[0].Data["content"] = "changed"
+	if got := HistoryFromTranscript(cached); !reflect.DeepEqual(got, want) {
+		t.Fatal("the history was built again")
+	}
+}
+
+// completeToolCalls' shortcut (inShape: the history is already in shape)
+// gives what placing every result does, on random histories: calls and
+// results in and out of order, missing, repeated, and ids used twice.
+func TestCompleteToolCallsShortcut(t *testing.T) {
+	// place is completeToolCalls without the shortcut.
+	place := func(msgs []llm.Message) []llm.Message {
+		results := map[string]llm.Message{}
+		for _, m := range msgs {
+			if m.Role == "tool" {
+				if _, dup := results[m.ToolCallID]; !dup {
+					results[m.ToolCallID] = m
+				}
+			}
+		}
+		placed := map[string]bool{}
+		out := make([]llm.Message, 0, len(msgs))
+		for _, m := range msgs {
+			if m.Role == "tool" {
+				continue
+			}
+			out = append(out, m)
+			for _, tc := range m.ToolCalls {
+				if placed[tc.ID] {
+					continue
+				}
+				placed[tc.ID] = true
+				r, ok := results[tc.ID]
+				if !ok {
+					r = llm.Message{Role: "tool", ToolCallID: tc.ID, Content: `{"error":"the tool call was interrupted and has no result"}`}
+				}
+				out = append(out, r)
+			}
+		}
+		return out
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	ids := []string{"a", "b", "c", "d"}
+	shortcuts := 0
+	for n := range 20000 {
+		var msgs []llm.Message
+		for range rng.IntN(8) {
+			switch rng.IntN(4) {
+			case 0:
+				msgs = append(msgs, llm.Message{Role: "user", Content: "q"})
+			case 1:
+				m := llm.Message{Role: "assistant", Content: "a"}
+				for range rng.IntN(3) {
+					m.ToolCalls = append(m.ToolCalls, llm.ToolCall{ID: ids[rng.IntN(len(ids))], Name: "f"})
+				}
+				msgs = append(msgs, m)
+				if rng.IntN(2) == 0 { // mostly answered in order, as stored
+					for _, tc := range m.ToolCalls {
+						msgs = append(msgs, llm.Message{Role: "tool", ToolCallID: tc.ID, Content: "r" + fmt.Sprint(n)})
+					}
+				}
+			default:
+				msgs = append(msgs, llm.Message{Role: "tool", ToolCallID: ids[rng.IntN(len(ids))], Content: "s"})
+			}
+		}
+		if inShape(msgs) {
+			shortcuts++
+		}
+		if got, want := completeToolCalls(slices.Clone(msgs)), place(msgs); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Fatalf("history %+v:\ngot  %+v\nwant %+v", msgs, got, want)
+		}
+	}
+	if shortcuts < 2000 {
+		t.Fatalf("the shortcut was taken %d times of 20000", shortcuts)
 	}
 }

@@ -54,7 +54,7 @@ func (r *run) emit(ctx context.Context, ev Event) error {
 		return &errSink{err}
 	}
 	if Stored(ev) {
-		r.events = append(r.events, StoredEvent{Kind: ev.Kind(), Agent: ev.From(), Data: ev.Data()})
+		r.events = append(r.events, NewStoredEvent(0, ev.Kind(), ev.From(), ev.Data()))
 	}
 	return nil
 }
