@@ -157,6 +157,11 @@ func completeToolCalls(msgs []llm.Message) []llm.Message {
 	if inShape(msgs) {
 		return msgs // nothing to place: most chats' history
 	}
+	return placeResults(msgs)
+}
+
+// placeResults is completeToolCalls without its shortcut.
+func placeResults(msgs []llm.Message) []llm.Message {
 	results := map[string]llm.Message{}
 	for _, m := range msgs {
 		if m.Role == "tool" {

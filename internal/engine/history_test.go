@@ -166,37 +166,6 @@ func TestHistoryOfCachedEvents(t *testing.T) {
 // gives what placing every result does, on random histories: calls and
 // results in and out of order, missing, repeated, and ids used twice.
 func TestCompleteToolCallsShortcut(t *testing.T) {
-	// place is completeToolCalls without the shortcut.
-	place := func(msgs []llm.Message) []llm.Message {
-		results := map[string]llm.Message{}
-		for _, m := range msgs {
-			if m.Role == "tool" {
-				if _, dup := results[m.ToolCallID]; !dup {
-					results[m.ToolCallID] = m
-				}
-			}
-		}
-		placed := map[string]bool{}
-		out := make([]llm.Message, 0, len(msgs))
-		for _, m := range msgs {
-			if m.Role == "tool" {
-				continue
-			}
-			out = append(out, m)
-			for _, tc := range m.ToolCalls {
-				if placed[tc.ID] {
-					continue
-				}
-				placed[tc.ID] = true
-				r, ok := results[tc.ID]
-				if !ok {
-					r = llm.Message{Role: "tool", ToolCallID: tc.ID, Content: `{"error":"the tool call was interrupted and has no result"}`}
-				}
-				out = append(out, r)
-			}
-		}
-		return out
-	}
 	rng := rand.New(rand.NewPCG(1, 2))
 	ids := []string{"a", "b", "c", "d"}
 	shortcuts := 0
@@ -224,7 +193,7 @@ func TestCompleteToolCallsShortcut(t *testing.T) {
 		if inShape(msgs) {
 			shortcuts++
 		}
-		if got, want := completeToolCalls(slices.Clone(msgs)), place(msgs); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+		if got, want := completeToolCalls(slices.Clone(msgs)), placeResults(msgs); !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
 			t.Fatalf("history %+v:\ngot  %+v\nwant %+v", msgs, got, want)
 		}
 	}
