@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,19 +55,14 @@ func TestUpdatesBesideClientsThatHangUpLoseNothing(t *testing.T) {
 
 	// hangUp sends cmd on a connection of its own and closes it after a
 	// moment (0-2 ms): before FerretDB has answered, mostly.
-	var reqID sync.Mutex
-	next := int32(1)
+	var reqID atomic.Int32
 	hangUp := func(cmd bson.D) error {
 		c, err := net.Dial("tcp", u.Host)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		reqID.Lock()
-		id := next
-		next++
-		reqID.Unlock()
-		if _, err := c.Write(opMsgOf(t, id, 0, append(cmd, bson.E{Key: "$db", Value: db}))); err != nil {
+		if _, err := c.Write(opMsgOf(t, reqID.Add(1), 0, append(cmd, bson.E{Key: "$db", Value: db}))); err != nil {
 			return err
 		}
 		time.Sleep(time.Duration(rand.IntN(2000)) * time.Microsecond)
