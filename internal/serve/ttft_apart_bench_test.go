@@ -38,9 +38,10 @@ func BenchmarkTTFTApart(b *testing.B) {
 		b.Run(fmt.Sprintf("chats=%d", n), func(b *testing.B) {
 			d := startDriver(b)
 			base, st := countedServer(b, d.modelURL, ws.Options{})
-			d.send("run %s %d %d", base, n, b.N)
-			var direct, viaSDK, moz []float64
-			var cpu time.Duration
+			relay := relayServer(b, d.modelURL, n)
+			d.send("run %s %s %d %d", base, relay, n, b.N)
+			var direct, viaSDK, viaRelay, moz []float64
+			var cpu, relayCPU time.Duration
 			var writes int64
 			for {
 				f := d.line()
@@ -62,6 +63,16 @@ func BenchmarkTTFTApart(b *testing.B) {
 					direct = append(direct, floats(b, f[1:])...)
 				case "sdk":
 					viaSDK = append(viaSDK, floats(b, f[1:])...)
+				case "relay-begin":
+					c0 := cpuNow()
+					trace.Log(context.Background(), "relayround", "start")
+					d.send("go")
+					f = d.line()
+					if f[0] != "relay" {
+						b.Fatalf("driver: %q after relay-begin", f)
+					}
+					relayCPU += cpuNow() - c0
+					viaRelay = append(viaRelay, floats(b, f[1:])...)
 				case "done":
 					ms := func(s []float64) []time.Duration {
 						ds := make([]time.Duration, len(s))
@@ -71,7 +82,9 @@ func BenchmarkTTFTApart(b *testing.B) {
 						return ds
 					}
 					reportTTFT(b, ms(direct), ms(viaSDK), ms(moz))
+					reportRelay(b, ms(direct), ms(viaRelay), ms(moz))
 					b.ReportMetric(float64(cpu)/float64(len(moz))/1e3, "server-cpu-us/turn")
+					b.ReportMetric(float64(relayCPU)/float64(len(viaRelay))/1e3, "relay-cpu-us/turn")
 					b.ReportMetric(float64(writes)/float64(len(moz)), "store-writes/turn")
 					return
 				default:
@@ -169,11 +182,13 @@ func (d *driver) line() []string {
 }
 
 // ttftDriver is the child's side: it serves the fake model (as
-// BenchmarkTTFT's) and prints "model <url>"; given "run <ws base> <chats>
-// <rounds>" it warms up, then each round prints the time to first token of
-// n direct clients ("direct ms..."), of n SDK chat apps ("sdk ms..."), and,
-// once the parent answers "moz-begin" with "go", of n mozaiks chats ("moz
-// ms..."); then "done".
+// BenchmarkTTFT's) and prints "model <url>"; given "run <ws base> <relay
+// base> <chats> <rounds>" it warms up, then each round prints the time to
+// first token of n direct clients ("direct ms..."), of n SDK chat apps
+// ("sdk ms..."), once the parent answers "relay-begin" with "go", of n
+// chats of the bare relay (relayServer, "relay ms..."), and, once it
+// answers "moz-begin" with "go", of n mozaiks chats ("moz ms..."); then
+// "done".
 func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 	rep := llmtest.Reply{Text: "one two three four five six seven eight", FirstByteDelay: 20 * time.Millisecond, TokenDelay: 2 * time.Millisecond}
 	srv := httptest.NewServer(llmtest.NewHandler(llmtest.WithRecordLimit(1),
@@ -194,9 +209,9 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 	if !in.Scan() {
 		return fmt.Errorf("no run command: %v", in.Err())
 	}
-	var base string
+	var base, relayBase string
 	var n, rounds int
-	if _, err := fmt.Sscanf(in.Text(), "run %s %d %d", &base, &n, &rounds); err != nil {
+	if _, err := fmt.Sscanf(in.Text(), "run %s %s %d %d", &base, &relayBase, &n, &rounds); err != nil {
 		return fmt.Errorf("run command %q: %w", in.Text(), err)
 	}
 	if err := raiseNoFile(uint64(3*n + 256)); err != nil {
@@ -204,9 +219,9 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 	}
 	hc := directClient(n)
 	sdk := newSDKChats(n, llmURL)
-	chats := make([]*wsChat, n)
+	chats, relayed := make([]*wsChat, n), make([]*wsChat, n)
 	for i := range chats {
-		chats[i] = &wsChat{base: base}
+		chats[i], relayed[i] = &wsChat{base: base}, &wsChat{base: relayBase}
 	}
 	report := func(kind string, ttfts []time.Duration) error {
 		var sb strings.Builder
@@ -220,8 +235,12 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 	if err := fresh(chats); err != nil {
 		return err
 	}
+	if err := fresh(relayed); err != nil {
+		return err
+	}
 	for _, turn := range []func(int) (time.Duration, int, error){
 		func(i int) (time.Duration, int, error) { return chats[i].turn() },
+		func(i int) (time.Duration, int, error) { return relayed[i].turn() },
 		func(int) (time.Duration, int, error) { return directTurn(hc, llmURL) },
 		func(i int) (time.Duration, int, error) { return sdk[i].turn() },
 	} {
@@ -244,6 +263,22 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 		if err := report("sdk", s); err != nil {
 			return err
 		}
+		if err := fresh(relayed); err != nil {
+			return err
+		}
+		if err := say("relay-begin"); err != nil {
+			return err
+		}
+		if !in.Scan() || in.Text() != "go" {
+			return fmt.Errorf("no go from the parent: %q %v", in.Text(), in.Err())
+		}
+		r, _, _, err := round(n, func(i int) (time.Duration, int, error) { return relayed[i].turn() })
+		if err != nil {
+			return err
+		}
+		if err := report("relay", r); err != nil {
+			return err
+		}
 		if err := fresh(chats); err != nil {
 			return err
 		}
@@ -261,8 +296,20 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 			return err
 		}
 	}
-	for _, c := range chats {
+	for _, c := range append(chats, relayed...) {
 		c.c.Close()
 	}
 	return say("done")
+}
+
+// reportRelay reports the bare relay's times to first token (relayServer),
+// what it adds over the direct clients (the libraries' and the sockets'
+// floor) and what mozaiks adds over it (mozaiks' own share).
+func reportRelay(b *testing.B, direct, viaRelay, moz []time.Duration) {
+	b.ReportMetric(pct(viaRelay, .5), "relay-p50-ms")
+	b.ReportMetric(pct(viaRelay, .99), "relay-p99-ms")
+	b.ReportMetric(pct(viaRelay, .5)-pct(direct, .5), "relay-added-p50-ms")
+	b.ReportMetric(pct(viaRelay, .99)-pct(direct, .99), "relay-added-p99-ms")
+	b.ReportMetric(pct(moz, .5)-pct(viaRelay, .5), "added-vs-relay-p50-ms")
+	b.ReportMetric(pct(moz, .99)-pct(viaRelay, .99), "added-vs-relay-p99-ms")
 }
