@@ -39,7 +39,8 @@ func (t *transcript) add(ev engine.StoredEvent) {
 		if found || i == 0 {
 			return // cached already, or older than what the cache keeps
 		}
-		t.evs = slices.Insert(t.evs, i, ev)
+		// Into a new array: runs may hold windows of the old one (window).
+		t.evs = slices.Insert(slices.Clip(t.evs), i, ev)
 	}
 	if t.limit > 0 && len(t.evs) > 2*t.limit {
 		t.evs = append([]engine.StoredEvent(nil), t.evs[len(t.evs)-t.limit:]...)
@@ -71,6 +72,9 @@ func (m *Manager) transcriptFor(ctx context.Context, r *room, sess store.Session
 	later := r.queuedLocked()
 	r.mu.Unlock()
 	if j.resume {
+		if later == nil {
+			later = map[string]bool{}
+		}
 		unconsumedLater(evs, later)
 	}
 	var cur *engine.StoredEvent
@@ -95,20 +99,27 @@ func (m *Manager) ensureTranscript(ctx context.Context, r *room, sess store.Sess
 // queuedLocked is the set of message ids whose runs wait in the chat's
 // queue (r.mu held): they are answered later, not by the run at hand.
 func (r *room) queuedLocked() map[string]bool {
-	later := map[string]bool{}
+	var later map[string]bool // nil, read as empty, when nothing waits
 	for _, q := range r.queue {
 		if q.msgID != "" {
+			if later == nil {
+				later = map[string]bool{}
+			}
 			later[q.msgID] = true
 		}
 	}
 	return later
 }
 
-// window copies the part of a chat's cached events a run needs: those the
+// window is the part of a chat's cached events a run needs: those the
 // model's history is built from (engine.RecentHistory), from the last
 // run_start on at least (a recovered run continues from it), and the user
 // messages before them that a run among them answers (orderTranscript moves
 // those to it). A turn of a long chat then costs what one of a short chat does.
+// Without such earlier messages it is a view of all, not a copy, clipped so
+// that appending to it never writes into all's array; the cache only ever
+// appends past the end of its array or replaces it (transcript.add), so the
+// view stays as it was when taken.
 func window(all []engine.StoredEvent, historyMessages int) []engine.StoredEvent {
 	k := len(all) - len(engine.RecentHistory(all, historyMessages))
 	last := len(all) - 1
@@ -119,17 +130,20 @@ func window(all []engine.StoredEvent, historyMessages int) []engine.StoredEvent 
 		k = last
 	}
 	if k == 0 {
-		return append([]engine.StoredEvent(nil), all...)
+		return slices.Clip(all)
 	}
 	var before []engine.StoredEvent
 	first := all[k].Seq
-	for _, ev := range all[k:] {
-		if s := engine.InputSeq(ev); s > 0 && s < first {
+	for i := k; i < len(all); i++ {
+		if s := engine.InputSeq(all[i]); s > 0 && s < first {
 			// Cached events are in seq order.
 			if j, ok := slices.BinarySearchFunc(all[:k], s, func(e engine.StoredEvent, s int64) int { return cmp.Compare(e.Seq, s) }); ok {
 				before = append(before, all[j])
 			}
 		}
+	}
+	if len(before) == 0 {
+		return slices.Clip(all[k:])
 	}
 	slices.SortFunc(before, func(a, b engine.StoredEvent) int { return cmp.Compare(a.Seq, b.Seq) })
 	out := make([]engine.StoredEvent, 0, len(before)+len(all)-k+1)
@@ -178,42 +192,49 @@ func decodeEvent(ev store.Event) engine.StoredEvent {
 // queued for later runs are left out, and the one this run answers (curID,
 // given as cur in case it is not stored yet) goes last.
 func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredEvent, later map[string]bool) []engine.StoredEvent {
-	consumed := map[int64]bool{}
-	for _, ev := range evs {
-		if ev.Kind == engine.KindRunStart {
-			if s := engine.InputSeq(ev); s > 0 {
-				consumed[s] = true
-			}
+	// The seqs of the messages the window's runs answered, in order (runs
+	// start in the order of their messages, so this is sorted already but
+	// for a recovered chat's oddities).
+	var buf [32]int64
+	consumed := buf[:0]
+	for i := range evs {
+		if s := engine.InputSeq(evs[i]); s > 0 {
+			consumed = append(consumed, s)
 		}
 	}
-	isUser := func(ev engine.StoredEvent) bool { return ev.Kind == engine.KindText && ev.Agent == "user" }
-	held := map[int64]engine.StoredEvent{}
+	if !slices.IsSorted(consumed) {
+		slices.Sort(consumed)
+	}
+	// Messages waiting for the run_start that answers them: that comes
+	// right after its message unless the message came during another run,
+	// so this holds one or two.
+	var held []engine.StoredEvent
 	out := make([]engine.StoredEvent, 0, len(evs)+1)
-	for _, ev := range evs {
-		if isUser(ev) {
+	for i := range evs {
+		ev := &evs[i]
+		if ev.Kind == engine.KindText && ev.Agent == "user" {
 			// Only a user message's id is looked up: most events are not one.
 			id := str(ev.Data["message_id"])
-			switch {
-			case curID != "" && id == curID:
-				c := ev
+			if curID != "" && id == curID {
+				c := *ev
 				cur = &c
 				continue
-			case later[id]:
+			}
+			if later[id] {
 				continue
-			case consumed[ev.Seq]:
-				held[ev.Seq] = ev
+			}
+			if _, ok := slices.BinarySearch(consumed, ev.Seq); ok {
+				held = append(held, *ev)
 				continue
 			}
 		}
-		if ev.Kind == engine.KindRunStart {
-			if s := engine.InputSeq(ev); s > 0 {
-				if u, ok := held[s]; ok {
-					out = append(out, u)
-					delete(held, s)
-				}
+		if s := engine.InputSeq(*ev); s > 0 {
+			if k := slices.IndexFunc(held, func(u engine.StoredEvent) bool { return u.Seq == s }); k >= 0 {
+				out = append(out, held[k])
+				held = slices.Delete(held, k, k+1)
 			}
 		}
-		out = append(out, ev)
+		out = append(out, *ev)
 	}
 	if cur != nil {
 		out = append(out, *cur)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"testing"
 
@@ -51,9 +52,26 @@ func TestWindow(t *testing.T) {
 	if n, first := texts(w); n != 10 || first != "q45" {
 		t.Fatalf("10 messages: window has %d texts starting %q, want 10 from q45", n, first)
 	}
-	w[0].Seq = -1 // a copy: the cache is not touched
-	if evs[len(evs)-len(w)].Seq == -1 {
-		t.Fatal("window shares the cache's backing array")
+	// A view of the cache, not a copy: what the run appends does not reach
+	// the cache, and what the cache takes in later does not reach the view.
+	tr := transcript{evs: slices.Clone(evs), loaded: true}
+	tr.evs = slices.Grow(tr.evs, 8) // room after the view: an append would land in it
+	w = window(tr.evs, 10)
+	w = append(w, engine.StoredEvent{Seq: -1, Kind: engine.KindText})
+	tr.add(engine.StoredEvent{Seq: seq + 1, Kind: engine.KindText, Agent: "A"})
+	if got := w[len(w)-1].Seq; got != -1 || tr.evs[len(tr.evs)-1].Seq != seq+1 {
+		t.Fatalf("the run and the cache appended into one array: the run's last event has seq %d", got)
+	}
+	hole := tr.evs[len(tr.evs)-5].Seq
+	tr.evs = slices.Delete(tr.evs, len(tr.evs)-5, len(tr.evs)-4) // a hole, as another replica leaves
+	w = window(tr.evs, 10)
+	before := slices.Clone(w)
+	tr.add(engine.StoredEvent{Seq: hole, Kind: engine.KindText, Agent: "B"}) // filled later, in place
+	if !slices.ContainsFunc(tr.evs, func(e engine.StoredEvent) bool { return e.Seq == hole }) {
+		t.Fatal("the hole was not filled")
+	}
+	if !slices.EqualFunc(w, before, func(a, b engine.StoredEvent) bool { return a.Seq == b.Seq && a.Agent == b.Agent }) {
+		t.Fatal("an event cached after the window was taken changed the window")
 	}
 
 	// A message sent during the last run (stored inside it) and answered by
@@ -139,4 +157,109 @@ func TestCatchUpFillsAHole(t *testing.T) {
 	if c := r.tr.evs[2].Data["content"]; c != "m3" {
 		t.Fatalf("the hole holds %v", c)
 	}
+}
+
+// orderTranscript without its maps gives what the map-based version it
+// replaced gave (kept here as the reference), on random transcripts:
+// messages answered at once, answered by a later run, queued, or the one
+// the run answers, stored or not yet.
+func TestOrderTranscriptMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for n := range 20000 {
+		var evs []engine.StoredEvent
+		var users []int64
+		answered := map[int64]bool{}
+		later := map[string]bool{}
+		for seq := int64(1); seq <= int64(2+rng.IntN(40)); seq++ {
+			switch r := rng.IntN(10); {
+			case r < 3:
+				evs = append(evs, engine.NewStoredEvent(seq, engine.KindText, "user", map[string]any{"message_id": fmt.Sprint("m", seq)}))
+				users = append(users, seq)
+				if rng.IntN(8) == 0 {
+					later[fmt.Sprint("m", seq)] = true
+				}
+			case r < 6 && len(users) > 0:
+				// A run answering a message not answered yet: usually the
+				// last one, sometimes an earlier one.
+				u := users[len(users)-1]
+				if rng.IntN(4) == 0 {
+					u = users[rng.IntN(len(users))]
+				}
+				if !answered[u] || rng.IntN(10) == 0 {
+					answered[u] = true
+					evs = append(evs, engine.NewStoredEvent(seq, engine.KindRunStart, "", map[string]any{"input_seq": float64(u)}))
+					continue
+				}
+				fallthrough
+			default:
+				evs = append(evs, engine.NewStoredEvent(seq, engine.KindText, "A", map[string]any{"content": "x"}))
+			}
+		}
+		curID := ""
+		var cur *engine.StoredEvent
+		switch rng.IntN(3) {
+		case 0: // stored: one of the messages
+			if len(users) > 0 {
+				curID = fmt.Sprint("m", users[rng.IntN(len(users))])
+			}
+		case 1: // not stored yet
+			curID = "m_new"
+		}
+		if curID != "" {
+			cur = &engine.StoredEvent{Kind: engine.KindText, Agent: "user", Data: map[string]any{"message_id": curID}}
+		}
+		got := orderTranscript(evs, curID, cur, later)
+		want := referenceOrder(evs, curID, cur, later)
+		same := func(a, b engine.StoredEvent) bool { return a.Seq == b.Seq && a.Kind == b.Kind && a.Agent == b.Agent }
+		if !slices.EqualFunc(got, want, same) {
+			t.Fatalf("transcript %d: got %v, want %v", n, evSeqs(got), evSeqs(want))
+		}
+	}
+}
+
+func evSeqs(evs []engine.StoredEvent) []int64 {
+	out := make([]int64, len(evs))
+	for i, ev := range evs {
+		out[i] = ev.Seq
+	}
+	return out
+}
+
+// referenceOrder is orderTranscript as it was written first, with maps.
+func referenceOrder(evs []engine.StoredEvent, curID string, cur *engine.StoredEvent, later map[string]bool) []engine.StoredEvent {
+	consumed := map[int64]bool{}
+	for _, ev := range evs {
+		if s := engine.InputSeq(ev); s > 0 {
+			consumed[s] = true
+		}
+	}
+	held := map[int64]engine.StoredEvent{}
+	var out []engine.StoredEvent
+	for _, ev := range evs {
+		if ev.Kind == engine.KindText && ev.Agent == "user" {
+			id := str(ev.Data["message_id"])
+			switch {
+			case curID != "" && id == curID:
+				c := ev
+				cur = &c
+				continue
+			case later[id]:
+				continue
+			case consumed[ev.Seq]:
+				held[ev.Seq] = ev
+				continue
+			}
+		}
+		if s := engine.InputSeq(ev); s > 0 {
+			if u, ok := held[s]; ok {
+				out = append(out, u)
+				delete(held, s)
+			}
+		}
+		out = append(out, ev)
+	}
+	if cur != nil {
+		out = append(out, *cur)
+	}
+	return out
 }
