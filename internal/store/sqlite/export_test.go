@@ -16,3 +16,6 @@ func (s *Store) SeedEvents(ctx context.Context, appID, chatID string, n int) err
 	_, err = s.w.ExecContext(ctx, `UPDATE sessions SET last_seq = ?, message_count = ? WHERE chat_id = ? AND app_id = ?`, n, n, chatID, appID)
 	return err
 }
+
+// Commits is the number of transactions the writer has run.
+func (s *Store) Commits() int64 { return s.commits.Load() }

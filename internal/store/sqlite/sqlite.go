@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -38,9 +39,10 @@ type Store struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	ops  chan writeOp // to the writer goroutine (unbuffered)
-	quit chan struct{}
-	done chan struct{}
+	ops     chan writeOp // to the writer goroutine (unbuffered)
+	quit    chan struct{}
+	done    chan struct{}
+	commits atomic.Int64 // transactions the writer has run
 }
 
 var _ store.Store = (*Store)(nil)

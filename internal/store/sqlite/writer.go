@@ -61,6 +61,7 @@ func (s *Store) writer() {
 }
 
 func (s *Store) commit(batch []writeOp) {
+	s.commits.Add(1)
 	errs := make([]error, len(batch))
 	finish := func() {
 		for i, op := range batch {
