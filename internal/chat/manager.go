@@ -95,6 +95,7 @@ type Manager struct {
 	// retryBase is the first backoff of a chat's recovery after a failed
 	// write (retryRecovery); tests shorten it.
 	retryBase time.Duration
+	openGrace time.Duration // how long Create keeps a new chat's room (openGrace)
 
 	mu    sync.Mutex
 	rooms map[string]*room
@@ -148,6 +149,12 @@ type room struct {
 	tr   transcript
 	last *lastRun   // how the last run here ended (run.go)
 	rl   *roomRelay // relay: cross-replica state while the chat has subscribers
+
+	// opening: Create keeps a new chat's room (what its greeting's run left:
+	// the transcript, the last run's state) for openGrace, for the socket
+	// that comes right after to find, so the chat's first message reads
+	// nothing from the store.
+	opening int
 }
 
 type job struct {
@@ -180,7 +187,7 @@ func NewManager(o Options) *Manager {
 	if o.Owner == "" {
 		o.Owner = "mozaiks-" + randomID(6)
 	}
-	m := &Manager{opts: o, log: o.Logger, rooms: map[string]*room{}, retryBase: time.Second}
+	m := &Manager{opts: o, log: o.Logger, rooms: map[string]*room{}, retryBase: time.Second, openGrace: openGrace}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -222,7 +229,8 @@ func (m *Manager) forget(r *room) {
 	// A broken room (a run's write failed) stays until its recovery: the
 	// next job must find it broken, or its run would store over the work
 	// the broken one left.
-	if len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0 && !r.held && !r.broken && m.rooms[key] == r {
+	if len(r.subs) == 0 && !r.running && len(r.queue) == 0 && !r.writing && len(r.out) == 0 && !r.held && !r.broken &&
+		r.opening == 0 && m.rooms[key] == r {
 		delete(m.rooms, key)
 		r.dead = true
 	}
@@ -274,7 +282,15 @@ func (m *Manager) Create(ctx context.Context, req OpenRequest) (store.Session, b
 	}
 	if wf, ok := m.opts.Workflows.Get(req.Workflow); ok && wf.Orchestrator.StartupMode == workflow.StartupUserDriven {
 		// Greeting and input request, no model call: run the start now.
-		r := m.room(sess.AppID, sess.ChatID)
+		r := m.lockRoom(sess.AppID, sess.ChatID)
+		r.opening++
+		r.mu.Unlock()
+		time.AfterFunc(m.openGrace, func() {
+			r.mu.Lock()
+			r.opening--
+			r.mu.Unlock()
+			m.forget(r)
+		})
 		m.runLeased(ctx, r, job{}, m.log.With("app_id", sess.AppID, "chat_id", sess.ChatID))
 		m.flush(ctx, r)
 		if got, gerr := m.opts.Store.GetSession(ctx, sess.AppID, sess.ChatID); gerr == nil {
@@ -283,6 +299,10 @@ func (m *Manager) Create(ctx context.Context, req OpenRequest) (store.Session, b
 	}
 	return sess, true, nil
 }
+
+// openGrace is how long Create keeps a new chat's room for the socket that
+// follows (ChatUI creates a chat, then connects to it).
+const openGrace = 10 * time.Second
 
 // StartIfNeeded queues the workflow's start for a chat whose engine state
 // says it has not started (the engine decides what starting means:
