@@ -231,6 +231,24 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 		}
 		return say(sb.String())
 	}
+	// gated runs a round of ws chats once the parent, told "<kind>-begin",
+	// answers "go" (it measures its CPU over the round).
+	gated := func(kind string, ws []*wsChat) error {
+		if err := fresh(ws); err != nil {
+			return err
+		}
+		if err := say(kind + "-begin"); err != nil {
+			return err
+		}
+		if !in.Scan() || in.Text() != "go" {
+			return fmt.Errorf("no go from the parent: %q %v", in.Text(), in.Err())
+		}
+		t, _, _, err := round(n, func(i int) (time.Duration, int, error) { return ws[i].turn() })
+		if err != nil {
+			return err
+		}
+		return report(kind, t)
+	}
 	// Warm up: dial every chat and open the model connections.
 	if err := fresh(chats); err != nil {
 		return err
@@ -263,36 +281,10 @@ func ttftDriver(stdin io.Reader, stdout io.Writer) error {
 		if err := report("sdk", s); err != nil {
 			return err
 		}
-		if err := fresh(relayed); err != nil {
+		if err := gated("relay", relayed); err != nil {
 			return err
 		}
-		if err := say("relay-begin"); err != nil {
-			return err
-		}
-		if !in.Scan() || in.Text() != "go" {
-			return fmt.Errorf("no go from the parent: %q %v", in.Text(), in.Err())
-		}
-		r, _, _, err := round(n, func(i int) (time.Duration, int, error) { return relayed[i].turn() })
-		if err != nil {
-			return err
-		}
-		if err := report("relay", r); err != nil {
-			return err
-		}
-		if err := fresh(chats); err != nil {
-			return err
-		}
-		if err := say("moz-begin"); err != nil {
-			return err
-		}
-		if !in.Scan() || in.Text() != "go" {
-			return fmt.Errorf("no go from the parent: %q %v", in.Text(), in.Err())
-		}
-		m, _, _, err := round(n, func(i int) (time.Duration, int, error) { return chats[i].turn() })
-		if err != nil {
-			return err
-		}
-		if err := report("moz", m); err != nil {
+		if err := gated("moz", chats); err != nil {
 			return err
 		}
 	}

@@ -23,30 +23,40 @@ import (
 func BenchmarkRunEndBatch(b *testing.B) {
 	s := openBench(b)
 	createBench(b, s, "c")
-	text := json.RawMessage(`{"kind":"text","agent":"A","role":"assistant","content":"a reply of a typical length for a chat turn, a sentence or two","message_id":"m_0123456789abcdef"}`)
-	small := json.RawMessage(`{"kind":"select_speaker","agent":"A"}`)
-	waiting, pending := store.StatusAwaitingInput, "req_0123456789abcdef"
-	kind := "input_request"
 	b.ReportAllocs()
 	c0 := cpuNow()
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		ws := []store.Write{
-			{Event: &store.Event{Type: "chat.run_start", Data: small}},
-			{Event: &store.Event{Type: "chat.select_speaker", Agent: "A", Data: small}},
-			{Event: &store.Event{Type: "chat.usage_delta", Agent: "A", Data: small},
-				Usage: &store.UsageRecord{UserID: "u", Workflow: "w", Agent: "A", Model: "m", PromptTokens: 40, CompletionTokens: 8, TotalTokens: 48}},
-			{Event: &store.Event{Type: "chat.text", Agent: "A", Data: text}, Message: true},
-			{Event: &store.Event{Type: "chat.input_request", Agent: "A", Data: small}},
-			{Update: store.SessionUpdate{Status: &waiting, PendingKind: &kind, PendingID: &pending}},
-		}
-		if _, err := s.WriteBatch(ctx, "a", "c", ws); err != nil {
+		if _, err := s.WriteBatch(ctx, "a", "c", runEndWrites()); err != nil {
 			b.Fatal(err)
 		}
 		cancel()
 	}
 	b.ReportMetric(float64(cpuNow()-c0)/float64(b.N)/1e3, "cpu-us/batch")
 }
+
+// runEndWrites is what a chat turn's run stores at its end, as one batch:
+// its opening bookkeeping, the reply, its usage, the input request and the
+// session's new status. A new slice each call: WriteBatch fills in the
+// events' timestamps.
+func runEndWrites() []store.Write {
+	return []store.Write{
+		{Event: &store.Event{Type: "chat.run_start", Data: benchSmall}},
+		{Event: &store.Event{Type: "chat.select_speaker", Agent: "A", Data: benchSmall}},
+		{Event: &store.Event{Type: "chat.usage_delta", Agent: "A", Data: benchSmall},
+			Usage: &store.UsageRecord{UserID: "u", Workflow: "w", Agent: "A", Model: "m", PromptTokens: 40, CompletionTokens: 8, TotalTokens: 48}},
+		{Event: &store.Event{Type: "chat.text", Agent: "A", Data: benchReply}, Message: true},
+		{Event: &store.Event{Type: "chat.input_request", Agent: "A", Data: benchSmall}},
+		{Update: store.SessionUpdate{Status: &benchWaiting, PendingKind: &benchKind, PendingID: &benchPending}},
+	}
+}
+
+var (
+	benchReply = json.RawMessage(`{"kind":"text","agent":"A","role":"assistant","content":"a reply of a typical length for a chat turn, a sentence or two","message_id":"m_0123456789abcdef"}`)
+	benchSmall = json.RawMessage(`{"kind":"select_speaker","agent":"A"}`)
+
+	benchWaiting, benchKind, benchPending = store.StatusAwaitingInput, "input_request", "req_0123456789abcdef"
+)
 
 // cpuNow is the process's CPU time (user and system).
 func cpuNow() time.Duration {
@@ -68,9 +78,7 @@ func cpuNow() time.Duration {
 func BenchmarkBurstTurns(b *testing.B) {
 	const chats = 100
 	msg := json.RawMessage(`{"kind":"text","agent":"user","role":"user","content":"tell me something","message_id":"m_0123456789abcdef"}`)
-	text := json.RawMessage(`{"kind":"text","agent":"A","role":"assistant","content":"a reply of a typical length for a chat turn, a sentence or two","message_id":"m_0123456789abcdef"}`)
-	small := json.RawMessage(`{"kind":"select_speaker","agent":"A"}`)
-	busy, waiting, none, pending, kind := store.StatusInProgress, store.StatusAwaitingInput, "", "req_0123456789abcdef", "input_request"
+	busy, none := store.StatusInProgress, ""
 	for _, shape := range []struct {
 		name          string
 		spread, model time.Duration
@@ -89,15 +97,7 @@ func BenchmarkBurstTurns(b *testing.B) {
 					return err
 				}
 				time.Sleep(shape.model)
-				_, err := s.WriteBatch(ctx, "a", chat, []store.Write{
-					{Event: &store.Event{Type: "chat.run_start", Data: small}},
-					{Event: &store.Event{Type: "chat.select_speaker", Agent: "A", Data: small}},
-					{Event: &store.Event{Type: "chat.usage_delta", Agent: "A", Data: small},
-						Usage: &store.UsageRecord{UserID: "u", Workflow: "w", Agent: "A", Model: "m", PromptTokens: 40, CompletionTokens: 8, TotalTokens: 48}},
-					{Event: &store.Event{Type: "chat.text", Agent: "A", Data: text}, Message: true},
-					{Event: &store.Event{Type: "chat.input_request", Agent: "A", Data: small}},
-					{Update: store.SessionUpdate{Status: &waiting, PendingKind: &kind, PendingID: &pending}},
-				})
+				_, err := s.WriteBatch(ctx, "a", chat, runEndWrites())
 				return err
 			}
 			c0, t0 := cpuNow(), s.Commits()
