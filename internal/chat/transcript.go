@@ -185,6 +185,10 @@ func decodeEvent(ev store.Event) engine.StoredEvent {
 	return engine.NewStoredEvent(ev.Seq, kindOf(ev.Type), ev.Agent, data)
 }
 
+// runHeadroom is room for the events a run typically adds to its transcript
+// (its start, speaker, usage, reply and input request, a few tool calls).
+const runHeadroom = 16
+
 // orderTranscript puts user messages where the workflow read them rather
 // than where they were stored. A message sent during a run is stored (and
 // acknowledged) at once, so its seq falls inside the run it interrupted; the
@@ -209,7 +213,8 @@ func orderTranscript(evs []engine.StoredEvent, curID string, cur *engine.StoredE
 	// right after its message unless the message came during another run,
 	// so this holds one or two.
 	var held []engine.StoredEvent
-	out := make([]engine.StoredEvent, 0, len(evs)+1)
+	// The run appends its events to this slice (engine.RunRequest.Transcript).
+	out := make([]engine.StoredEvent, 0, len(evs)+1+runHeadroom)
 	for i := range evs {
 		ev := &evs[i]
 		if ev.Kind == engine.KindText && ev.Agent == "user" {

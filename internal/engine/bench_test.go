@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"testing/fstest"
 
@@ -97,8 +98,10 @@ func BenchmarkTurn(b *testing.B) {
 			}
 		}
 	})
-	// The transcript as a chat hands it to its runs: its cached events.
-	cached := cachedTranscript(tr)
+	// The transcript as a chat hands it to its runs: its cached events, in
+	// a slice with room for what the run adds (chat's orderTranscript). The
+	// runs here one after another append into that same room.
+	cached := slices.Grow(cachedTranscript(tr), 16)
 	b.Run("engine_turn_cached", func(b *testing.B) {
 		eng := New(Options{Workflows: set, LLM: client})
 		for b.Loop() {

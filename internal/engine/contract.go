@@ -152,11 +152,15 @@ const (
 
 // RunRequest is one call to the engine.
 type RunRequest struct {
-	Workflow   string // workflow name; the engine resolves it through its workflow set
-	AppID      string
-	UserID     string
-	ChatID     string
-	Transcript []StoredEvent // everything stored for the chat so far, in seq order
+	Workflow string // workflow name; the engine resolves it through its workflow set
+	AppID    string
+	UserID   string
+	ChatID   string
+	// Transcript is everything stored for the chat so far, in seq order.
+	// The run appends what it emits to it, in the slice's spare capacity
+	// when there is some: give each run a slice of its own (the chat layer
+	// builds one with room for a run's events), or a clipped one.
+	Transcript []StoredEvent
 	State      State
 	Input      *Input
 	Sink       Sink

@@ -96,17 +96,12 @@ func (e *Engine) Run(ctx context.Context, req RunRequest) (Result, error) {
 		wf:     wf,
 		req:    req,
 		st:     cloneState(req.State),
-		events: append(make([]StoredEvent, 0, len(req.Transcript)+runHeadroom), req.Transcript...),
+		events: req.Transcript,
 		start:  time.Now(),
 		runID:  newID("run_"),
 	}
 	return r.run(ctx)
 }
-
-// runHeadroom is room for the events a run typically adds to its copy of
-// the transcript (its start, speaker, usage, reply and input request, a few
-// tool calls), so that the first of them do not copy it again.
-const runHeadroom = 16
 
 func cloneState(s State) State {
 	c := s
