@@ -43,6 +43,7 @@ type Store struct {
 	quit    chan struct{}
 	done    chan struct{}
 	commits atomic.Int64 // transactions the writer has run
+	bound   []boundStmt  // the writer's transaction's statements (wtx)
 }
 
 var _ store.Store = (*Store)(nil)

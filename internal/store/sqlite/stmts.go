@@ -107,23 +107,49 @@ func (s *Store) closeStmts() {
 // cancellable context would cost each statement a goroutine in the driver
 // (modernc.org/sqlite watches it to interrupt the statement) and a progress
 // handler set and cleared, about ten statements a chat turn.
+//
+// A prepared statement is bound to the transaction once (sql.Tx.StmtContext
+// makes a new one at every call) and reused by the transaction's other
+// writes: a burst's transaction runs the same few statements for each of its
+// writes.
 type wtx struct {
 	*sql.Tx
-	s *Store
+	s     *Store
+	bound *[]boundStmt // this transaction's: the writer's, reset at each commit
+}
+
+// boundStmt is a prepared statement bound to the writer's transaction.
+type boundStmt struct{ prepared, tx *sql.Stmt }
+
+// stmt is the cached statement for q bound to the transaction, or nil when
+// q is not one of the prepared ones.
+func (t wtx) stmt(ctx context.Context, q string) *sql.Stmt {
+	st := t.s.ws[q]
+	if st == nil {
+		return nil
+	}
+	for _, b := range *t.bound {
+		if b.prepared == st {
+			return b.tx
+		}
+	}
+	b := boundStmt{prepared: st, tx: t.Tx.StmtContext(ctx, st)}
+	*t.bound = append(*t.bound, b)
+	return b.tx
 }
 
 func (t wtx) ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	ctx = context.WithoutCancel(ctx)
-	if st := t.s.ws[q]; st != nil {
-		return t.Tx.StmtContext(ctx, st).ExecContext(ctx, args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
 	}
 	return t.Tx.ExecContext(ctx, q, args...)
 }
 
 func (t wtx) QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row {
 	ctx = context.WithoutCancel(ctx)
-	if st := t.s.ws[q]; st != nil {
-		return t.Tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+	if st := t.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
 	}
 	return t.Tx.QueryRowContext(ctx, q, args...)
 }

@@ -76,7 +76,8 @@ func (s *Store) commit(batch []writeOp) {
 		}
 		return
 	}
-	tx := wtx{Tx: sqltx, s: s}
+	s.bound = s.bound[:0]
+	tx := wtx{Tx: sqltx, s: s, bound: &s.bound}
 	single := len(batch) == 1
 	for i, op := range batch {
 		if err := op.ctx.Err(); err != nil {
