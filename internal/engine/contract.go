@@ -62,11 +62,20 @@ type StoredEvent struct {
 // history once, for all its copies. Its Data must not change afterwards.
 func NewStoredEvent(seq int64, kind, agent string, data map[string]any) StoredEvent {
 	ev := StoredEvent{Seq: seq, Kind: kind, Agent: agent, Data: data}
-	switch kind {
-	case KindText, KindToolCall, KindToolResponse, "attachment":
+	if inHistory(kind) {
 		ev.hist = &histMemo{} // the others add nothing, and cost nothing to look at
 	}
 	return ev
+}
+
+// inHistory reports whether events of kind add to the model's history (at
+// most a message each).
+func inHistory(kind string) bool {
+	switch kind {
+	case KindText, KindToolCall, KindToolResponse, "attachment":
+		return true
+	}
+	return false
 }
 
 // Pending is what a chat waits for between runs.

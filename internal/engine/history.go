@@ -128,12 +128,10 @@ func RecentHistory(transcript []StoredEvent, max int) []StoredEvent {
 	}
 	n := 0
 	for i := len(transcript) - 1; i >= 0; i-- {
-		switch transcript[i].Kind {
-		case KindText, KindToolCall, KindToolResponse, "attachment":
-			n++
-		default:
+		if !inHistory(transcript[i].Kind) {
 			continue
 		}
+		n++
 		if n <= max {
 			continue
 		}

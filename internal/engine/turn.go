@@ -68,7 +68,13 @@ func (r *run) turn(ctx context.Context, agent *workflow.Agent) (turnOutcome, err
 // request builds the model request for an agent from the conversation so far.
 func (r *run) request(agent *workflow.Agent) llm.Request {
 	recent := RecentHistory(r.events, r.e.opts.HistoryMessages)
-	msgs := make([]llm.Message, 1, 2+len(recent)) // at most a message per event
+	n := 0 // at most a message per event that adds to the history
+	for i := range recent {
+		if inHistory(recent[i].Kind) {
+			n++
+		}
+	}
+	msgs := make([]llm.Message, 1, 2+n)
 	msgs[0] = llm.Message{Role: "system", Content: r.systemPrompt(agent)}
 	o := r.wf.Orchestrator
 	if o.StartupMode == workflow.StartupAgentDriven && o.InitialMessage != "" {
