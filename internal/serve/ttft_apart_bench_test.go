@@ -43,36 +43,35 @@ func BenchmarkTTFTApart(b *testing.B) {
 			var direct, viaSDK, viaRelay, moz []float64
 			var cpu, relayCPU time.Duration
 			var writes int64
+			// gated lets the driver's round of kind go and returns its
+			// times to first token and this process's CPU over it. With
+			// -test.trace, tools/tracewindows splits that CPU by goroutine
+			// over the rounds it marks (category "round" for mozaiks,
+			// "relayround" for the relay).
+			gated := func(kind, mark string) ([]float64, time.Duration) {
+				c0 := cpuNow()
+				trace.Log(context.Background(), mark, "start")
+				d.send("go")
+				f := d.line()
+				if f[0] != kind {
+					b.Fatalf("driver: %q after %s-begin", f, kind)
+				}
+				return floats(b, f[1:]), cpuNow() - c0
+			}
 			for {
 				f := d.line()
 				switch f[0] {
 				case "moz-begin":
-					c0, w0 := cpuNow(), st.writes.Load()
-					// With -test.trace, tools/tracewindows splits the
-					// server's CPU over the round by goroutine.
-					trace.Log(context.Background(), "round", "start")
-					d.send("go")
-					f = d.line()
-					if f[0] != "moz" {
-						b.Fatalf("driver: %q after moz-begin", f)
-					}
-					cpu += cpuNow() - c0
-					writes += st.writes.Load() - w0
-					moz = append(moz, floats(b, f[1:])...)
+					w0 := st.writes.Load()
+					t, c := gated("moz", "round")
+					moz, cpu, writes = append(moz, t...), cpu+c, writes+st.writes.Load()-w0
+				case "relay-begin":
+					t, c := gated("relay", "relayround")
+					viaRelay, relayCPU = append(viaRelay, t...), relayCPU+c
 				case "direct":
 					direct = append(direct, floats(b, f[1:])...)
 				case "sdk":
 					viaSDK = append(viaSDK, floats(b, f[1:])...)
-				case "relay-begin":
-					c0 := cpuNow()
-					trace.Log(context.Background(), "relayround", "start")
-					d.send("go")
-					f = d.line()
-					if f[0] != "relay" {
-						b.Fatalf("driver: %q after relay-begin", f)
-					}
-					relayCPU += cpuNow() - c0
-					viaRelay = append(viaRelay, floats(b, f[1:])...)
 				case "done":
 					ms := func(s []float64) []time.Duration {
 						ds := make([]time.Duration, len(s))
