@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -320,18 +321,29 @@ func TestKillMidRunKeepsAcknowledgedMessages(t *testing.T) {
 	c.Close()
 
 	p2 := serve(t, dir, env...)
+	// The interrupted run is recovered after the restart: the acknowledged
+	// message is there and gets its answer (the fake's default, an echo),
+	// and the chat leaves in_progress. A socket that connected while the
+	// recovery ran would see its frames live, before the next answer.
 	var s struct {
+		Status   string                          `json:"status"`
 		Messages []struct{ Data map[string]any } `json:"messages"`
 	}
-	call(t, "GET", p2.url+"/api/sessions/chat-kill?user_id=u1", nil, &s)
-	found := false
-	for _, m := range s.Messages {
-		if m.Data["agent"] == "user" && m.Data["content"] == "remember this" {
-			found = true
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		call(t, "GET", p2.url+"/api/sessions/chat-kill?user_id=u1", nil, &s)
+		if s.Status != "in_progress" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("chat still in progress 10 s after the restart: %+v", s.Messages)
 		}
 	}
-	if !found {
-		t.Fatalf("acknowledged message lost after SIGKILL: %+v", s.Messages)
+	var texts []string
+	for _, m := range s.Messages {
+		texts = append(texts, fmt.Sprintf("%v: %v", m.Data["agent"], m.Data["content"]))
+	}
+	if !slices.Contains(texts, "user: remember this") || texts[len(texts)-1] != "Assistant: You said: remember this" {
+		t.Fatalf("after SIGKILL and restart, the acknowledged message and its one answer, last: %q", texts)
 	}
 	// The chat continues on the next message.
 	fake.Enqueue(llmtest.Reply{Text: "continuing"})
